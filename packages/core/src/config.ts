@@ -1,0 +1,218 @@
+import { z } from 'zod';
+import { ConfigError } from './errors/config-error.js';
+import type { ValidationIssue } from './errors/validation-error.js';
+
+const MiB = 1024 * 1024;
+
+const int = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? fallback);
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1' || v === 'yes'));
+
+const list = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
+
+const url = (protocols: RegExp, hint: string) =>
+  z
+    .url({ protocol: protocols, error: `must be a URL such as ${hint}` })
+    .optional()
+    .or(z.literal('').transform(() => undefined));
+
+/** `0`, `0.0157`, `4/255`: a budget in [0,1] pixel units. */
+const fraction = z
+  .string()
+  .trim()
+  .regex(/^(\d+(\.\d+)?)(\/\d+(\.\d+)?)?$/, 'each value must look like 4/255 or 0.0157')
+  .transform((s) => {
+    const [num, den] = s.split('/');
+    return Number(num) / (den === undefined ? 1 : Number(den));
+  })
+  .pipe(z.number().min(0).max(1, 'must be at most 1 (pixel values are in [0,1])'));
+
+const apiKey = z
+  .string()
+  .regex(/^(read|write):[0-9a-f]{64}$/, 'each entry must be read:<sha256 hex> or write:<sha256 hex>')
+  .transform((s) => {
+    const [scope, hash] = s.split(':') as ['read' | 'write', string];
+    return { scope, sha256: hash };
+  });
+
+const cron = z
+  .string()
+  .trim()
+  .regex(/^(\S+\s+){4,5}\S+$/, 'must be a cron expression with 5 or 6 fields, e.g. "0 3 * * *"');
+
+/**
+ * The environment variables Lookalike reads, with their defaults. Unknown variables are ignored; every problem with a
+ * known one is reported at once.
+ */
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATA_DIR: z.string().min(1).default('data'),
+    MODELS_DIR: z.string().min(1).default('models'),
+    ROBUST_MODEL: z.string().min(1).default('tiny-clip-fare4'),
+    CLEAN_MODEL: z.string().min(1).default('tiny-clip-clean'),
+    TEXT_MODEL: z.string().min(1).default('tiny-clip-text'),
+    REDIS_URL: url(/^rediss?$/, 'redis://127.0.0.1:6379'),
+    QDRANT_URL: url(/^https?$/, 'http://127.0.0.1:6333'),
+    QDRANT_API_KEY: z.string().min(1).optional(),
+    COLLECTION: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, _ or -')
+      .default('lookalike'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: int(0, 65535, 8080),
+    API_KEYS: z
+      .string()
+      .optional()
+      .transform((v) =>
+        (v ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(apiKey)),
+    RATE_LIMIT_PER_MINUTE: int(1, 1_000_000, 600),
+    MAX_UPLOAD_BYTES: int(1024, 1024 * MiB, 32 * MiB),
+    MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
+    ALLOW_SVG: bool(false),
+    INGEST_ROOTS: list,
+    INGEST_BATCH_SIZE: int(1, 1024, 32),
+    INGEST_CONCURRENCY: int(1, 64, 1),
+    URL_ALLOWLIST: list,
+    FETCH_TIMEOUT_MS: int(100, 600_000, 15_000),
+    FETCH_MAX_BYTES: int(1024, 1024 * MiB, 32 * MiB),
+    ENCODER_THREADS: int(0, 256, 0),
+    ENCODER_MAX_BATCH: int(1, 1024, 32),
+    ENCODER_MAX_WAIT_MS: int(0, 10_000, 5),
+    AUDIT_CRON: cron.default('0 3 * * *'),
+    AUDIT_QUERIES: int(1, 100_000, 200),
+    AUDIT_EPSILONS: z
+      .string()
+      .default('0,1/255,2/255,4/255,8/255')
+      .transform((v) => v.split(',').map((s) => s.trim()))
+      .pipe(z.array(fraction).min(1)),
+    AUDIT_STEPS: int(1, 10_000, 100),
+    AUDIT_ATTACK: z.enum(['pgd', 'apgd']).default('apgd'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.QDRANT_API_KEY && !env.QDRANT_URL) {
+      ctx.addIssue({ code: 'custom', path: ['QDRANT_API_KEY'], message: 'is set but QDRANT_URL is not' });
+    }
+    if (env.FETCH_MAX_BYTES > env.MAX_UPLOAD_BYTES * 8) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['FETCH_MAX_BYTES'],
+        message: `must be at most 8 × MAX_UPLOAD_BYTES (${env.MAX_UPLOAD_BYTES * 8})`,
+      });
+    }
+  });
+
+/** The parsed, typed configuration every app builds its adapters from. */
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  paths: { data: string; models: string };
+  models: { robust: string; clean: string; text: string };
+  /** Absent: jobs run in-process (the embedded default). */
+  redis: { url: string } | undefined;
+  store:
+    | { kind: 'qdrant'; url: string; apiKey: string | undefined; collection: string }
+    | { kind: 'embedded'; collection: string };
+  api: {
+    host: string;
+    port: number;
+    keys: { scope: 'read' | 'write'; sha256: string }[];
+    rateLimitPerMinute: number;
+    maxUploadBytes: number;
+  };
+  images: { maxBytes: number; maxPixels: number; allowSvg: boolean };
+  ingest: {
+    roots: string[];
+    batchSize: number;
+    concurrency: number;
+    urlAllowlist: string[];
+    fetchTimeoutMs: number;
+    fetchMaxBytes: number;
+  };
+  encoder: { threads: number; maxBatch: number; maxWaitMs: number };
+  audit: { cron: string; queries: number; epsilons: number[]; steps: number; attack: 'pgd' | 'apgd' };
+}
+
+/**
+ * Parses environment variables into a {@link Config}. Throws one {@link ConfigError} listing every bad variable.
+ * Apps call this once at start-up with `process.env`; nothing else reads the environment.
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    const issues: ValidationIssue[] = result.error.issues.map((issue) => ({
+      path: issue.path.map(String).join('.'),
+      message: issue.message,
+    }));
+    throw new ConfigError(issues);
+  }
+  const e = result.data;
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    paths: { data: e.DATA_DIR, models: e.MODELS_DIR },
+    models: { robust: e.ROBUST_MODEL, clean: e.CLEAN_MODEL, text: e.TEXT_MODEL },
+    redis: e.REDIS_URL ? { url: e.REDIS_URL } : undefined,
+    store: e.QDRANT_URL
+      ? { kind: 'qdrant', url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collection: e.COLLECTION }
+      : { kind: 'embedded', collection: e.COLLECTION },
+    api: {
+      host: e.HOST,
+      port: e.PORT,
+      keys: e.API_KEYS,
+      rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    },
+    images: { maxBytes: e.MAX_UPLOAD_BYTES, maxPixels: e.MAX_IMAGE_PIXELS, allowSvg: e.ALLOW_SVG },
+    ingest: {
+      roots: e.INGEST_ROOTS.length > 0 ? e.INGEST_ROOTS : [e.DATA_DIR],
+      batchSize: e.INGEST_BATCH_SIZE,
+      concurrency: e.INGEST_CONCURRENCY,
+      urlAllowlist: e.URL_ALLOWLIST,
+      fetchTimeoutMs: e.FETCH_TIMEOUT_MS,
+      fetchMaxBytes: e.FETCH_MAX_BYTES,
+    },
+    encoder: { threads: e.ENCODER_THREADS, maxBatch: e.ENCODER_MAX_BATCH, maxWaitMs: e.ENCODER_MAX_WAIT_MS },
+    audit: {
+      cron: e.AUDIT_CRON,
+      queries: e.AUDIT_QUERIES,
+      epsilons: e.AUDIT_EPSILONS,
+      steps: e.AUDIT_STEPS,
+      attack: e.AUDIT_ATTACK,
+    },
+  };
+}
+
+let cached: { env: Record<string, string | undefined>; config: Config } | undefined;
+
+/** {@link parseConfig}, parsed once per environment object and cached for the life of the process. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  if (cached?.env !== env) cached = { env, config: parseConfig(env) };
+  return cached.config;
+}

@@ -1,0 +1,6 @@
+export * from './errors/index.js';
+export * from './config.js';
+export * from './filter.js';
+export type * from './ports.js';
+export * from './retrieval.js';
+export * from './types.js';

@@ -1,0 +1,105 @@
+import type { Filter } from './filter.js';
+import type { EncoderRole, PixelBatch, Point, PreprocessSpec, SearchHit, StoredPoint } from './types.js';
+
+/** What an image encoder is and how its inputs must be prepared. */
+export interface ImageEncoderInfo {
+  /** Model id from its manifest, e.g. `tiny-clip-fare4`. */
+  id: string;
+  role: EncoderRole;
+  /** Length of the (L2-normalised) embedding. */
+  dim: number;
+  preprocess: PreprocessSpec;
+  /** Hash of `preprocess` and the preprocessing code version; stored with every vector. */
+  preprocessHash: string;
+}
+
+/**
+ * Port: turns pixel batches into L2-normalised embeddings. Implementations normalise with their own mean/std, so
+ * callers (search, ingest, attacks) all hand over the same [0,1] pixels.
+ */
+export interface ImageEncoder {
+  readonly info: ImageEncoderInfo;
+  /** Embeds `[N,3,S,S]` pixels in [0,1] (S = `info.preprocess.size`); returns N vectors of `info.dim`. */
+  embed(batch: PixelBatch): Promise<Float32Array[]>;
+  /** Releases the runtime session; pending calls finish first. */
+  close(): Promise<void>;
+}
+
+/** Port: turns text into embeddings in the same space as the image towers. */
+export interface TextEncoder {
+  readonly info: { id: string; dim: number; contextLength: number };
+  embed(texts: readonly string[]): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
+
+/** How to search: one query vector against the named vector space `using`. */
+export interface SearchQuery {
+  vector: Float32Array;
+  using: EncoderRole;
+  k: number;
+  filter?: Filter;
+  /** Exact (brute-force) search instead of the ANN index; for evaluation. */
+  exact?: boolean;
+}
+
+/** The layout of the collection a store keeps. */
+export interface CollectionSpec {
+  name: string;
+  /** Dimension of each named vector. */
+  dims: Record<EncoderRole, number>;
+  /** Payload fields that filters use and that should be indexed. */
+  indexedFields: readonly { path: string; type: 'keyword' | 'integer' | 'float' | 'bool' }[];
+}
+
+/**
+ * Port: a vector store holding one collection with two named vectors (`robust`, `clean`) per point. Upserts are
+ * idempotent by id. Transient faults raise `UnavailableError` so job retries apply.
+ */
+export interface VectorStore {
+  /** Creates the collection if missing; fails with a clear error if it exists with other dimensions. */
+  ensureCollection(spec: CollectionSpec): Promise<void>;
+  upsert(points: readonly Point[]): Promise<void>;
+  search(query: SearchQuery): Promise<SearchHit[]>;
+  /** Points with these ids, in the order asked, missing ids left out. */
+  get(ids: readonly string[], options?: { withVectors?: boolean }): Promise<StoredPoint[]>;
+  delete(ids: readonly string[]): Promise<void>;
+  count(filter?: Filter): Promise<number>;
+  /** Pages through points; pass the returned `next` to continue until it is undefined. */
+  scroll(options: {
+    filter?: Filter;
+    limit: number;
+    cursor?: string;
+    withVectors?: boolean;
+  }): Promise<{ points: StoredPoint[]; next?: string }>;
+  /** Throws if the store cannot serve requests now (readiness probes call this). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Where a job stands. */
+export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'unknown';
+
+/** A queued job as a client sees it. */
+export interface JobStatus<Result = unknown> {
+  id: string;
+  name: string;
+  state: JobState;
+  /** Processor-defined progress object, e.g. `{ done, failed, total }`. */
+  progress: unknown;
+  result?: Result;
+  failedReason?: string;
+}
+
+/**
+ * Port: a job queue keyed by a map from job name to payload type. BullMQ on Redis in production; an in-process
+ * runner of the same processors on one machine.
+ */
+export interface JobQueue<Payloads extends Record<string, unknown>> {
+  enqueue<Name extends keyof Payloads & string>(
+    name: Name,
+    payload: Payloads[Name],
+    options?: { jobId?: string },
+  ): Promise<{ id: string }>;
+  getJob(id: string): Promise<JobStatus | undefined>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,130 @@
+/**
+ * Domain types shared by every Lookalike package. Vectors are `Float32Array`s; ids of images are the lowercase hex
+ * sha256 of their bytes, so the same file always maps to the same point.
+ */
+
+/** The two image towers every image is embedded with. */
+export const ENCODER_ROLES = ['robust', 'clean'] as const;
+/** `robust`: the FARE fine-tuned tower; `clean`: the original CLIP tower it is measured against. */
+export type EncoderRole = (typeof ENCODER_ROLES)[number];
+
+/** How pixels become a model input: CLIP's resize-shortest-side, centre crop, scale to [0,1], normalise. */
+export interface PreprocessSpec {
+  /** Side of the square model input, in pixels. */
+  size: number;
+  /** Per-channel mean (RGB) subtracted after scaling to [0,1]. */
+  mean: readonly [number, number, number];
+  /** Per-channel standard deviation (RGB) divided by after subtracting the mean. */
+  std: readonly [number, number, number];
+  interpolation: 'bicubic' | 'bilinear';
+  /** Only CLIP's rule is supported: scale so the shortest side equals `size`, then centre-crop. */
+  resize: 'shortest';
+}
+
+/**
+ * A batch of images in pixel space, `[N, 3, H, W]` row-major, values in [0, 1], before normalisation. Attacks work
+ * in this space; encoders normalise internally so that search and attacks share one path.
+ */
+export interface PixelBatch {
+  data: Float32Array;
+  n: number;
+  height: number;
+  width: number;
+}
+
+/** Which model and which preprocessing produced a vector; a change in either means the vector is stale. */
+export interface EmbeddingProvenance {
+  modelId: string;
+  preprocessHash: string;
+}
+
+/** Scalar values allowed in payload labels and metadata (these are what filters can match). */
+export type FieldValue = string | number | boolean;
+
+/** What Lookalike knows about one catalog image. */
+export interface ImageRecord {
+  /** Lowercase hex sha256 of the original bytes. */
+  id: string;
+  /** Where the bytes came from: a path relative to an ingest root, a URL, or `upload:<filename>`. */
+  source: string;
+  /** Decoded format, e.g. `jpeg`. */
+  format: string;
+  /** Upright width and height (after EXIF orientation). */
+  width: number;
+  height: number;
+  /** Size of the original file in bytes. */
+  bytes: number;
+  caption?: string;
+  /** Categorical labels, e.g. `{ part: 'gear', defect: 'crack' }`; used by filters and by audit precision@k. */
+  labels?: Record<string, FieldValue | null>;
+  /** Free-form metadata from the ingest manifest. */
+  metadata?: Record<string, FieldValue | null>;
+  /** ISO-8601 time of the first successful ingest. */
+  ingestedAt: string;
+}
+
+/** What a vector store keeps beside the vectors of a point. */
+export interface PointPayload extends ImageRecord {
+  /** Provenance of each named vector. */
+  embeddings: Record<EncoderRole, EmbeddingProvenance>;
+}
+
+/** A point as written to a vector store: one image, one vector per encoder role. */
+export interface Point {
+  id: string;
+  vectors: Record<EncoderRole, Float32Array>;
+  payload: PointPayload;
+}
+
+/** A point as read back; vectors only when asked for. */
+export interface StoredPoint {
+  id: string;
+  payload: PointPayload;
+  vectors?: Record<EncoderRole, Float32Array>;
+}
+
+/** One nearest-neighbour result. `score` is the cosine similarity (higher is closer). */
+export interface SearchHit {
+  id: string;
+  score: number;
+  payload: PointPayload;
+}
+
+/** Summary metrics of one encoder at one attack budget. */
+export interface AuditMetrics {
+  encoder: EncoderRole;
+  /** ℓ∞ (or ℓ2) radius in [0,1] pixel units, e.g. 4/255. */
+  epsilon: number;
+  k: number;
+  /** Mean |top-k(clean query) ∩ top-k(attacked query)| / k. */
+  overlapAtK: number;
+  /** Fraction of queries whose clean top-1 is still top-1 after the attack. */
+  top1Retention: number;
+  /** Mean 1-based rank of the clean top-1 in the attacked ranking (capped at the search depth). */
+  meanRankOfCleanTop1: number;
+  /** Mean 1 − cos(φ(x+δ), φ(x)). */
+  cosineDrift: number;
+  /** Mean precision@k of same-class neighbours, where labels exist. */
+  precisionAtK?: { clean: number; attacked: number };
+  /** Fraction of targeted attacks whose target entered the top-k, when targeted attacks ran. */
+  targetedSuccessAtK?: number;
+}
+
+/** The result of one robustness audit. Versioned: readers check `schemaVersion`. */
+export interface AuditResult {
+  schemaVersion: 1;
+  id: string;
+  startedAt: string;
+  finishedAt: string;
+  attack: {
+    name: 'pgd' | 'apgd';
+    norm: 'linf' | 'l2';
+    steps: number;
+    restarts: number;
+    stepSize?: number;
+    seed: number;
+  };
+  models: Record<EncoderRole, EmbeddingProvenance>;
+  queries: number;
+  metrics: AuditMetrics[];
+}
