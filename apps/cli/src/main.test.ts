@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// The CLI is tested as users run it: the built entry point in a child process (`npm test` builds first).
+const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const run = promisify(execFile);
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [main, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('lookalike synth', () => {
+  it('writes a catalog with twins and reports what it made', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-synth-'));
+    dirs.push(dir);
+    const out = join(dir, 'catalog');
+    const { code, stdout, stderr } = await cli(
+      'synth',
+      '--count',
+      '4',
+      '--seed',
+      '3',
+      '--out',
+      out,
+      '--twins',
+      '--size',
+      '64',
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/Wrote 8 png images \(4 items with edited twins, 64×64, seed 3\)/);
+    expect(stderr).toContain('synth: 4/4 (100%)');
+    const lines = (await readFile(join(out, 'manifest.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines).toHaveLength(4);
+  });
+
+  it('refuses bad flags and a non-empty folder with a clear message and a non-zero exit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-synth-'));
+    dirs.push(dir);
+    const bad = await cli('synth', '--count', 'ten', '--out', dir);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--count must be a whole number');
+    const format = await cli('synth', '--format', 'gif', '--out', dir);
+    expect(format.stderr).toMatch(/Allowed choices are png, jpeg/);
+    await cli('synth', '--count', '1', '--out', dir, '--size', '32');
+    const again = await cli('synth', '--count', '1', '--out', dir, '--size', '32');
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/is not empty/);
+  });
+});

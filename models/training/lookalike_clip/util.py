@@ -1,0 +1,64 @@
+"""Small shared helpers: device choice, seeding, schedules, logging."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+
+import numpy as np
+import torch
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def setup_torch(threads: int, seed: int) -> None:
+    """Thread count for CPU runs and every RNG seeded."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit_to_budget(step: int, total: int, warmup: int, elapsed: float, budget: float) -> tuple[int, int]:
+    """Shrinks a schedule of ``total`` steps so it ends within ``budget`` seconds, judging by the first ``step``
+    steps' ``elapsed`` time, so a slow (shared) machine still gets a fully annealed model. Returns (total, warmup)."""
+    per_step = elapsed / max(1, step)
+    fits = int(0.97 * budget / per_step)
+    if fits >= total:
+        log(f"schedule of {total} steps fits the budget ({per_step:.2f}s/step)")
+        return total, warmup
+    new_warmup = min(warmup, max(1, fits // 20))
+    log(f"{per_step:.2f}s/step: shrinking the schedule from {total} to {fits} steps to fit {budget / 60:.1f} min")
+    return max(step + 1, fits), new_warmup
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_T0 = time.time()
+
+
+def log(msg: str) -> None:
+    """One timestamped line on stdout, flushed (training runs under nohup with a log file)."""
+    print(f"[{time.time() - _T0:7.1f}s] {msg}", flush=True)

@@ -1,0 +1,170 @@
+"""Unit checks for lookalike_clip on small made-up tensors (seconds on CPU): ``python3 -m unittest`` here."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import unittest
+
+import torch
+import torch.nn.functional as F
+
+from lookalike_clip.data import caption_variants, compose_caption, random_resized_crop, same_caption_mask
+from lookalike_clip.losses import fare_loss, hard_negative_clip_loss, pgd_cosine, pgd_fare
+from lookalike_clip.model import CLIP, TextConfig, TextTransformer, VisionConfig, VisionTransformer
+from lookalike_clip.tokenizer import EOT_ID, PAD_ID, SOT_ID, UNK_ID, WordTokenizer
+from make_random_vitb32 import vitb32_shapes
+
+torch.set_num_threads(2)
+TINY_V = VisionConfig(image_size=16, patch_size=8, width=32, layers=2, heads=2, output_dim=16)
+TINY_T = TextConfig(vocab_size=20, context_length=8, width=32, layers=2, heads=2, output_dim=16, eot_id=3)
+
+
+class ModelNaming(unittest.TestCase):
+    def test_vit_b32_state_dict_matches_open_clip_key_layout(self) -> None:
+        expected = {k[len("visual.") :]: s for k, s in vitb32_shapes(False).items()}
+        from lookalike_clip.model import VIT_B_32
+
+        got = {k: tuple(v.shape) for k, v in VisionTransformer(VIT_B_32).state_dict().items()}
+        self.assertEqual(got, expected)
+
+    def test_text_tower_keys_match_open_clip_layout(self) -> None:
+        cfg = TextConfig(vocab_size=49408, context_length=77, width=512, layers=12, heads=8, output_dim=512)
+        expected = {k: s for k, s in vitb32_shapes(True).items() if not k.startswith("visual.") and k != "logit_scale"}
+        got = {k: tuple(v.shape) for k, v in TextTransformer(cfg).state_dict().items()}
+        self.assertEqual(got, expected)
+
+    def test_clip_nests_image_tower_under_visual(self) -> None:
+        keys = CLIP(TINY_V, TINY_T).state_dict().keys()
+        self.assertIn("visual.conv1.weight", keys)
+        self.assertIn("logit_scale", keys)
+
+
+class TextPooling(unittest.TestCase):
+    def test_embedding_ignores_tokens_after_the_first_eot(self) -> None:
+        tower = TextTransformer(TINY_T).eval()
+        a = torch.tensor([[SOT_ID, 7, 9, EOT_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID]])
+        b = torch.tensor([[SOT_ID, 7, 9, EOT_ID, 11, 12, EOT_ID, 5]])
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(tower(a), tower(b), atol=1e-6))
+
+    def test_embedding_depends_on_words_before_eot(self) -> None:
+        tower = TextTransformer(TINY_T).eval()
+        a = torch.tensor([[SOT_ID, 7, EOT_ID, 0, 0, 0, 0, 0]])
+        b = torch.tensor([[SOT_ID, 8, EOT_ID, 0, 0, 0, 0, 0]])
+        with torch.no_grad():
+            self.assertFalse(torch.allclose(tower(a), tower(b), atol=1e-4))
+
+
+class Tokenizer(unittest.TestCase):
+    def setUp(self) -> None:
+        self.tok = WordTokenizer.build(["a red bolt with a crack at the top left"], context_length=8)
+
+    def test_frames_with_sot_eot_and_pads_to_context_length(self) -> None:
+        ids = self.tok.encode("A red BOLT")
+        self.assertEqual(ids[:5], [SOT_ID, self.tok.vocab["a"], self.tok.vocab["red"], self.tok.vocab["bolt"], EOT_ID])
+        self.assertEqual(ids[5:], [PAD_ID] * 3)
+
+    def test_truncates_so_eot_always_fits(self) -> None:
+        ids = self.tok.encode("a red bolt with a crack at the top left")
+        self.assertEqual(len(ids), 8)
+        self.assertEqual(ids[-1], EOT_ID)
+
+    def test_unknown_words_and_punctuation(self) -> None:
+        ids = self.tok.encode("zebra, bolt!")
+        self.assertEqual(ids[1:5], [UNK_ID, self.tok.vocab[","], self.tok.vocab["bolt"], self.tok.vocab["!"]])
+
+    def test_hf_json_round_trips_and_declares_the_specials(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "tokenizer.json")
+            self.tok.save(path, os.path.join(tmp, "tokenizer_config.json"))
+            with open(path) as f:
+                doc = json.load(f)
+            self.assertEqual(doc["model"]["type"], "WordLevel")
+            self.assertEqual([t["content"] for t in doc["added_tokens"]], ["[PAD]", "[UNK]", "[SOT]", "[EOT]"])
+            self.assertEqual(WordTokenizer.load(path).encode("red bolt"), self.tok.encode("red bolt"))
+
+
+class Captions(unittest.TestCase):
+    labels = {"part": "bracket", "color": "orange", "material": "steel", "defect": "crack", "position": "top left"}
+
+    def test_full_grammar(self) -> None:
+        self.assertEqual(compose_caption(self.labels), "an orange steel bracket with a crack at the top left")
+        none = dict(self.labels, defect="none", position=None)
+        self.assertEqual(compose_caption(none, color=False, material=False), "a bracket with no defects")
+
+    def test_variants_never_drop_the_edited_attribute(self) -> None:
+        import random
+
+        twin = dict(self.labels, position="bottom right")
+        rng = random.Random(0)
+        for _ in range(200):
+            keep, twin_keep = caption_variants(self.labels, twin, rng)
+            if keep is None:
+                continue
+            self.assertNotEqual(compose_caption(self.labels, **keep), compose_caption(twin, **twin_keep))
+
+    def test_same_caption_mask_marks_duplicates_off_the_diagonal(self) -> None:
+        m = same_caption_mask(["a", "b", "a"])
+        self.assertEqual(m.tolist(), [[False, False, True], [False, False, False], [True, False, False]])
+
+
+class Losses(unittest.TestCase):
+    def test_hard_negative_loss_punishes_a_twin_caption_closer_than_the_own_caption(self) -> None:
+        own = F.normalize(torch.randn(4, 8), dim=-1)
+        scale = torch.tensor(2.0)
+        good = hard_negative_clip_loss(own, own, scale)
+        twin_texts = torch.cat([own[2:], own[:2]])  # each image's best match is its twin's caption
+        self.assertGreater(hard_negative_clip_loss(own, twin_texts, scale).item(), good.item())
+
+    def test_excluded_pairs_do_not_count_as_negatives(self) -> None:
+        e = F.normalize(torch.randn(3, 8), dim=-1)
+        e[2] = e[0]
+        exclude = same_caption_mask(["x", "y", "x"])
+        full = hard_negative_clip_loss(e, e, torch.tensor(3.0))
+        masked = hard_negative_clip_loss(e, e, torch.tensor(3.0), exclude)
+        self.assertLess(masked.item(), full.item())
+
+    def test_fare_loss_is_summed_over_dims_and_averaged_over_batch(self) -> None:
+        a, b = torch.zeros(2, 3), torch.ones(2, 3)
+        self.assertAlmostEqual(fare_loss(a, b).item(), 3.0)
+
+    def test_pgd_fare_stays_in_the_eps_ball_and_pixel_range_and_raises_the_loss(self) -> None:
+        torch.manual_seed(0)
+        tower = VisionTransformer(TINY_V).eval().requires_grad_(False)
+        x = torch.rand(4, 3, 16, 16)
+        target = tower(x)
+        eps = 4 / 255
+        adv = pgd_fare(tower, x, target, eps, steps=10, step_size=1 / 255)
+        self.assertLessEqual((adv - x).abs().max().item(), eps + 1e-6)
+        self.assertGreaterEqual(adv.min().item(), 0.0)
+        self.assertLessEqual(adv.max().item(), 1.0)
+        noise = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+        self.assertGreater(fare_loss(tower(adv), target).item(), fare_loss(tower(noise), target).item())
+
+    def test_pgd_cosine_moves_the_embedding_more_than_random_noise(self) -> None:
+        torch.manual_seed(0)
+        tower = VisionTransformer(TINY_V).eval().requires_grad_(False)
+        x = torch.rand(4, 3, 16, 16)
+        eps = 4 / 255
+        adv = pgd_cosine(tower, x, eps, steps=10)
+        self.assertLessEqual((adv - x).abs().max().item(), eps + 1e-6)
+        noise = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+        cos = lambda z: F.cosine_similarity(tower(z), tower(x)).mean().item()  # noqa: E731
+        self.assertLess(cos(adv), cos(noise))
+
+
+class Augmentation(unittest.TestCase):
+    def test_crop_keeps_range_shape_and_does_not_flip(self) -> None:
+        x = torch.zeros(8, 3, 32, 32)
+        x[:, :, :, :8] = 1.0  # a bright band on the left
+        y = random_resized_crop(x)
+        self.assertEqual(y.shape, x.shape)
+        self.assertGreaterEqual(y.min().item(), 0.0)
+        self.assertLessEqual(y.max().item(), 1.0)
+        self.assertTrue(bool((y[:, :, :, :4].mean(dim=(1, 2, 3)) > y[:, :, :, -8:].mean(dim=(1, 2, 3))).all()))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,13 @@
+export { MicroBatcher, type MicroBatcherOptions } from './batcher.js';
+export { OnnxImageEncoder } from './image-encoder.js';
+export {
+  imageManifestSchema,
+  modelManifestSchema,
+  textManifestSchema,
+  type ImageModelManifest,
+  type ModelManifest,
+  type TextModelManifest,
+} from './manifest.js';
+export { ModelRegistry, sha256File } from './registry.js';
+export { DEFAULT_RUNTIME_OPTIONS, type EncoderRuntimeOptions } from './runtime.js';
+export { MAX_TEXT_LENGTH, OnnxTextEncoder } from './text-encoder.js';

@@ -1,0 +1,127 @@
+/**
+ * CLIP preprocessing exactly as open_clip's inference transform does it on a PIL image: `Resize(S, BICUBIC)`
+ * (shortest side to S, the other side truncated as torchvision computes it), `CenterCrop(S)` (offsets rounded
+ * half-to-even, as Python's `round`), `ToTensor` (÷255) and `Normalize(mean, std)`. Pixels in [0, 1] are kept
+ * separately from the normalised tensor, because attacks perturb pixels before normalisation.
+ */
+import { createHash } from 'node:crypto';
+import type { PixelBatch, PreprocessSpec } from '@lookalike/core';
+import { decodeImage, type DecodeLimits } from './decode.js';
+import { resizeRgb, type RgbImage } from './resize.js';
+
+/** Changes whenever the preprocessing code would give different pixels for the same spec. */
+export const PREPROCESS_VERSION = 1;
+
+/** Python's `round` (half to even), which torchvision's `center_crop` uses for its offsets. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** torchvision's `Resize(size)` output for an int size: the shortest side becomes `size`. */
+export function resizedSize(width: number, height: number, size: number): { width: number; height: number } {
+  if (width <= height) return { width: size, height: Math.trunc((size * height) / width) };
+  return { width: Math.trunc((size * width) / height), height: size };
+}
+
+/** Resize and centre-crop to `[S, S]` 8-bit RGB, as open_clip's transform does before `ToTensor`. */
+export function resizeAndCrop(img: RgbImage, spec: Pick<PreprocessSpec, 'size' | 'interpolation'>): RgbImage {
+  const S = spec.size;
+  const target = resizedSize(img.width, img.height, S);
+  const resized =
+    target.width === img.width && target.height === img.height
+      ? img
+      : resizeRgb(img, target.width, target.height, spec.interpolation);
+  // torchvision pads when the image is smaller than the crop; after the resize above it never is.
+  const top = roundHalfEven((resized.height - S) / 2);
+  const left = roundHalfEven((resized.width - S) / 2);
+  if (top === 0 && left === 0 && resized.width === S && resized.height === S) return resized;
+  const out = new Uint8Array(S * S * 3);
+  for (let y = 0; y < S; y++) {
+    const from = ((y + top) * resized.width + left) * 3;
+    out.set(resized.data.subarray(from, from + S * 3), y * S * 3);
+  }
+  return { data: out, width: S, height: S };
+}
+
+/**
+ * Writes one image as `[3, S, S]` float32 in [0, 1] (channel-first, what attacks perturb) into `out` at `offset`.
+ * Returns `out`.
+ */
+export function toPixels(
+  img: RgbImage,
+  spec: Pick<PreprocessSpec, 'size' | 'interpolation'>,
+  out = new Float32Array(3 * spec.size * spec.size),
+  offset = 0,
+): Float32Array {
+  const { data } = resizeAndCrop(img, spec);
+  const plane = spec.size * spec.size;
+  for (let p = 0; p < plane; p++) {
+    out[offset + p] = (data[p * 3] as number) / 255;
+    out[offset + plane + p] = (data[p * 3 + 1] as number) / 255;
+    out[offset + 2 * plane + p] = (data[p * 3 + 2] as number) / 255;
+  }
+  return out;
+}
+
+/**
+ * `(x - mean) / std` per channel over a batch of `[N, 3, H, W]` pixels in [0, 1], in float32 arithmetic as
+ * torchvision's `Normalize` on a float32 tensor (subtract, then divide). Writes into `out` (default: new array).
+ */
+export function normalize(
+  batch: PixelBatch,
+  spec: Pick<PreprocessSpec, 'mean' | 'std'>,
+  out = new Float32Array(batch.data.length),
+): Float32Array {
+  const plane = batch.height * batch.width;
+  const { data } = batch;
+  if (data.length !== batch.n * 3 * plane)
+    throw new RangeError(
+      `pixel batch holds ${data.length} values, not ${batch.n} × 3 × ${batch.height} × ${batch.width}`,
+    );
+  for (let img = 0; img < batch.n; img++) {
+    for (let c = 0; c < 3; c++) {
+      const mean = Math.fround(spec.mean[c] as number);
+      const std = Math.fround(spec.std[c] as number);
+      const start = (img * 3 + c) * plane;
+      for (let i = start; i < start + plane; i++) out[i] = Math.fround(Math.fround((data[i] as number) - mean) / std);
+    }
+  }
+  return out;
+}
+
+/** Stacks images into one `[N, 3, S, S]` pixel batch in [0, 1]. */
+export function preprocessBatch(
+  images: readonly RgbImage[],
+  spec: Pick<PreprocessSpec, 'size' | 'interpolation'>,
+): PixelBatch {
+  const S = spec.size;
+  const data = new Float32Array(images.length * 3 * S * S);
+  images.forEach((img, i) => toPixels(img, spec, data, i * 3 * S * S));
+  return { data, n: images.length, height: S, width: S };
+}
+
+/** Decodes untrusted bytes and preprocesses them to `[3, S, S]` pixels in [0, 1]. */
+export async function pixelsFromBytes(
+  bytes: Uint8Array,
+  spec: Pick<PreprocessSpec, 'size' | 'interpolation'>,
+  limits?: DecodeLimits,
+): Promise<Float32Array> {
+  return toPixels(await decodeImage(bytes, limits), spec);
+}
+
+/**
+ * A short stable hash of everything that decides the pixels a model sees: stored with each vector, so a change
+ * of preprocessing marks the vector stale.
+ */
+export function preprocessHash(spec: PreprocessSpec): string {
+  const canonical = JSON.stringify({
+    v: PREPROCESS_VERSION,
+    size: spec.size,
+    mean: [...spec.mean],
+    std: [...spec.std],
+    interpolation: spec.interpolation,
+    resize: spec.resize,
+  });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}

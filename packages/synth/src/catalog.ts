@@ -1,0 +1,184 @@
+/**
+ * Writes a synthetic catalog to disk: images, `manifest.jsonl` (one line per image with labels, caption and, on
+ * request, its edited twin) and `catalog.json` (generator, seed, options and the caption vocabulary). The same
+ * options always give byte-identical files.
+ */
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { noiseBank } from './noise.js';
+import { renderSvg } from './render.js';
+import { captionOf, makeTwin, sampleSpec, type ItemLabels, type ItemSpec, type TwinEdit } from './spec.js';
+import { VOCABULARY } from './vocabulary.js';
+
+/** Bumped whenever a change to the generator changes any pixel or label for the same seed. */
+export const GENERATOR = '@lookalike/synth/1';
+
+export type ImageFormat = 'png' | 'jpeg';
+
+export interface CatalogOptions {
+  /** Number of catalog images (twins come on top). */
+  count: number;
+  seed: number;
+  outDir: string;
+  /** Also render an edited twin of every image. */
+  twins?: boolean;
+  format?: ImageFormat;
+  /** Pixel side of the square images; default 256. */
+  size?: number;
+  /** Images rendered at once; default: the number of cores, at least 2. */
+  concurrency?: number;
+  /** Called after each image (and its twin) is written. */
+  onProgress?: (done: number, total: number) => void;
+  /** Replace an existing catalog in `outDir`; without it a non-empty `outDir` is an error. */
+  overwrite?: boolean;
+}
+
+/** One image of the manifest, as written to `manifest.jsonl`. */
+export interface ManifestRecord {
+  id: string;
+  /** Path relative to the catalog root. */
+  file: string;
+  caption: string;
+  labels: ItemLabels;
+  pose: ItemSpec['pose'];
+  twin?: { id: string; file: string; caption: string; labels: ItemLabels; edit: TwinEdit };
+}
+
+/** What `catalog.json` holds. */
+export interface CatalogInfo {
+  generator: string;
+  seed: number;
+  count: number;
+  twins: boolean;
+  format: ImageFormat;
+  size: number;
+  images: number;
+  vocabulary: typeof VOCABULARY;
+}
+
+/** Thrown for options that cannot make a catalog (the CLI prints the message). */
+export class CatalogOptionsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CatalogOptionsError';
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+sharp.cache(false);
+
+/** Rasterises one spec to encoded image bytes. */
+export async function renderImage(spec: ItemSpec, size: number, format: ImageFormat): Promise<Buffer> {
+  const image = sharp(Buffer.from(renderSvg(spec, size, await noiseBank())), { density: 72 }).removeAlpha();
+  return format === 'png'
+    ? image.png({ compressionLevel: 6, adaptiveFiltering: false }).toBuffer()
+    : image.jpeg({ quality: 92, chromaSubsampling: '4:4:4', mozjpeg: false }).toBuffer();
+}
+
+function validate(o: CatalogOptions): Required<Omit<CatalogOptions, 'onProgress'>> {
+  if (!Number.isInteger(o.count) || o.count < 1 || o.count > 10_000_000)
+    throw new CatalogOptionsError(`count must be a whole number from 1 to 10000000; got ${o.count}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 2 ** 32 - 1)
+    throw new CatalogOptionsError(`seed must be a whole number from 0 to 4294967295; got ${o.seed}`);
+  const size = o.size ?? 256;
+  if (!Number.isInteger(size) || size < 32 || size > 2048)
+    throw new CatalogOptionsError(`size must be a whole number of pixels from 32 to 2048; got ${size}`);
+  const format = o.format ?? 'png';
+  if (format !== 'png' && format !== 'jpeg')
+    throw new CatalogOptionsError(`format must be png or jpeg; got ${String(format)}`);
+  const concurrency = o.concurrency ?? Math.max(2, availableParallelism());
+  return {
+    count: o.count,
+    seed: o.seed,
+    outDir: o.outDir,
+    twins: o.twins ?? false,
+    format,
+    size,
+    concurrency,
+    overwrite: o.overwrite ?? false,
+  };
+}
+
+/** The manifest record of image `index` (no pixels are rendered). */
+export function manifestRecord(seed: number, index: number, twins: boolean, format: ImageFormat): ManifestRecord {
+  const spec = sampleSpec(seed, index);
+  const id = `s${seed}-${String(index).padStart(6, '0')}`;
+  const ext = format === 'png' ? 'png' : 'jpg';
+  const record: ManifestRecord = {
+    id,
+    file: `images/${id}.${ext}`,
+    caption: captionOf(spec.labels),
+    labels: spec.labels,
+    pose: spec.pose,
+  };
+  if (twins) {
+    const twin = makeTwin(spec, seed, index);
+    record.twin = {
+      id: `${id}-twin`,
+      file: `images/${id}-twin.${ext}`,
+      caption: captionOf(twin.spec.labels),
+      labels: twin.spec.labels,
+      edit: twin.edit,
+    };
+  }
+  return record;
+}
+
+/**
+ * Generates the catalog. Images are written under a temporary name and renamed, and `catalog.json` is written
+ * last, so a catalog with a `catalog.json` is complete.
+ */
+export async function generateCatalog(options: CatalogOptions): Promise<CatalogInfo> {
+  const o = validate(options);
+  const existing = await readdir(o.outDir).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  });
+  if (existing.length > 0) {
+    if (!o.overwrite)
+      throw new CatalogOptionsError(`${o.outDir} is not empty; choose an empty folder or pass overwrite to replace it`);
+    await rm(join(o.outDir, 'catalog.json'), { force: true });
+    await rm(join(o.outDir, 'manifest.jsonl'), { force: true });
+    await rm(join(o.outDir, 'images'), { recursive: true, force: true });
+  }
+  await mkdir(join(o.outDir, 'images'), { recursive: true });
+
+  const lines: string[] = new Array<string>(o.count);
+  let next = 0;
+  let done = 0;
+  const write = async (file: string, bytes: Buffer): Promise<void> => {
+    const path = join(o.outDir, file);
+    await writeFile(`${path}.part`, bytes);
+    await rename(`${path}.part`, path);
+  };
+  const worker = async (): Promise<void> => {
+    while (next < o.count) {
+      const index = next++;
+      const record = manifestRecord(o.seed, index, o.twins, o.format);
+      const spec = sampleSpec(o.seed, index);
+      await write(record.file, await renderImage(spec, o.size, o.format));
+      if (record.twin) {
+        await write(record.twin.file, await renderImage(makeTwin(spec, o.seed, index).spec, o.size, o.format));
+      }
+      lines[index] = JSON.stringify(record);
+      options.onProgress?.(++done, o.count);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.count) }, worker));
+
+  await writeFile(join(o.outDir, 'manifest.jsonl'), lines.join('\n') + '\n');
+  const info: CatalogInfo = {
+    generator: GENERATOR,
+    seed: o.seed,
+    count: o.count,
+    twins: o.twins,
+    format: o.format,
+    size: o.size,
+    images: o.count * (o.twins ? 2 : 1),
+    vocabulary: VOCABULARY,
+  };
+  await writeFile(join(o.outDir, 'catalog.json'), JSON.stringify(info, null, 2) + '\n');
+  return info;
+}
