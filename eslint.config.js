@@ -10,6 +10,7 @@ export default tseslint.config(
       'models/**',
       'bench/results/**',
       'bench/scratch/**',
+      'bench/.cache/**',
       'coverage/**',
       '.turbo/**',
     ],
@@ -20,7 +21,7 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', '*.ts', 'bench/*.ts'] },
+        projectService: { allowDefaultProject: ['*.js', '*.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

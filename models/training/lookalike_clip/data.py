@@ -81,14 +81,14 @@ def load_catalog(root: str) -> Catalog:
 
 
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
-    """Shortest side to ``size`` with PIL bicubic, then a centre crop: the manifest's ``resize: shortest``."""
+    """open_clip's inference transform up to ``ToTensor``: torchvision ``Resize(size, BICUBIC)`` (shortest side to
+    ``size``, the other truncated) then ``CenterCrop(size)`` (offsets rounded half-to-even), on an RGB image."""
     img = img.convert("RGB")
     w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
     if (nw, nh) != (w, h):
         img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
     return img.crop((left, top, left + size, top + size))
 
 

@@ -8,32 +8,54 @@ import { ImageRejectedError } from '@lookalike/core';
 import sharp from 'sharp';
 import type { RgbImage } from './resize.js';
 
-// One decode at a time per call; no file cache (inputs are buffers, and a cache would hold untrusted data).
+// No operation cache: inputs are untrusted buffers that must not outlive the call. Concurrency stays default.
 sharp.cache(false);
 
-/** Formats Lookalike decodes. AVIF arrives from libheif as `heif`. */
+/** Raster formats Lookalike decodes, identified from their signatures (never from names or declared types). */
 export const SUPPORTED_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const;
-export type ImageFormat = (typeof SUPPORTED_FORMATS)[number];
+/** One of {@link SUPPORTED_FORMATS}, or `svg` when {@link DecodeLimits.allowSvg} let one through. */
+export type ImageFormat = (typeof SUPPORTED_FORMATS)[number] | 'svg';
 
+/** What {@link decodeImage} accepts. Everything is checked before a pixel buffer is allocated. */
 export interface DecodeLimits {
   /** Largest accepted file, in bytes. Default 25 MiB. */
   maxBytes?: number;
-  /** Largest accepted width × height, checked from the header before decoding. Default 40 megapixels. */
+  /** Largest accepted width × height of the first frame, read from the header before decoding. Default 40e6. */
   maxPixels?: number;
+  /**
+   * Rasterise SVG instead of refusing it. Default `false`: SVG is markup that can reference other resources and
+   * runs a large parser, so only turn this on for trusted input.
+   */
+  allowSvg?: boolean;
 }
 
-export const DEFAULT_LIMITS: Required<DecodeLimits> = { maxBytes: 25 * 1024 * 1024, maxPixels: 40_000_000 };
+/** The limits {@link decodeImage} applies when none are given. */
+export const DEFAULT_LIMITS: Readonly<Required<DecodeLimits>> = {
+  maxBytes: 25 * 1024 * 1024,
+  maxPixels: 40_000_000,
+  allowSvg: false,
+};
 
-/** A decoded image: upright 8-bit sRGB RGB pixels plus what the header said. */
+/** A decoded image: upright 8-bit sRGB pixels plus what the header said. */
 export interface DecodedImage extends RgbImage {
+  /** `[H, W, 3]` RGB, 8-bit sRGB, row-major, upright (EXIF orientation applied). */
+  data: Uint8Array;
+  /** Upright width in pixels. */
+  width: number;
+  /** Upright height in pixels. */
+  height: number;
+  /** Container format, sniffed from the bytes. */
   format: ImageFormat;
-  /** EXIF orientation that was applied (1 when none). */
-  orientation: number;
-  /** Bytes of the original file. */
-  bytes: number;
+  /** Width as stored in the file, before EXIF orientation. */
+  originalWidth: number;
+  /** Height as stored in the file, before EXIF orientation. */
+  originalHeight: number;
+  /** EXIF orientation (1–8) that was applied, when the file carried one. */
+  orientation?: number;
 }
 
-type Sniffed = ImageFormat | 'svg' | 'unsupported' | 'text' | 'unknown';
+/** What the first bytes of a file say it is. */
+export type SniffedKind = ImageFormat | 'unsupported' | 'text' | 'unknown';
 
 const startsWith = (b: Uint8Array, sig: readonly number[], at = 0): boolean =>
   b.length >= at + sig.length && sig.every((v, i) => b[at + i] === v);
@@ -41,7 +63,7 @@ const startsWith = (b: Uint8Array, sig: readonly number[], at = 0): boolean =>
 const ascii = (b: Uint8Array, at: number, len: number): string => String.fromCharCode(...b.subarray(at, at + len));
 
 /** Identifies the container from its first bytes, never trusting file names or declared types. */
-export function sniffFormat(b: Uint8Array): { kind: Sniffed; name?: string } {
+export function sniffFormat(b: Uint8Array): { kind: SniffedKind; name?: string } {
   if (startsWith(b, [0xff, 0xd8, 0xff])) return { kind: 'jpeg' };
   if (startsWith(b, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { kind: 'png' };
   if (ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 4) === 'WEBP') return { kind: 'webp' };
@@ -78,107 +100,159 @@ function fmtBytes(n: number): string {
   return n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
-function decodeFailure(error: unknown, format: string): ImageRejectedError {
-  const message = error instanceof Error ? error.message : String(error);
-  const truncated =
-    /premature end|truncat|unexpected end|end of (file|stream)|not enough data|incomplete|read error|short read/i.test(
-      message,
-    );
-  return truncated
-    ? new ImageRejectedError('IMAGE_TRUNCATED', `the ${format} file is truncated: it ends before the image data does`, {
-        details: { reason: message.split('\n')[0] },
-      })
-    : new ImageRejectedError('IMAGE_DECODE_FAILED', `the ${format} file is damaged and could not be decoded`, {
-        details: { reason: message.split('\n')[0] },
-      });
+/** Megapixels as a person writes them: 2928, 40, 12.3, 0.004. */
+function fmtMegapixels(pixels: number): string {
+  const mp = pixels / 1e6;
+  return String(Number(mp >= 1 ? mp.toFixed(1) : mp.toPrecision(2)));
 }
 
-/**
- * Decodes untrusted bytes to upright 8-bit sRGB RGB. Throws `ImageRejectedError` with a code and a message the
- * uploader can act on: `IMAGE_EMPTY`, `IMAGE_TOO_MANY_BYTES`, `IMAGE_NOT_AN_IMAGE`, `IMAGE_UNSUPPORTED_FORMAT`
- * (SVG is always refused: it can reference external files and run parsers we do not need),
- * `IMAGE_TOO_MANY_PIXELS` (from the header, before decoding), `IMAGE_TRUNCATED`, `IMAGE_DECODE_FAILED`.
- * Animated images give their first frame; alpha is dropped as PIL's `convert('RGB')` drops it.
- */
-export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): Promise<DecodedImage> {
-  const { maxBytes, maxPixels } = { ...DEFAULT_LIMITS, ...limits };
-  if (bytes.length === 0) throw new ImageRejectedError('IMAGE_EMPTY', 'the file is empty (0 bytes)');
-  if (bytes.length > maxBytes)
-    throw new ImageRejectedError(
-      'IMAGE_TOO_MANY_BYTES',
-      `the file is ${fmtBytes(bytes.length)}; the limit is ${fmtBytes(maxBytes)}`,
-      { details: { bytes: bytes.length, maxBytes } },
-    );
+/** The first line of a library error, for `details`; never the stack. */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (message.split('\n')[0] ?? '').trim();
+}
+
+const TRUNCATED =
+  /premature end|truncat|unexpected end|end of (file|stream|data)|not enough data|incomplete|read error|short read/i;
+
+/** Maps a libvips failure to a typed rejection: truncation when the message says so, otherwise damage. */
+function decodeFailure(error: unknown, format: ImageFormat): ImageRejectedError {
+  const reason = reasonOf(error);
+  const name = format.toUpperCase();
+  return TRUNCATED.test(reason)
+    ? new ImageRejectedError(
+        'IMAGE_TRUNCATED',
+        `the ${name} file is truncated: it ends before its image data does; upload the complete file`,
+        { details: { format, reason }, cause: error },
+      )
+    : new ImageRejectedError(
+        'IMAGE_DECODE_FAILED',
+        `the ${name} file is damaged and could not be decoded (${reason}); re-export it and upload it again`,
+        { details: { format, reason }, cause: error },
+      );
+}
+
+/** Refuses what the first bytes identify as anything but a format we decode. Returns the format otherwise. */
+function acceptedFormat(bytes: Uint8Array, allowSvg: boolean): ImageFormat {
   const sniffed = sniffFormat(bytes);
   switch (sniffed.kind) {
     case 'svg':
+      if (allowSvg) return 'svg';
       throw new ImageRejectedError(
         'IMAGE_UNSUPPORTED_FORMAT',
-        'SVG is not accepted: vector files can reference external resources; upload a PNG or JPEG rendering instead',
+        'SVG is refused: vector files can reference external resources; upload a PNG or JPEG rendering of it instead',
         { details: { format: 'svg' } },
       );
     case 'unsupported':
       throw new ImageRejectedError(
         'IMAGE_UNSUPPORTED_FORMAT',
-        `${sniffed.name ?? 'this'} files are not supported; use JPEG, PNG, WebP, GIF, TIFF or AVIF`,
+        `${sniffed.name ?? 'this'} files are not supported; convert it to JPEG, PNG, WebP, GIF, TIFF or AVIF`,
         { details: { format: sniffed.name } },
       );
     case 'text':
-      throw new ImageRejectedError('IMAGE_NOT_AN_IMAGE', 'the file is text, not an image');
+      throw new ImageRejectedError(
+        'IMAGE_NOT_AN_IMAGE',
+        'the file is text, not an image; upload a JPEG, PNG, WebP, GIF, TIFF or AVIF file',
+      );
     case 'unknown':
       throw new ImageRejectedError(
         'IMAGE_NOT_AN_IMAGE',
-        'the file is not an image in any known format (its first bytes match no image signature)',
+        'the file is not an image: its first bytes match no known image format; upload a JPEG, PNG, WebP, GIF, ' +
+          'TIFF or AVIF file',
       );
     default:
-      break;
+      return sniffed.kind;
   }
-  const format = sniffed.kind;
+}
+
+// limitInputPixels is ours to check (from the header, with a better message), so sharp's is off; failOn 'error'
+// rejects corrupt data instead of returning grey rows; only the first frame of animations and multi-page files.
+const SHARP_OPTIONS = {
+  limitInputPixels: false,
+  failOn: 'error',
+  pages: 1,
+  animated: false,
+  sequentialRead: true,
+} as const satisfies sharp.SharpOptions;
+
+/**
+ * Decodes untrusted bytes to upright 8-bit sRGB RGB, `[H, W, 3]`. Checks, in order and before any pixel buffer
+ * exists: `IMAGE_EMPTY`, `IMAGE_TOO_MANY_BYTES`, the signature (`IMAGE_UNSUPPORTED_FORMAT` for SVG unless
+ * allowed, BMP, PDF, HEIC, …; `IMAGE_NOT_AN_IMAGE` for text and unknown bytes), then `IMAGE_TOO_MANY_PIXELS` from
+ * the header. Decoding failures are `IMAGE_TRUNCATED` or `IMAGE_DECODE_FAILED`. Animated images give their first
+ * frame; EXIF orientation is applied; CMYK, greyscale, palette and 16-bit images become 8-bit sRGB; alpha is
+ * dropped as PIL's `convert('RGB')` drops it (not blended), which is what CLIP's preprocessing does.
+ *
+ * @throws ImageRejectedError
+ */
+export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): Promise<DecodedImage> {
+  const maxBytes = limits.maxBytes ?? DEFAULT_LIMITS.maxBytes;
+  const maxPixels = limits.maxPixels ?? DEFAULT_LIMITS.maxPixels;
+  if (bytes.length === 0)
+    throw new ImageRejectedError('IMAGE_EMPTY', 'the file is empty (0 bytes); upload the image again');
+  if (bytes.length > maxBytes)
+    throw new ImageRejectedError(
+      'IMAGE_TOO_MANY_BYTES',
+      `the file is ${fmtBytes(bytes.length)}; the limit is ${fmtBytes(maxBytes)}; upload a smaller or more ` +
+        'compressed version',
+      { details: { bytes: bytes.length, maxBytes } },
+    );
+  const format = acceptedFormat(bytes, limits.allowSvg ?? DEFAULT_LIMITS.allowSvg);
   const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // limitInputPixels is ours to check (with a better message), so sharp's is off; failOn 'error' rejects
-  // corrupt data instead of returning grey rows.
-  const options = {
-    limitInputPixels: false,
-    failOn: 'error',
-    pages: 1,
-    animated: false,
-    sequentialRead: true,
-  } as const;
 
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(input, options).metadata();
+    meta = await sharp(input, SHARP_OPTIONS).metadata();
   } catch (error) {
     throw decodeFailure(error, format);
   }
-  const width = meta.width;
-  const height = meta.height;
-  if (!width || !height) throw new ImageRejectedError('IMAGE_DECODE_FAILED', `the ${format} header has no dimensions`);
+  const { width, height } = meta;
+  if (!width || !height)
+    throw new ImageRejectedError('IMAGE_DECODE_FAILED', `the ${format.toUpperCase()} header declares no size`, {
+      details: { format },
+    });
   if (width * height > maxPixels)
     throw new ImageRejectedError(
       'IMAGE_TOO_MANY_PIXELS',
-      `the image is ${width} × ${height} pixels (${((width * height) / 1e6).toFixed(1)} megapixels); ` +
-        `the limit is ${(maxPixels / 1e6).toFixed(1)} megapixels`,
+      `the image is ${width} × ${height} pixels (${fmtMegapixels(width * height)} megapixels); the limit is ` +
+        `${fmtMegapixels(maxPixels)} megapixels; upload a smaller version`,
       { details: { width, height, maxPixels } },
     );
+  const orientation = meta.orientation;
+  const swaps = orientation !== undefined && orientation >= 5 && orientation <= 8;
+
+  let decoded: { data: Buffer; info: sharp.OutputInfo };
   try {
-    const { data, info } = await sharp(input, options)
+    decoded = await sharp(input, SHARP_OPTIONS)
       .rotate()
       .toColourspace('srgb')
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || data.length !== info.width * info.height * 3)
-      throw new Error(`decoder returned ${info.channels} channels of ${info.width} × ${info.height}`);
-    return {
-      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-      width: info.width,
-      height: info.height,
-      format,
-      orientation: meta.orientation ?? 1,
-      bytes: bytes.length,
-    };
   } catch (error) {
     throw decodeFailure(error, format);
   }
+  const { data, info } = decoded;
+  const expected = swaps ? { width: height, height: width } : { width, height };
+  if (
+    info.channels !== 3 ||
+    info.width !== expected.width ||
+    info.height !== expected.height ||
+    data.length !== info.width * info.height * 3
+  )
+    throw new ImageRejectedError(
+      'IMAGE_DECODE_FAILED',
+      `the ${format.toUpperCase()} file decoded to ${info.width} × ${info.height} × ${info.channels} instead of ` +
+        `${expected.width} × ${expected.height} × 3; re-export it and upload it again`,
+      { details: { format, width: info.width, height: info.height, channels: info.channels } },
+    );
+  return {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+    format,
+    originalWidth: width,
+    originalHeight: height,
+    ...(orientation === undefined ? {} : { orientation }),
+  };
 }

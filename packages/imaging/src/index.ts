@@ -1,3 +1,7 @@
+/**
+ * `@lookalike/imaging`: safe decoding of untrusted image bytes and CLIP preprocessing that matches
+ * Pillow + torchvision bit for bit.
+ */
 export {
   decodeImage,
   sniffFormat,
@@ -6,6 +10,7 @@ export {
   type DecodeLimits,
   type DecodedImage,
   type ImageFormat,
+  type SniffedKind,
 } from './decode.js';
 export { resizeRgb, type RgbImage, type ResampleFilter } from './resize.js';
 export {
@@ -14,7 +19,7 @@ export {
   toPixels,
   normalize,
   preprocessBatch,
-  pixelsFromBytes,
+  fromBytes,
   preprocessHash,
   PREPROCESS_VERSION,
 } from './preprocess.js';

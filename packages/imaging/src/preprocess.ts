@@ -12,6 +12,9 @@ import { resizeRgb, type RgbImage } from './resize.js';
 /** Changes whenever the preprocessing code would give different pixels for the same spec. */
 export const PREPROCESS_VERSION = 1;
 
+/** `v / 255` as float32 for every byte: what `ToTensor` makes of a uint8 pixel. */
+const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
 /** Python's `round` (half to even), which torchvision's `center_crop` uses for its offsets. */
 function roundHalfEven(x: number): number {
   const r = Math.round(x);
@@ -27,6 +30,7 @@ export function resizedSize(width: number, height: number, size: number): { widt
 /** Resize and centre-crop to `[S, S]` 8-bit RGB, as open_clip's transform does before `ToTensor`. */
 export function resizeAndCrop(img: RgbImage, spec: Pick<PreprocessSpec, 'size' | 'interpolation'>): RgbImage {
   const S = spec.size;
+  if (!Number.isInteger(S) || S < 1) throw new RangeError(`the model input size must be a positive integer, not ${S}`);
   const target = resizedSize(img.width, img.height, S);
   const resized =
     target.width === img.width && target.height === img.height
@@ -54,43 +58,51 @@ export function toPixels(
   out = new Float32Array(3 * spec.size * spec.size),
   offset = 0,
 ): Float32Array {
+  // [S, S, 3] uint8 → [3, S, S] in [0,1]
   const { data } = resizeAndCrop(img, spec);
   const plane = spec.size * spec.size;
+  if (offset < 0 || offset + 3 * plane > out.length)
+    throw new RangeError(`cannot write 3 × ${spec.size} × ${spec.size} pixels at ${offset} into ${out.length} values`);
   for (let p = 0; p < plane; p++) {
-    out[offset + p] = (data[p * 3] as number) / 255;
-    out[offset + plane + p] = (data[p * 3 + 1] as number) / 255;
-    out[offset + 2 * plane + p] = (data[p * 3 + 2] as number) / 255;
+    out[offset + p] = UNIT[data[p * 3] as number] as number;
+    out[offset + plane + p] = UNIT[data[p * 3 + 1] as number] as number;
+    out[offset + 2 * plane + p] = UNIT[data[p * 3 + 2] as number] as number;
   }
   return out;
 }
 
 /**
- * `(x - mean) / std` per channel over a batch of `[N, 3, H, W]` pixels in [0, 1], in float32 arithmetic as
- * torchvision's `Normalize` on a float32 tensor (subtract, then divide). Writes into `out` (default: new array).
+ * `(x - mean) / std` per channel over `[N, 3, S, S]` pixels in [0, 1], in float32 arithmetic exactly as
+ * torchvision's `Normalize` on a float32 tensor (subtract, then divide). `S` is `spec.size`. Works in place unless
+ * `out` is given; returns the array written.
  */
 export function normalize(
-  batch: PixelBatch,
-  spec: Pick<PreprocessSpec, 'mean' | 'std'>,
-  out = new Float32Array(batch.data.length),
+  pixels: Float32Array,
+  spec: Pick<PreprocessSpec, 'size' | 'mean' | 'std'>,
+  out: Float32Array = pixels,
 ): Float32Array {
-  const plane = batch.height * batch.width;
-  const { data } = batch;
-  if (data.length !== batch.n * 3 * plane)
+  const plane = spec.size * spec.size;
+  if (pixels.length % (3 * plane) !== 0)
     throw new RangeError(
-      `pixel batch holds ${data.length} values, not ${batch.n} × 3 × ${batch.height} × ${batch.width}`,
+      `pixels hold ${pixels.length} values, which is not a whole number of 3 × ${spec.size} × ${spec.size} images`,
     );
-  for (let img = 0; img < batch.n; img++) {
+  if (out.length !== pixels.length)
+    throw new RangeError(`the output holds ${out.length} values; the pixels hold ${pixels.length}`);
+  const n = pixels.length / (3 * plane);
+  for (let img = 0; img < n; img++) {
     for (let c = 0; c < 3; c++) {
       const mean = Math.fround(spec.mean[c] as number);
       const std = Math.fround(spec.std[c] as number);
       const start = (img * 3 + c) * plane;
-      for (let i = start; i < start + plane; i++) out[i] = Math.fround(Math.fround((data[i] as number) - mean) / std);
+      const end = start + plane;
+      // float32(float32(x - mean) / std): both steps rounded as torch rounds them.
+      for (let i = start; i < end; i++) out[i] = Math.fround((pixels[i] as number) - mean) / std;
     }
   }
   return out;
 }
 
-/** Stacks images into one `[N, 3, S, S]` pixel batch in [0, 1]. */
+/** Stacks images into one `[N, 3, S, S]` pixel batch in [0, 1] (not normalised). */
 export function preprocessBatch(
   images: readonly RgbImage[],
   spec: Pick<PreprocessSpec, 'size' | 'interpolation'>,
@@ -101,8 +113,13 @@ export function preprocessBatch(
   return { data, n: images.length, height: S, width: S };
 }
 
-/** Decodes untrusted bytes and preprocesses them to `[3, S, S]` pixels in [0, 1]. */
-export async function pixelsFromBytes(
+/**
+ * Decodes untrusted bytes (see {@link decodeImage} for what is refused) and preprocesses them to `[3, S, S]`
+ * pixels in [0, 1].
+ *
+ * @throws ImageRejectedError
+ */
+export async function fromBytes(
   bytes: Uint8Array,
   spec: Pick<PreprocessSpec, 'size' | 'interpolation'>,
   limits?: DecodeLimits,

@@ -77,7 +77,8 @@ function coefficients(inSize: number, outSize: number, filter: Filter): Coeffici
       sum += w;
     }
     for (let x = 0; x < ksize; x++) {
-      const w = x < xmax && sum !== 0 ? (row[x] as number) / sum : 0;
+      // Pillow divides only when the sum is non-zero, and zeroes the taps past xmax.
+      const w = x < xmax ? (sum !== 0 ? (row[x] as number) / sum : (row[x] as number)) : 0;
       weights[xx * ksize + x] = w < 0 ? Math.trunc(-0.5 + w * ONE) : Math.trunc(0.5 + w * ONE);
     }
     bounds[xx * 2] = xmin;

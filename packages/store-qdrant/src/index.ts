@@ -1,0 +1,17 @@
+export { QdrantVectorStore, type QdrantStoreOptions } from './qdrant-store.js';
+export {
+  pointId,
+  filterJson,
+  createCollectionBody,
+  payloadIndexBodies,
+  upsertBodies,
+  queryBody,
+  retrieveBody,
+  deleteBody,
+  countBody,
+  scrollBody,
+  MAX_REQUEST_BYTES,
+  MAX_BATCH_POINTS,
+  HNSW,
+  HNSW_EF,
+} from './requests.js';
