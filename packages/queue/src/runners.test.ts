@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { ValidationError } from '@lookalike/core';
+import type { Worker } from 'bullmq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BullJobRunner, startWorker } from './bull.js';
+import { InProcessJobRunner } from './in-process.js';
+import type { JobName } from './jobs.js';
+import { BadInputError, type JobHandlers } from './processor.js';
+import type { JobRunner } from './runner.js';
+
+// A real Redis (127.0.0.1:6379 here and in CI); every test uses its own key prefix and removes it afterwards.
+const REDIS_URL = 'redis://127.0.0.1:6379';
+
+interface Harness {
+  runner: JobRunner;
+  close(): Promise<void>;
+}
+
+type Make = (handlers: JobHandlers) => Harness;
+
+const makeBull: Make = (handlers) => {
+  const prefix = `test-${randomUUID()}`;
+  const runner = new BullJobRunner(REDIS_URL, { prefix });
+  const workers: Worker[] = [startWorker('ingest', handlers, { redisUrl: REDIS_URL, prefix, concurrency: 2 })];
+  return {
+    runner,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+      await runner.close();
+    },
+  };
+};
+
+const makeInProcess: Make = (handlers) => {
+  const runner = new InProcessJobRunner(handlers, { ingest: 2 });
+  return { runner, close: () => runner.close() };
+};
+
+function finished(
+  runner: JobRunner,
+  id: string,
+  timeoutMs = 20_000,
+): Promise<{ state: string; result?: unknown; reason?: string }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`job ${id} did not finish in ${timeoutMs} ms`)), timeoutMs);
+    const done = (r: { state: string; result?: unknown; reason?: string }) => {
+      clearTimeout(timer);
+      runner.events.off('completed', onCompleted);
+      runner.events.off('failed', onFailed);
+      resolve(r);
+    };
+    const onCompleted = (jobId: string, _n: JobName, result: unknown) =>
+      jobId === id && done({ state: 'completed', result });
+    const onFailed = (jobId: string, _n: JobName, reason: string, final: boolean) =>
+      jobId === id && final && done({ state: 'failed', reason });
+    runner.events.on('completed', onCompleted);
+    runner.events.on('failed', onFailed);
+  });
+}
+
+const item = (i: number) => ({ location: `catalog/${i}.png` });
+
+for (const [label, make] of [
+  ['BullMQ on Redis', makeBull],
+  ['in-process', makeInProcess],
+] as const) {
+  describe(`job runner: ${label}`, () => {
+    let harness: Harness | undefined;
+    afterEach(async () => {
+      await harness?.close();
+      harness = undefined;
+    });
+
+    it('validates payloads before queueing anything', async () => {
+      harness = make({ 'ingest-run': () => Promise.resolve(), 'ingest-batch': () => Promise.resolve() });
+      await expect(harness.runner.enqueue('ingest-batch', { runId: 'r', batch: 0, items: [] })).rejects.toBeInstanceOf(
+        ValidationError,
+      );
+      await expect(
+        harness.runner.enqueue('ingest-run', {
+          runId: 'r',
+          source: { kind: 'directory', root: 'x', evil: 1 },
+        } as never),
+      ).rejects.toThrow(/source/);
+    });
+
+    it('fans a run out into batch jobs, reports progress and returns results', async () => {
+      const seen: number[] = [];
+      const progress: unknown[] = [];
+      harness = make({
+        'ingest-run': async (payload, ctx) => {
+          const items = Array.from({ length: 7 }, (_, i) => item(i));
+          const batches = [items.slice(0, 3), items.slice(3, 6), items.slice(6)];
+          await ctx.enqueueBulk(
+            'ingest-batch',
+            batches.map((b, i) => ({ runId: payload.runId, batch: i, items: b })),
+            batches.map((_, i) => `${payload.runId}-batch-${i}`),
+          );
+          await ctx.updateProgress({ listed: 7 });
+          return { batches: batches.length };
+        },
+        'ingest-batch': async (payload, ctx) => {
+          seen.push(...payload.items.map((i) => Number(/\d+/.exec(i.location)![0])));
+          await ctx.updateProgress({ done: payload.items.length });
+          return { done: payload.items.length };
+        },
+      });
+      harness.runner.events.on('progress', (_id, _name, p) => progress.push(p));
+      const runId = `run-${randomUUID()}`;
+      const last = finished(harness.runner, `${runId}-batch-2`);
+      const { id } = await harness.runner.enqueue('ingest-run', {
+        runId,
+        source: { kind: 'directory', root: '/data' },
+      });
+      expect(await last).toMatchObject({ state: 'completed' });
+      for (let i = 0; i < 100 && seen.length < 7; i++) await new Promise((r) => setTimeout(r, 50));
+      for (const b of [0, 1]) expect((await harness.runner.getJob(`${runId}-batch-${b}`))?.state).toBe('completed');
+      expect(seen.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+      expect((await harness.runner.getJob(id))?.state).toBe('completed');
+      expect((await harness.runner.getJob(id))?.result).toEqual({ batches: 3 });
+      expect(progress).toContainEqual({ listed: 7 });
+    });
+
+    it('retries transient failures and fails bad input at once, without retries', async () => {
+      let calls = 0;
+      harness = make({
+        'ingest-run': () => Promise.reject(new BadInputError('the manifest is not JSON lines')),
+        'ingest-batch': () => {
+          calls++;
+          return calls < 2 ? Promise.reject(new Error('store briefly unavailable')) : Promise.resolve({ ok: calls });
+        },
+      });
+      const bad = await harness.runner.enqueue('ingest-run', {
+        runId: 'r1',
+        source: { kind: 'manifest', location: 'm.jsonl' },
+      });
+      expect(await finished(harness.runner, bad.id)).toMatchObject({
+        state: 'failed',
+        reason: 'the manifest is not JSON lines',
+      });
+      const flaky = await harness.runner.enqueue('ingest-batch', { runId: 'r1', batch: 0, items: [item(1)] });
+      expect(await finished(harness.runner, flaky.id)).toMatchObject({ state: 'completed', result: { ok: 2 } });
+      expect(calls).toBe(2);
+    });
+
+    it('adds a job id only once', async () => {
+      let calls = 0;
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      harness = make({
+        'ingest-run': () => Promise.resolve(),
+        'ingest-batch': async () => {
+          calls++;
+          await gate;
+        },
+      });
+      const payload = { runId: 'r', batch: 0, items: [item(0)] };
+      const a = await harness.runner.enqueue('ingest-batch', payload, { jobId: 'same-id' });
+      const b = await harness.runner.enqueue('ingest-batch', payload, { jobId: 'same-id' });
+      expect(a.id).toBe(b.id);
+      const done = finished(harness.runner, 'same-id');
+      release();
+      await done;
+      expect(calls).toBe(1);
+    });
+  });
+}
+
+describe(startWorker.name, () => {
+  it('refuses to start without a handler for every job of its queue', () => {
+    expect(() => startWorker('ingest', { 'ingest-run': () => Promise.resolve() }, { redisUrl: REDIS_URL })).toThrow(
+      /no handler for ingest-batch/,
+    );
+  });
+});
