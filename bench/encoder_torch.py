@@ -57,7 +57,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     files = sorted(glob.glob(os.path.join(args.images, "*.png")))[:64]
-    result = {"torch": torch.__version__, "threads": args.threads, "matmulGflops": matmul_gflops(args.threads), "models": {}}
+    if args.seconds > 0 and not files:
+        sys.exit(f"no PNG images in {args.images}")
+    gflops = matmul_gflops(args.threads) if args.seconds > 0 else 0.0
+    result = {"torch": torch.__version__, "threads": args.threads, "matmulGflops": gflops, "models": {}}
     for name in args.models.split(","):
         cfg = CONFIGS[name]
         torch.manual_seed(0)
@@ -71,7 +74,7 @@ def main() -> None:
             write_manifest(image_manifest(model_id, "clean", tower, onnx_path, f"random-weight {name} for benchmarks"), model_dir)
         pre = transforms.Compose([transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
         rows = []
-        for batch in [int(b) for b in args.batches.split(",")]:
+        for batch in [int(b) for b in args.batches.split(",")] if args.seconds > 0 else []:
             def step(i: int) -> None:
                 chunk = [files[(i * batch + k) % len(files)] for k in range(batch)]
                 xs = []

@@ -1,0 +1,12 @@
+export { buildVjpModel, SUPPORTED_OPS, type VjpOptions } from './vjp.js';
+export { VjpSession, loadVjpModel, type VjpResult } from './session.js';
+export {
+  readModel,
+  writeModel,
+  makeTensor,
+  opsetOf,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from './onnx.js';
+export { probe, type Dim, type TensorFacts } from './probe.js';

@@ -1,0 +1,331 @@
+import { ModelError } from '@lookalike/core';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { readModel, writeModel } from './onnx.js';
+import { A, makeTensor, n, tinyModel, type TinyGraph } from './testing.js';
+import { buildVjpModel } from './vjp.js';
+
+const N = 2;
+
+function rand(len: number, seed: number, scale = 1, offset = -0.5): Float32Array {
+  const out = new Float32Array(len);
+  let s = seed >>> 0;
+  for (let i = 0; i < len; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 + offset) * scale;
+  }
+  return out;
+}
+
+async function sessions(g: TinyGraph) {
+  const fwdBytes = tinyModel(g);
+  const vjpBytes = await buildVjpModel(fwdBytes);
+  const fwd = await ort.InferenceSession.create(fwdBytes);
+  const vjp = await ort.InferenceSession.create(vjpBytes);
+  const [c, h, w] = g.shape ?? [3, 4, 4];
+  const dims = [N, c, h, w];
+  const forward = async (x: Float32Array) =>
+    (await fwd.run({ x: new ort.Tensor('float32', x, dims) })).embedding!.data as Float32Array;
+  const backward = async (x: Float32Array, u: Float32Array) => {
+    const out = await vjp.run({
+      x: new ort.Tensor('float32', x, dims),
+      cotangent: new ort.Tensor('float32', u, [N, u.length / N]),
+    });
+    return { y: out.embedding!.data as Float32Array, g: out.grad!.data as Float32Array };
+  };
+  return { forward, backward, size: N * c * h * w, vjpBytes };
+}
+
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+};
+
+/**
+ * Central finite differences in float32 along random directions: |fd − ⟨grad, v⟩| ≤ 2e-3·(|fd| + 1e-2), a bound
+ * that float32 rounding at h = 1e-2 meets for these smooth ops with room to spare, while a wrong rule misses it by
+ * orders of magnitude.
+ */
+async function checkFiniteDifferences(
+  g: TinyGraph,
+  opts: { seed?: number; scale?: number; offset?: number; h?: number } = {},
+) {
+  const s = await sessions(g);
+  const x = rand(s.size, opts.seed ?? 1, opts.scale ?? 2, opts.offset ?? -0.5);
+  const y = await s.forward(x);
+  const u = rand(y.length, 2);
+  const { y: y2, g: grad } = await s.backward(x, u);
+  for (let i = 0; i < y.length; i++) expect(Math.abs(y2[i]! - y[i]!)).toBeLessThan(1e-5);
+  const h = opts.h ?? 1e-2;
+  for (let trial = 0; trial < 2; trial++) {
+    const v = rand(s.size, 10 + trial);
+    const plus = await s.forward(x.map((xi, i) => xi + h * v[i]!));
+    const minus = await s.forward(x.map((xi, i) => xi - h * v[i]!));
+    let fd = 0;
+    for (let i = 0; i < u.length; i++) fd += (u[i]! * (plus[i]! - minus[i]!)) / (2 * h);
+    const an = dot(grad, v);
+    expect(Math.abs(fd - an), `fd ${fd} vs vjp ${an}`).toBeLessThanOrEqual(2e-3 * (Math.abs(fd) + 1e-2));
+  }
+}
+
+/** For linear maps f: ⟨f(v), u⟩ = ⟨v, fᵀ(u)⟩ up to float32 rounding. */
+async function checkAdjoint(g: TinyGraph) {
+  const s = await sessions(g);
+  const v = rand(s.size, 3);
+  const fv = await s.forward(v);
+  const u = rand(fv.length, 4);
+  const { g: ftu } = await s.backward(rand(s.size, 5), u);
+  const [lhs, rhs] = [dot(fv, u), dot(v, ftu)];
+  expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(1e-5 * (Math.abs(lhs) + 1));
+}
+
+const W = (name: string, dims: number[], seed: number) =>
+  makeTensor(
+    name,
+    'float',
+    dims,
+    rand(
+      dims.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+  );
+const I = (name: string, values: number[], dims = [values.length]) => makeTensor(name, 'int64', dims, values);
+
+// x: [2, 3, 4, 4]. Reshaped views used below: t = [2, 3, 16] ("tokens"), m = [2, 16, 3].
+const toTokens = [n('Reshape', ['x', 'shape3'], ['t'])];
+const tokensInit = [I('shape3', [0, 3, 16])];
+
+const LINEAR: Record<string, TinyGraph> = {
+  'Conv (stride 2, pad 1, depthwise groups)': {
+    nodes: [
+      n(
+        'Conv',
+        ['x', 'w', 'b'],
+        ['y'],
+        [A.ints('strides', [2, 2]), A.ints('pads', [1, 1, 1, 1]), A.int('group', 3), A.ints('kernel_shape', [3, 3])],
+      ),
+    ],
+    initializers: [W('w', [6, 1, 3, 3], 7), makeTensor('b', 'float', [6], [0, 0, 0, 0, 0, 0])],
+    out: 'y',
+  },
+  'Conv (patch embedding, stride = kernel, odd size)': {
+    nodes: [n('Conv', ['x', 'w'], ['y'], [A.ints('strides', [2, 2]), A.ints('kernel_shape', [2, 2])])],
+    initializers: [W('w', [4, 3, 2, 2], 8)],
+    out: 'y',
+    shape: [3, 5, 5],
+  },
+  'MatMul (weights), Transpose, Reshape': {
+    nodes: [...toTokens, n('Transpose', ['t'], ['tt'], [A.ints('perm', [0, 2, 1])]), n('MatMul', ['tt', 'w'], ['y'])],
+    initializers: [...tokensInit, W('w', [3, 5], 9)],
+    out: 'y',
+  },
+  'Gemm (transB, alpha)': {
+    nodes: [
+      n('Flatten', ['x'], ['f'], [A.int('axis', 1)]),
+      n('Gemm', ['f', 'w'], ['y'], [A.int('transB', 1), A.float('alpha', 0.5)]),
+    ],
+    initializers: [W('w', [7, 48], 10)],
+    out: 'y',
+  },
+  'Slice, Gather (scalar and vector), Unsqueeze, Expand, Concat, Split (one output unused), Squeeze': {
+    nodes: [
+      ...toTokens,
+      n('Slice', ['t', 's0', 's1', 's2'], ['sl']),
+      n('Gather', ['t', 'gi'], ['g0'], [A.int('axis', 2)]),
+      n('Unsqueeze', ['g0', 'ax2'], ['g0u']),
+      n('Expand', ['g0u', 'eshape'], ['ex']),
+      n('Gather', ['t', 'gv'], ['g1'], [A.int('axis', 2)]),
+      n('Concat', ['sl', 'ex', 'g1'], ['cat'], [A.int('axis', 2)]),
+      n('Split', ['cat', 'sp'], ['p0', 'p1'], [A.int('axis', 2)]),
+      n('Unsqueeze', ['p1', 'ax1'], ['uq']),
+      n('Squeeze', ['uq', 'ax1'], ['sq']),
+      n('Mul', ['sq', 'k'], ['y']),
+    ],
+    initializers: [
+      ...tokensInit,
+      I('s0', [2]),
+      I('s1', [11]),
+      I('s2', [2]),
+      I('gi', [0], []),
+      I('gv', [5, 1, 5]),
+      I('ax2', [2]),
+      I('eshape', [1, 1, 4]),
+      I('sp', [6, 10]),
+      I('ax1', [1]),
+      W('k', [3, 10], 11),
+    ],
+    out: 'y',
+  },
+};
+
+const SMOOTH: Record<string, TinyGraph> = {
+  'Add, Sub, Mul, Div with broadcasting between image tensors': {
+    nodes: [
+      ...toTokens,
+      n('ReduceMean', ['t'], ['mu'], [A.ints('axes', [2]), A.int('keepdims', 1)]),
+      n('Sub', ['t', 'mu'], ['c']),
+      n('Mul', ['c', 't'], ['m']),
+      n('Add', ['m', 'mu'], ['a']),
+      // Out of order on purpose: the builder sorts nodes topologically.
+      n('Div', ['a', 'den'], ['y']),
+      n('Add', ['t', 'two'], ['den0']),
+      n('Mul', ['den0', 'den0'], ['den']),
+    ],
+    initializers: [...tokensInit, makeTensor('two', 'float', [], [2])],
+    out: 'y',
+  },
+  'MatMul of two image tensors (attention scores) and Softmax': {
+    nodes: [
+      ...toTokens,
+      n('Transpose', ['t'], ['tt'], [A.ints('perm', [0, 2, 1])]),
+      n('MatMul', ['tt', 't'], ['s']),
+      n('Softmax', ['s'], ['p'], [A.int('axis', -1)]),
+      n('MatMul', ['p', 'tt'], ['y']),
+    ],
+    initializers: tokensInit,
+    out: 'y',
+  },
+  'LayerNormalization, Erf GELU, QuickGELU (Sigmoid)': {
+    nodes: [
+      ...toTokens,
+      n('Transpose', ['t'], ['tt'], [A.ints('perm', [0, 2, 1])]),
+      n('LayerNormalization', ['tt', 'gamma', 'beta'], ['ln'], [A.int('axis', -1), A.float('epsilon', 1e-5)]),
+      n('Div', ['ln', 'sqrt2'], ['d']),
+      n('Erf', ['d'], ['e']),
+      n('Add', ['e', 'one'], ['e1']),
+      n('Mul', ['ln', 'e1'], ['gelu']),
+      n('Mul', ['gelu', 'k'], ['q']),
+      n('Sigmoid', ['q'], ['sg']),
+      n('Mul', ['gelu', 'sg'], ['y']),
+    ],
+    initializers: [
+      ...tokensInit,
+      W('gamma', [3], 12),
+      W('beta', [3], 13),
+      makeTensor('sqrt2', 'float', [], [Math.SQRT2]),
+      makeTensor('one', 'float', [], [1]),
+      makeTensor('k', 'float', [], [1.702]),
+    ],
+    out: 'y',
+  },
+  'decomposed LayerNorm (ReduceMean, Pow, Sqrt) and F.normalize (ReduceL2, Clip, Expand, Div)': {
+    nodes: [
+      n('Flatten', ['x'], ['f'], [A.int('axis', 1)]),
+      n('ReduceMean', ['f'], ['mu'], [A.ints('axes', [-1])]),
+      n('Sub', ['f', 'mu'], ['c']),
+      n('Pow', ['c', 'two'], ['c2']),
+      n('ReduceMean', ['c2'], ['var'], [A.ints('axes', [-1])]),
+      n('Add', ['var', 'eps'], ['ve']),
+      n('Sqrt', ['ve'], ['sd']),
+      n('Div', ['c', 'sd'], ['z']),
+      n('ReduceL2', ['z'], ['nrm'], [A.ints('axes', [1]), A.int('keepdims', 1)]),
+      n('Clip', ['nrm', 'eps'], ['nc']),
+      n('Shape', ['z'], ['zs']),
+      n('Expand', ['nc', 'zs'], ['ne']),
+      n('Div', ['z', 'ne'], ['y']),
+    ],
+    initializers: [makeTensor('two', 'float', [], [2]), makeTensor('eps', 'float', [], [1e-5])],
+    out: 'y',
+  },
+  'Tanh, Exp, Neg, ReduceSum (axes input), ReduceSumSquare, GlobalAveragePool, Cast, Identity': {
+    nodes: [
+      n('Tanh', ['x'], ['a']),
+      n('Exp', ['a'], ['b']),
+      n('Neg', ['b'], ['c']),
+      n('Cast', ['c'], ['d'], [A.int('to', 1)]),
+      n('Identity', ['d'], ['e']),
+      n('GlobalAveragePool', ['e'], ['gap']),
+      n('ReduceSum', ['e', 'ax'], ['rs'], [A.int('keepdims', 0)]),
+      n('ReduceSumSquare', ['e'], ['rss'], [A.ints('axes', [1]), A.int('keepdims', 0)]),
+      n('Flatten', ['gap'], ['gf'], [A.int('axis', 1)]),
+      n('Flatten', ['rs'], ['rf'], [A.int('axis', 1)]),
+      n('Flatten', ['rss'], ['sf'], [A.int('axis', 1)]),
+      n('Concat', ['gf', 'rf', 'sf'], ['y'], [A.int('axis', 1)]),
+    ],
+    initializers: [I('ax', [3])],
+    out: 'y',
+  },
+};
+
+const PIECEWISE: Record<string, TinyGraph> = {
+  'Relu, Where, Max, Clip': {
+    nodes: [
+      n('Relu', ['x'], ['r']),
+      n('Greater', ['x', 'zero'], ['pos']),
+      n('Where', ['pos', 'x', 'r2'], ['w']),
+      n('Mul', ['x', 'half'], ['r2']),
+      n('Max', ['w', 'r'], ['m']),
+      n('Clip', ['m', 'lo', 'hi'], ['cl']),
+      n('Add', ['cl', 'r'], ['y']),
+    ],
+    initializers: [
+      makeTensor('zero', 'float', [], [0]),
+      makeTensor('half', 'float', [], [0.5]),
+      makeTensor('lo', 'float', [], [-0.3]),
+      makeTensor('hi', 'float', [], [0.4]),
+    ],
+    out: 'y',
+  },
+};
+
+describe(buildVjpModel.name, () => {
+  describe('linear ops: adjoint identity and finite differences', () => {
+    for (const [name, g] of Object.entries(LINEAR)) {
+      it(name, async () => {
+        await checkAdjoint(g);
+        await checkFiniteDifferences(g);
+      });
+    }
+  });
+
+  describe('smooth ops: central finite differences in float32', () => {
+    for (const [name, g] of Object.entries(SMOOTH)) it(name, () => checkFiniteDifferences(g));
+  });
+
+  describe('piecewise-linear ops: finite differences away from kinks', () => {
+    // Steps of 1e-4 on inputs spread over ±2 cross a kink with tiny probability, and the check is repeated.
+    for (const [name, g] of Object.entries(PIECEWISE)) it(name, () => checkFiniteDifferences(g, { h: 1e-4, scale: 4 }));
+  });
+
+  it('emits only default-domain ops and keeps the forward output', async () => {
+    const { vjpBytes } = await sessions(SMOOTH['LayerNormalization, Erf GELU, QuickGELU (Sigmoid)']!);
+    const model = readModel(vjpBytes);
+    expect(model.graph.node.every((node) => !node.domain || node.domain === 'ai.onnx')).toBe(true);
+    expect(model.graph.output.map((o) => o.name)).toEqual(['embedding', 'grad']);
+    expect(model.graph.input.map((i) => i.name)).toEqual(['x', 'cotangent']);
+  });
+
+  it('refuses an op it cannot differentiate, naming the op and the node, before emitting anything', async () => {
+    const g = tinyModel({ nodes: [n('Sin', ['x'], ['s']), n('Mul', ['s', 's'], ['y'])], out: 'y' });
+    const error: unknown = await buildVjpModel(g).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as Error).message).toMatch(/cannot differentiate through Sin \(node Sin_\d+\)/);
+  });
+
+  it('ignores ops off the differentiable path (shape arithmetic) and refuses models whose output ignores the image', async () => {
+    const g = tinyModel({
+      nodes: [n('Shape', ['x'], ['s']), n('Cast', ['s'], ['sf'], [A.int('to', 1)]), n('Mul', ['x', 'x'], ['y'])],
+      out: 'y',
+    });
+    await expect(buildVjpModel(g)).resolves.toBeInstanceOf(Uint8Array);
+    const constant = tinyModel({
+      nodes: [n('Identity', ['c'], ['y'])],
+      initializers: [makeTensor('c', 'float', [2, 3], [1, 2, 3, 4, 5, 6])],
+      out: 'y',
+    });
+    await expect(buildVjpModel(constant)).rejects.toThrow(/does not depend on the image/);
+  });
+});
+
+describe('ONNX read/write', () => {
+  it('round-trips a model with the same outputs', async () => {
+    const bytes = tinyModel(SMOOTH['MatMul of two image tensors (attention scores) and Softmax']!);
+    const again = writeModel(readModel(bytes));
+    const x = rand(N * 48, 5);
+    const run = async (b: Uint8Array) =>
+      (await (await ort.InferenceSession.create(b)).run({ x: new ort.Tensor('float32', x, [N, 3, 4, 4]) })).embedding!
+        .data;
+    expect(await run(again)).toEqual(await run(bytes));
+  });
+});
