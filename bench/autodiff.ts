@@ -88,9 +88,39 @@ for (const name of values.models.split(',')) {
       `| ${name} | ${batch} | ${(fwd / batch).toFixed(2)} | ${(back / batch).toFixed(2)} | ${(back / fwd).toFixed(2)}× | ${(1000 / (back / batch)).toFixed(1)} |`,
     );
   }
+  // Directional finite-difference spot check of the gradient (central differences, float32, h = 1e-2).
+  const n = 2;
+  const x = Float32Array.from({ length: n * 3 * S * S }, (_, i) => Math.sin(i * 0.37) * 1.5);
+  const u = Float32Array.from({ length: n * D }, (_, i) => Math.cos(i * 0.91));
+  const v = Float32Array.from({ length: x.length }, (_, i) => Math.sin(i * 1.13 + 0.5));
+  const { grad } = await vjp.run(x, n, u);
+  const f = async (sign: number) =>
+    (
+      await forward.run({
+        pixel_values: new ort.Tensor(
+          'float32',
+          x.map((xi, i) => xi + sign * 1e-2 * v[i]!),
+          [n, 3, S, S],
+        ),
+      })
+    ).embedding!.data as Float32Array;
+  const [plus, minus] = [await f(1), await f(-1)];
+  let fd = 0;
+  for (let i = 0; i < u.length; i++) fd += (u[i]! * (plus[i]! - minus[i]!)) / 2e-2;
+  let analytic = 0;
+  for (let i = 0; i < v.length; i++) analytic += grad[i]! * v[i]!;
+  const relError = Math.abs(fd - analytic) / Math.abs(analytic);
+  console.error(
+    `${name}: directional derivative ${analytic.toExponential(4)} vs finite differences ${fd.toExponential(4)} (relative error ${relError.toExponential(1)})`,
+  );
   await forward.release();
   await vjp.release();
-  (results.models as Record<string, unknown>)[name] = { buildSeconds, vjpBytes: vjpBytes.length, rows: modelRows };
+  (results.models as Record<string, unknown>)[name] = {
+    buildSeconds,
+    vjpBytes: vjpBytes.length,
+    fdRelativeError: relError,
+    rows: modelRows,
+  };
   console.error(`${name}: gradient graph built in ${buildSeconds.toFixed(1)} s`);
 }
 clearInterval(sample);

@@ -111,7 +111,7 @@ export function describeVectorStoreContract(
       const ids = [points[7]!.id, 'f'.repeat(64), points[3]!.id];
       const got = await store.get(ids);
       expect(got.map((p) => p.id)).toEqual([points[7]!.id, points[3]!.id]);
-      expect(got[0]!.payload).toMatchObject({ source: 'contract/7.png', labels: { part: 'gear' } });
+      expect(got[0]!.payload).toMatchObject({ source: 'contract/7.png', labels: { part: 'tile' } });
       expect(got[0]!.vectors).toBeUndefined();
       const [withVectors] = await store.get([points[7]!.id], { withVectors: true });
       for (const role of ENCODER_ROLES) {

@@ -102,6 +102,13 @@ const filter: Filter = {
   mustNot: [{ field: 'labels.defect', match: 'none' }],
 };
 
+/** Every object key anywhere in a JSON value. */
+function keysOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(keysOf);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => [k, ...keysOf(v)]);
+}
+
 describe('Qdrant request bodies', () => {
   it('match the official OpenAPI schema', () => {
     expectValid('CreateCollection', createCollectionBody(spec));
@@ -127,7 +134,7 @@ describe('Qdrant request bodies', () => {
   it('compiles any valid filter, however hostile its strings, to a schema-valid filter that keeps values as data', () => {
     const value = fc.oneof(
       fc.string(),
-      fc.constantFrom('" OR 1=1 --', "'; DROP TABLE points; --", '{"$ne": null}', '\\u0000', 'labels.part'),
+      fc.constantFrom('" OR 1=1 --', "'; DROP TABLE points; --", '{"$ne": null}', '\\u0000', 'labels.part', '":":'),
       fc.integer(),
       fc.double({ noNaN: true, noDefaultInfinity: true }),
       fc.boolean(),
@@ -149,20 +156,20 @@ describe('Qdrant request bodies', () => {
         const json = filterJson(parsed.data);
         if (json) expectValid('Filter', json);
         // Every string value appears only as a JSON value, never as a key or structure.
-        const keys = JSON.stringify(json ?? {}).match(/"([^"\\]|\\.)*":/g) ?? [];
-        for (const k of keys)
+        for (const k of keysOf(json ?? {}))
           expect([
-            '"must":',
-            '"should":',
-            '"must_not":',
-            '"key":',
-            '"match":',
-            '"value":',
-            '"any":',
-            '"range":',
-            '"gte":',
-            '"lt":',
-            '"lte":',
+            'must',
+            'should',
+            'must_not',
+            'key',
+            'match',
+            'value',
+            'any',
+            'range',
+            'gt',
+            'gte',
+            'lt',
+            'lte',
           ]).toContain(k);
       }),
       { numRuns: 300 },

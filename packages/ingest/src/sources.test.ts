@@ -1,0 +1,73 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ValidationError } from '@lookalike/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
+
+let root: string;
+let outside: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ingest-src-'));
+  outside = await mkdtemp(join(tmpdir(), 'ingest-out-'));
+  await mkdir(join(root, 'a/b'), { recursive: true });
+  for (const f of ['one.png', 'a/two.JPG', 'a/b/three.webp', 'a/notes.txt', 'a/b/skip.png', '.hidden.png'])
+    await writeFile(join(root, f), 'x');
+  await writeFile(join(outside, 'secret.png'), 'x');
+  await symlink(join(outside, 'secret.png'), join(root, 'link.png'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+  await rm(outside, { recursive: true, force: true });
+});
+
+describe(listDirectory.name, () => {
+  it('lists images recursively, sorted, honouring include and exclude globs, without following links', async () => {
+    const all = (await listDirectory(root)).map((i) => i.location.slice(root.length + 1));
+    expect(all).toEqual(['a/b/skip.png', 'a/b/three.webp', 'a/two.JPG', 'one.png']);
+    const some = await listDirectory(root, { include: ['**/*.png'], exclude: ['**/skip.*'] });
+    expect(some.map((i) => i.location.slice(root.length + 1))).toEqual(['one.png']);
+  });
+});
+
+describe(resolveInsideRoots.name, () => {
+  it('accepts paths inside a root and refuses traversal and symlinks out of it', async () => {
+    expect(await resolveInsideRoots(join(root, 'a/two.JPG'), [root])).toMatch(/two\.JPG$/);
+    await expect(resolveInsideRoots(join(root, 'a/../../', 'etc/passwd'), [root])).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(resolveInsideRoots(join(root, 'link.png'), [root])).rejects.toThrow(/outside the folders/);
+    await expect(resolveInsideRoots(join(root, 'nope.png'), [root])).rejects.toThrow(/does not exist/);
+  });
+});
+
+describe(parseManifest.name, () => {
+  it('reads JSONL, keeps good lines and reports bad ones with their line numbers', () => {
+    const text = [
+      '{"path": "a/one.png", "caption": "a red gear", "labels": {"part": "gear"}, "line": 3}',
+      '{"url": "https://example.com/x.jpg", "id": "sku-1"}',
+      'not json',
+      '{"caption": "no location"}',
+      '',
+      '[1, 2]',
+    ].join('\n');
+    const { items, problems } = parseManifest(text, 'jsonl', '/data');
+    expect(items).toEqual([
+      { location: '/data/a/one.png', caption: 'a red gear', labels: { part: 'gear' }, metadata: { line: 3 } },
+      { location: 'https://example.com/x.jpg', id: 'sku-1' },
+    ]);
+    expect(problems.map((p) => p.line)).toEqual([3, 4, 6]);
+  });
+
+  it('reads CSV with a header; extra columns become metadata', () => {
+    const { items, problems } = parseManifest('path,caption,line\nx.png,"a bolt, rusty",7\n,missing,1\n', 'csv', '/d');
+    expect(items).toEqual([{ location: '/d/x.png', caption: 'a bolt, rusty', metadata: { line: '7' } }]);
+    expect(problems).toEqual([{ line: 3, reason: expect.stringMatching(/no location/) as string }]);
+  });
+
+  it('tells formats from names', () => {
+    expect(manifestFormat('m.jsonl')).toBe('jsonl');
+    expect(manifestFormat('m.CSV')).toBe('csv');
+    expect(() => manifestFormat('m.txt')).toThrow(ValidationError);
+  });
+});
