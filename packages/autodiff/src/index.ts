@@ -1,5 +1,12 @@
 export { buildVjpModel, SUPPORTED_OPS, type VjpOptions } from './vjp.js';
-export { VjpSession, loadVjpModel, type VjpResult } from './session.js';
+export {
+  VjpSession,
+  loadVjp,
+  loadVjpModel,
+  VJP_BUILDER_VERSION,
+  type VjpResult,
+  type VjpSessionOptions,
+} from './session.js';
 export {
   readModel,
   writeModel,

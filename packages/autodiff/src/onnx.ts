@@ -164,4 +164,9 @@ export const A = {
   float: (name: string, f: number): AttributeProto => ({ name, type: AttrType.FLOAT, f }),
   ints: (name: string, ints: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints }),
   tensor: (name: string, t: TensorProto): AttributeProto => ({ name, type: AttrType.TENSOR, t }),
+  string: (name: string, s: string): AttributeProto => ({
+    name,
+    type: AttrType.STRING,
+    s: new TextEncoder().encode(s),
+  }),
 };

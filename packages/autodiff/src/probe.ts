@@ -47,7 +47,9 @@ export async function probe(
     const runs: Record<string, ort.Tensor>[] = [];
     for (const n of [1, 2]) {
       const size = n * input.channels * input.height * input.width;
-      const x = new ort.Tensor('float32', seeded(size, 7), [n, input.channels, input.height, input.width]);
+      // Different pixels in the two runs (not one image repeated), so that an integer tensor computed from the pixels
+      // (an argmax, a data-dependent mask) differs between them and is never mistaken for a constant.
+      const x = new ort.Tensor('float32', seeded(size, 7 + n), [n, input.channels, input.height, input.width]);
       runs.push(await session.run({ [input.name]: x }));
     }
     const facts = new Map<string, TensorFacts>();

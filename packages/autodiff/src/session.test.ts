@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadVjpModel, VjpSession } from './session.js';
+import { loadVjp, loadVjpModel, VjpSession } from './session.js';
 import { n, tinyModel } from './testing.js';
 
 const dirs: string[] = [];
@@ -20,7 +20,7 @@ describe(loadVjpModel.name, () => {
     expect(second.bytes).toEqual(first.bytes);
     await writeFile(model, tinyModel({ nodes: [n('Tanh', ['x'], ['y'])], out: 'y' }));
     expect((await loadVjpModel(model, join(dir, 'cache'))).cached).toBe(false);
-    expect((await readdir(join(dir, 'cache'))).filter((f) => f.endsWith('.vjp.onnx'))).toHaveLength(2);
+    expect((await readdir(join(dir, 'cache'))).filter((f) => f.endsWith('.onnx'))).toHaveLength(2);
   });
 });
 
@@ -37,5 +37,28 @@ describe(VjpSession.name, () => {
     grad.forEach((g, i) => expect(g).toBeCloseTo(2 * x[i]! * u[i]!, 6));
     expect(session.shape).toEqual({ channels: 3, height: 2, width: 2 });
     await session.release();
+  });
+});
+
+describe(loadVjp.name, () => {
+  it('opens a session over the cached VJP model and checks the sizes it is given', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vjp-cache-'));
+    dirs.push(dir);
+    const model = join(dir, 'model.onnx');
+    // y = flatten(tanh(x)): the gradient is (1 − tanh² x) ⊙ u.
+    await writeFile(model, tinyModel({ nodes: [n('Tanh', ['x'], ['y'])], out: 'y', shape: [3, 2, 2] }));
+    const session = await loadVjp(model, join(dir, 'cache'));
+    try {
+      expect((await readdir(join(dir, 'cache'))).filter((f) => f.endsWith('.onnx'))).toHaveLength(1);
+      const x = Float32Array.from({ length: 24 }, (_, i) => (i - 12) / 8);
+      const u = Float32Array.from({ length: 24 }, (_, i) => Math.cos(i));
+      const { embedding, grad } = await session.run(x, 2, u);
+      embedding.forEach((y, i) => expect(y).toBeCloseTo(Math.tanh(x[i]!), 6));
+      grad.forEach((g, i) => expect(g).toBeCloseTo((1 - Math.tanh(x[i]!) ** 2) * u[i]!, 6));
+      await expect(session.run(x.subarray(1), 2, u)).rejects.toThrow(RangeError);
+      await expect(session.run(x, 2, u.subarray(1))).rejects.toThrow(RangeError);
+    } finally {
+      await session.release();
+    }
   });
 });

@@ -4,6 +4,12 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildVjpModel } from './vjp.js';
 
+/**
+ * Version of the gradient-graph builder, part of every cache file name so that a builder fix never serves a VJP
+ * model built by an older one.
+ */
+export const VJP_BUILDER_VERSION = 2;
+
 /** One VJP evaluation: the embeddings and ∂⟨embedding, cotangent⟩/∂input. */
 export interface VjpResult {
   /** `[N, D]` */
@@ -12,48 +18,76 @@ export interface VjpResult {
   grad: Float32Array;
 }
 
+/** Options for {@link VjpSession.open}. */
+export interface VjpSessionOptions {
+  /** onnxruntime intra-op threads; 0 (default) lets onnxruntime choose. */
+  threads?: number;
+}
+
 /**
- * An onnxruntime-node session over a VJP model. Inputs are whatever the forward model takes (for Lookalike's towers:
- * normalised pixels); the caller chains any preprocessing (e.g. ÷ std for pixel-space attacks).
+ * An onnxruntime-node session over a VJP model built by {@link buildVjpModel}. Inputs are whatever the forward model
+ * takes (for Lookalike's towers: normalised pixels); the caller chains any preprocessing (e.g. ÷ std for pixel-space
+ * attacks).
  */
 export class VjpSession {
   private constructor(
     private readonly session: ort.InferenceSession,
-    private readonly inputName: string,
+    private readonly names: { input: string; cotangent: string; embedding: string; grad: string },
+    /** The fixed image dimensions `[C, H, W]` of the input `[N, C, H, W]`. */
     readonly shape: { channels: number; height: number; width: number },
+    /** Embedding width D of the output `[N, D]` (0 where the model leaves it symbolic). */
     readonly dim: number,
   ) {}
 
-  static async open(vjpModel: Uint8Array, options: { threads?: number } = {}): Promise<VjpSession> {
+  /** Opens a VJP model (its bytes) with `InferenceSession.create`. */
+  static async open(vjpModel: Uint8Array, options: VjpSessionOptions = {}): Promise<VjpSession> {
     const session = await ort.InferenceSession.create(vjpModel, {
       intraOpNumThreads: options.threads ?? 0,
       graphOptimizationLevel: 'all',
     });
-    const inputName = session.inputNames.find((n) => n !== 'cotangent');
-    if (!inputName) throw new Error('the VJP model has no image input');
+    // buildVjpModel appends the cotangent input after the image and puts the gradient after the embedding.
+    const [input, cotangent] = session.inputNames;
+    const [embedding, grad] = session.outputNames;
+    if (!input || !cotangent || !embedding || !grad || session.inputNames.length !== 2)
+      throw new Error('not a VJP model: expected inputs (image, cotangent) and outputs (embedding, grad)');
     const meta = session.inputMetadata as unknown as { name: string; shape?: (number | string)[] }[] | undefined;
-    const dims = Array.isArray(meta) ? meta.find((m) => m.name === inputName)?.shape : undefined;
-    const cot = Array.isArray(meta) ? meta.find((m) => m.name === 'cotangent')?.shape : undefined;
+    const dims = Array.isArray(meta) ? meta.find((m) => m.name === input)?.shape : undefined;
+    const cot = Array.isArray(meta) ? meta.find((m) => m.name === cotangent)?.shape : undefined;
     const [, c, h, w] = (dims ?? []).map(Number);
+    if (!c || !h || !w) throw new Error(`the VJP model's input ${input} must be [N, C, H, W] with fixed C, H, W`);
+    const d = Number(cot?.[1]);
     return new VjpSession(
       session,
-      inputName,
-      { channels: c ?? 3, height: h ?? 0, width: w ?? 0 },
-      Number(cot?.[1] ?? 0),
+      { input, cotangent, embedding, grad },
+      { channels: c, height: h, width: w },
+      Number.isFinite(d) ? d : 0,
     );
   }
 
-  /** Runs the forward and backward pass for `n` inputs and their cotangents. */
+  /**
+   * Runs the forward and backward pass for `n` inputs.
+   * @param input `[n, C, H, W]` row-major.
+   * @param cotangent `[n, D]`: the vector u in ∂⟨embedding, u⟩/∂input.
+   */
   async run(input: Float32Array, n: number, cotangent: Float32Array): Promise<VjpResult> {
     const { channels, height, width } = this.shape;
-    const feeds = {
-      [this.inputName]: new ort.Tensor('float32', input, [n, channels, height, width]),
-      cotangent: new ort.Tensor('float32', cotangent, [n, cotangent.length / n]),
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`batch size must be a positive integer; got ${n}`);
+    if (input.length !== n * channels * height * width)
+      throw new RangeError(`input has ${input.length} values; [${n}, ${channels}, ${height}, ${width}] needs more`);
+    const d = cotangent.length / n;
+    if (!Number.isInteger(d) || (this.dim > 0 && d !== this.dim))
+      throw new RangeError(`cotangent has ${cotangent.length} values; expected [${n}, ${this.dim || 'D'}]`);
+    const out = await this.session.run({
+      [this.names.input]: new ort.Tensor('float32', input, [n, channels, height, width]),
+      [this.names.cotangent]: new ort.Tensor('float32', cotangent, [n, d]),
+    });
+    return {
+      embedding: out[this.names.embedding]!.data as Float32Array,
+      grad: out[this.names.grad]!.data as Float32Array,
     };
-    const out = await this.session.run(feeds);
-    return { embedding: out.embedding!.data as Float32Array, grad: out.grad!.data as Float32Array };
   }
 
+  /** Frees the onnxruntime session. */
   release(): Promise<void> {
     return this.session.release();
   }
@@ -61,24 +95,38 @@ export class VjpSession {
 
 /**
  * The VJP model of a forward ONNX file, built once and cached in `cacheDir` under the sha256 of the forward file
- * (a changed model gets a new gradient graph; an unchanged one is never rebuilt).
+ * (a changed model gets a new gradient graph; an unchanged one is never rebuilt). The file is written atomically
+ * (temporary name, then rename), so concurrent builders never read a partial file.
  */
 export async function loadVjpModel(
   modelPath: string,
   cacheDir: string,
-): Promise<{ bytes: Uint8Array; cached: boolean }> {
+): Promise<{ bytes: Uint8Array; cached: boolean; path: string }> {
   const forward = await readFile(modelPath);
   const key = createHash('sha256').update(forward).digest('hex');
-  const path = join(cacheDir, `${key}.vjp.onnx`);
+  const path = join(cacheDir, `${key}.vjp${VJP_BUILDER_VERSION}.onnx`);
   try {
-    return { bytes: await readFile(path), cached: true };
+    return { bytes: await readFile(path), cached: true, path };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const bytes = await buildVjpModel(forward);
   await mkdir(cacheDir, { recursive: true });
-  const tmp = `${path}.${process.pid}.part`;
+  const tmp = `${path}.${process.pid}.${Date.now()}.part`;
   await writeFile(tmp, bytes);
   await rename(tmp, path);
-  return { bytes, cached: false };
+  return { bytes, cached: false, path };
+}
+
+/**
+ * Opens a {@link VjpSession} for a forward ONNX file, building its VJP model on first use and caching it in
+ * `cacheDir` keyed by the sha256 of the model file (see {@link loadVjpModel}).
+ */
+export async function loadVjp(
+  modelPath: string,
+  cacheDir: string,
+  options: VjpSessionOptions = {},
+): Promise<VjpSession> {
+  const { bytes } = await loadVjpModel(modelPath, cacheDir);
+  return VjpSession.open(bytes, options);
 }

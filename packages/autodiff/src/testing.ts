@@ -8,6 +8,8 @@ export interface TinyGraph {
   out: string;
   shape?: [number, number, number];
   opset?: number;
+  /** Extra opset imports, e.g. `{ domain: 'com.microsoft', version: 1 }`. */
+  extraOpsets?: { domain: string; version: number }[];
 }
 
 let counter = 0;
@@ -23,7 +25,7 @@ export function tinyModel(g: TinyGraph): Uint8Array {
   const nodes = [...g.nodes, n('Flatten', [g.out], ['embedding'], [A.int('axis', 1)])];
   return writeModel({
     irVersion: 8,
-    opsetImport: [{ domain: '', version: g.opset ?? 17 }],
+    opsetImport: [{ domain: '', version: g.opset ?? 17 }, ...(g.extraOpsets ?? [])],
     producerName: 'lookalike-autodiff-tests',
     graph: {
       name: 'tiny',

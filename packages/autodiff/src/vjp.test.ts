@@ -69,11 +69,15 @@ async function checkFiniteDifferences(
   }
 }
 
-/** For linear maps f: ⟨f(v), u⟩ = ⟨v, fᵀ(u)⟩ up to float32 rounding. */
+/**
+ * For affine maps f(v) = Lv + b: ⟨f(v) − f(0), u⟩ = ⟨v, Lᵀu⟩ up to float32 rounding (relative 1e-5), where Lᵀu is
+ * the VJP model's gradient at an unrelated point (a linear map's Jacobian is the same everywhere).
+ */
 async function checkAdjoint(g: TinyGraph) {
   const s = await sessions(g);
   const v = rand(s.size, 3);
-  const fv = await s.forward(v);
+  const f0 = await s.forward(new Float32Array(s.size));
+  const fv = (await s.forward(v)).map((y, i) => y - f0[i]!);
   const u = rand(fv.length, 4);
   const { g: ftu } = await s.backward(rand(s.size, 5), u);
   const [lhs, rhs] = [dot(fv, u), dot(v, ftu)];
@@ -155,6 +159,41 @@ const LINEAR: Record<string, TinyGraph> = {
       I('ax1', [1]),
       W('k', [3, 10], 11),
     ],
+    out: 'y',
+  },
+  'Gemm (transA, beta, bias from the image)': {
+    nodes: [
+      n('Flatten', ['x'], ['f'], [A.int('axis', 1)]),
+      n('Transpose', ['f'], ['ft'], [A.ints('perm', [1, 0])]),
+      n('Gemm', ['f', 'w'], ['h']),
+      n('Gemm', ['ft', 'w', 'h'], ['y'], [A.int('transA', 1), A.float('alpha', 2), A.float('beta', 0.25)]),
+    ],
+    initializers: [W('w', [48, 7], 14)],
+    out: 'y',
+  },
+  'Conv (dilation 2, asymmetric pads, stride 2, bias) and ConvTranspose shapes for odd sizes': {
+    nodes: [
+      n(
+        'Conv',
+        ['x', 'w', 'b'],
+        ['y'],
+        [A.ints('strides', [2, 2]), A.ints('pads', [2, 0, 1, 3]), A.ints('dilations', [2, 2])],
+      ),
+    ],
+    initializers: [W('w', [4, 3, 3, 3], 15), W('b', [4], 16)],
+    out: 'y',
+    shape: [3, 7, 6],
+  },
+  'Pad (constant; positive and negative pads), GlobalAveragePool': {
+    nodes: [
+      n('Pad', ['x', 'pads', 'cv'], ['p']),
+      n('Mul', ['p', 'k'], ['y0']),
+      n('GlobalAveragePool', ['p'], ['gap']),
+      n('Flatten', ['y0'], ['yf'], [A.int('axis', 1)]),
+      n('Flatten', ['gap'], ['gf'], [A.int('axis', 1)]),
+      n('Concat', ['yf', 'gf'], ['y'], [A.int('axis', 1)]),
+    ],
+    initializers: [I('pads', [0, 0, 1, -1, 0, 0, -2, 2]), makeTensor('cv', 'float', [], [0]), W('k', [3, 3, 5], 17)],
     out: 'y',
   },
 };
@@ -246,9 +285,54 @@ const SMOOTH: Record<string, TinyGraph> = {
     initializers: [I('ax', [3])],
     out: 'y',
   },
+  'Pow (exponent 3), Sqrt, Reciprocal, Log, Sum of three, Sub and Div by image tensors': {
+    nodes: [
+      n('Mul', ['x', 'x'], ['sq']),
+      n('Add', ['sq', 'one'], ['pos']),
+      n('Pow', ['x', 'three'], ['cube']),
+      n('Sqrt', ['pos'], ['rt']),
+      n('Reciprocal', ['pos'], ['rc']),
+      n('Log', ['pos'], ['lg']),
+      n('Sum', ['cube', 'rt', 'rc'], ['s']),
+      n('Sub', ['lg', 's'], ['d']),
+      n('Div', ['d', 'pos'], ['y']),
+    ],
+    initializers: [makeTensor('one', 'float', [], [1]), makeTensor('three', 'float', [], [3])],
+    out: 'y',
+  },
+  'opset 18: ReduceMean and ReduceL2 with axes as input, Split with num_outputs, LayerNormalization over 2 axes': {
+    nodes: [
+      ...toTokens,
+      n('ReduceMean', ['t', 'ax2'], ['mu']),
+      n('Sub', ['t', 'mu'], ['c']),
+      n('ReduceL2', ['c', 'ax1'], ['nrm'], [A.int('keepdims', 0)]),
+      n('Unsqueeze', ['nrm', 'ax1'], ['nrmu']),
+      n('Div', ['c', 'nrmu'], ['z']),
+      n('Split', ['z'], ['z0', 'z1'], [A.int('axis', 2), A.int('num_outputs', 2)]),
+      n('Mul', ['z0', 'z1'], ['zz']),
+      n('LayerNormalization', ['x', 'gamma'], ['ln'], [A.int('axis', 2)]),
+      n('Flatten', ['zz'], ['zf'], [A.int('axis', 1)]),
+      n('Flatten', ['ln'], ['lf'], [A.int('axis', 1)]),
+      n('Concat', ['zf', 'lf'], ['y'], [A.int('axis', 1)]),
+    ],
+    initializers: [...tokensInit, I('ax1', [1]), I('ax2', [2]), W('gamma', [4, 4], 18)],
+    out: 'y',
+    opset: 18,
+  },
 };
 
 const PIECEWISE: Record<string, TinyGraph> = {
+  'Min, Abs, Clip with only a lower bound (clamp_min)': {
+    nodes: [
+      n('Abs', ['x'], ['a']),
+      n('Min', ['x', 'a2'], ['m']),
+      n('Mul', ['a', 'half'], ['a2']),
+      n('Clip', ['m', 'lo'], ['cl']),
+      n('Add', ['cl', 'a'], ['y']),
+    ],
+    initializers: [makeTensor('half', 'float', [], [0.5]), makeTensor('lo', 'float', [], [-0.3])],
+    out: 'y',
+  },
   'Relu, Where, Max, Clip': {
     nodes: [
       n('Relu', ['x'], ['r']),
@@ -284,8 +368,8 @@ describe(buildVjpModel.name, () => {
   });
 
   describe('piecewise-linear ops: finite differences away from kinks', () => {
-    // Steps of 1e-4 on inputs spread over ±2 cross a kink with tiny probability, and the check is repeated.
-    for (const [name, g] of Object.entries(PIECEWISE)) it(name, () => checkFiniteDifferences(g, { h: 1e-4, scale: 4 }));
+    // Steps of 1e-3 on inputs spread over ±2 rarely cross a kink (the seeds are fixed: these cases cross none).
+    for (const [name, g] of Object.entries(PIECEWISE)) it(name, () => checkFiniteDifferences(g, { h: 1e-3, scale: 4 }));
   });
 
   it('emits only default-domain ops and keeps the forward output', async () => {
@@ -301,6 +385,63 @@ describe(buildVjpModel.name, () => {
     const error: unknown = await buildVjpModel(g).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelError);
     expect((error as Error).message).toMatch(/cannot differentiate through Sin \(node Sin_\d+\)/);
+  });
+
+  it.each([
+    ['LpNormalization', [n('LpNormalization', ['x'], ['s'], [A.int('axis', 1), A.int('p', 2)])], []],
+    [
+      'Resize',
+      [n('Resize', ['x', '', 'scales'], ['s'], [A.string('mode', 'linear')])],
+      [makeTensor('scales', 'float', [4], [1, 1, 2, 2])],
+    ],
+    ['Sin', [n('Sin', ['x'], ['s'])], []],
+  ] as const)(
+    'refuses %s on the differentiable path with an error naming the op and the node',
+    async (op, nodes, inits) => {
+      const g = tinyModel({
+        nodes: [...nodes, n('Mul', ['s', 'two'], ['y'])],
+        initializers: [...inits, makeTensor('two', 'float', [], [2])],
+        out: 'y',
+      });
+      const error: unknown = await buildVjpModel(g).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelError);
+      expect((error as Error).message).toContain(`${op} (node ${nodes[0].name})`);
+      expect((error as ModelError).details).toEqual({ unsupported: [`${op} (node ${nodes[0].name})`] });
+    },
+  );
+
+  it('refuses ops of other domains and casts to other float types instead of cutting the gradient', async () => {
+    // com.microsoft.Gelu runs in onnxruntime but is not a default-domain op: a silent zero gradient would be wrong.
+    const gelu = n('Gelu', ['x'], ['g']);
+    gelu.domain = 'com.microsoft';
+    const foreign = tinyModel({
+      nodes: [gelu, n('Add', ['g', 'x'], ['y'])],
+      out: 'y',
+      extraOpsets: [{ domain: 'com.microsoft', version: 1 }],
+    });
+    await expect(buildVjpModel(foreign)).rejects.toThrow(`com.microsoft.Gelu (node ${gelu.name})`);
+    // An op onnxruntime cannot even run is still named (from the graph's structure) rather than failing obscurely.
+    const mystery = n('Mystery', ['x'], ['m']);
+    mystery.domain = 'example.custom';
+    const unknown = tinyModel({
+      nodes: [mystery, n('Add', ['m', 'x'], ['y'])],
+      out: 'y',
+      extraOpsets: [{ domain: 'example.custom', version: 1 }],
+    });
+    await expect(buildVjpModel(unknown)).rejects.toThrow(`example.custom.Mystery (node ${mystery.name})`);
+    const half = n('Cast', ['x'], ['h'], [A.int('to', 10)]);
+    const cast = tinyModel({
+      nodes: [half, n('Cast', ['h'], ['f'], [A.int('to', 1)]), n('Add', ['f', 'x'], ['y'])],
+      out: 'y',
+    });
+    await expect(buildVjpModel(cast)).rejects.toThrow(
+      `Cast node ${half.name} turns the image-dependent tensor into float16`,
+    );
+  });
+
+  it('ignores an unsupported op whose result does not reach the embedding', async () => {
+    const g = tinyModel({ nodes: [n('Sin', ['x'], ['unused']), n('Tanh', ['x'], ['y'])], out: 'y' });
+    await expect(buildVjpModel(g)).resolves.toBeInstanceOf(Uint8Array);
   });
 
   it('ignores ops off the differentiable path (shape arithmetic) and refuses models whose output ignores the image', async () => {

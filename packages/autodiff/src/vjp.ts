@@ -27,7 +27,9 @@ import {
 
 /** Names of the VJP model's extra input and output. */
 export interface VjpOptions {
+  /** Name of the cotangent input `[N, D]` (default `cotangent`). */
   cotangentName?: string;
+  /** Name of the gradient output `[N, C, H, W]` (default `grad`). */
   gradName?: string;
 }
 
@@ -50,6 +52,9 @@ const NON_DIFFERENTIABLE = new Set([
   'ArgMax',
   'ArgMin',
 ]);
+
+/** Float element types (as onnxruntime names them) the gradient graph does not handle. */
+const OTHER_FLOATS = new Set(['float16', 'float64', 'bfloat16']);
 
 interface Ctx {
   node: NodeProto;
@@ -91,10 +96,17 @@ class Emitter {
   private readonly shapes = new Map<string, string>();
   private readonly consts = new Map<string, string>();
 
-  constructor(readonly opset: number) {}
+  /** @param taken names already used by the forward graph, never reused for a backward tensor. */
+  constructor(
+    readonly opset: number,
+    private readonly taken: ReadonlySet<string> = new Set(),
+  ) {}
 
   fresh(base: string): string {
-    return `vjp_${this.counter++}_${base.replace(/[^A-Za-z0-9_]/g, '_').slice(-40)}`;
+    let name: string;
+    do name = `vjp_${this.counter++}_${base.replace(/[^A-Za-z0-9_]/g, '_').slice(-40)}`;
+    while (this.taken.has(name));
+    return name;
   }
 
   op(type: string, inputs: string[], attrs: AttributeProto[] = [], hint = type): string {
@@ -216,6 +228,8 @@ function reduceRule(kind: 'sum' | 'mean' | 'l2' | 'sumsquare'): Rule {
     const keep = attrInt(c.node, 'keepdims', 1) === 1;
     const given =
       c.node.opType === 'ReduceSum' && c.opset >= 13 ? inputAxes(c, '__none__', 1) : inputAxes(c, 'axes', 1);
+    // An empty axes list reduces everything, unless noop_with_empty_axes (opset 13+/18+) makes the op an identity.
+    if ((!given || given.length === 0) && attrInt(c.node, 'noop_with_empty_axes', 0) === 1) return [g0(c)];
     const axes = (given && given.length ? given : Array.from({ length: rank }, (_, i) => i)).map((a) =>
       normAxis(a, rank),
     );
@@ -486,6 +500,36 @@ const RULES: Record<string, Rule> = {
       c.isDx(b) ? unbroadcast(c, c.e.op('Where', [aWins, zero, g0(c)]), out0(c), b) : undefined,
     ];
   },
+  Min: (c) => {
+    if (c.node.input.length !== 2) throw new ModelError(`Min node ${c.node.name ?? ''}: only two inputs are supported`);
+    const [a, b] = [in_(c, 0), in_(c, 1)];
+    const zero = c.e.f32([0]);
+    const aWins = c.e.op('LessOrEqual', [a, b]);
+    return [
+      c.isDx(a) ? unbroadcast(c, c.e.op('Where', [aWins, g0(c), zero]), out0(c), a) : undefined,
+      c.isDx(b) ? unbroadcast(c, c.e.op('Where', [aWins, zero, g0(c)]), out0(c), b) : undefined,
+    ];
+  },
+  Abs: (c) => [c.e.op('Mul', [g0(c), c.e.op('Sign', [in_(c, 0)])])],
+  Pad: (c) => {
+    // Constant-mode Pad is linear: its adjoint crops what was added and zero-pads what was cropped, i.e. a Pad by
+    // the negated amounts (ONNX Pad removes elements for negative pads).
+    const x = in_(c, 0);
+    const mode = attr(c.node, 'mode')?.s;
+    if (mode && new TextDecoder().decode(mode) !== 'constant')
+      throw new ModelError(`Pad node ${c.node.name ?? ''}: only constant mode is supported`);
+    const rank = dimsOf(c, x).length;
+    const pads = c.constValues(in_(c, 1));
+    const axes = c.node.input[3] ? c.constValues(c.node.input[3]) : Array.from({ length: rank }, (_, i) => i);
+    if (!pads || !axes) throw new ModelError(`Pad node ${c.node.name ?? ''}: pads are not constant`);
+    const full = new Array<number>(2 * rank).fill(0);
+    axes.forEach((a0, i) => {
+      const a = normAxis(a0, rank);
+      full[a] = -pads[i]!;
+      full[a + rank] = -pads[i + axes.length]!;
+    });
+    return [c.e.op('Pad', [g0(c), c.e.i64(full)]), undefined, undefined, undefined];
+  },
   ReduceSum: reduceRule('sum'),
   ReduceMean: reduceRule('mean'),
   ReduceL2: reduceRule('l2'),
@@ -510,11 +554,23 @@ const RULES: Record<string, Rule> = {
     const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
     const eps = attrFloat(c.node, 'epsilon', 1e-5);
     const e = c.e;
-    const mu = e.reduceMean(x, axes, true);
-    const xc = e.op('Sub', [x, mu]);
-    const variance = e.reduceMean(e.op('Mul', [xc, xc]), axes, true);
-    const inv = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.f32([eps])])])]);
-    const xhat = e.op('Mul', [xc, inv]);
+    // Reuse the forward pass's Mean and InvStdDev ([..., 1, …, 1], keepdims over the normalised axes): the node's
+    // optional outputs 1 and 2, added to it when the exporter left them out. Only float32 statistics are reused.
+    const stash = attrInt(c.node, 'stash_type', 1);
+    let mu: string;
+    let inv: string;
+    if (stash === 1) {
+      while (c.node.output.length < 3) c.node.output.push('');
+      if (!c.node.output[1]) c.node.output[1] = e.fresh(`${c.node.name ?? 'ln'}_mean`);
+      if (!c.node.output[2]) c.node.output[2] = e.fresh(`${c.node.name ?? 'ln'}_inv_std`);
+      [mu, inv] = [c.node.output[1], c.node.output[2]];
+    } else {
+      mu = e.reduceMean(x, axes, true);
+      const xc0 = e.op('Sub', [x, mu]);
+      const variance = e.reduceMean(e.op('Mul', [xc0, xc0]), axes, true);
+      inv = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.f32([eps])])])]);
+    }
+    const xhat = e.op('Mul', [e.op('Sub', [x, mu]), inv]);
     const gh = scale ? e.op('Mul', [g0(c), scale]) : g0(c);
     const m1 = e.reduceMean(gh, axes, true);
     const m2 = e.reduceMean(e.op('Mul', [gh, xhat]), axes, true);
@@ -543,12 +599,70 @@ function topologicalOrder(nodes: NodeProto[], available: string[]): NodeProto[] 
   return out;
 }
 
+/**
+ * The tensors that depend differentiably on the image (`dx`) and the nodes on a path from the image to the output,
+ * in reverse topological order (`active`). A node outside the default domain is never assumed non-differentiable:
+ * its outputs join the path, so {@link refuseUnsupported} names it instead of the gradient being silently cut.
+ * @param isFloat whether a node output is a float32 tensor (integer and boolean tensors carry no gradient).
+ */
+function differentiablePath(
+  nodes: NodeProto[],
+  xName: string,
+  yName: string,
+  isFloat: (node: NodeProto, output: string) => boolean,
+): { dx: Set<string>; active: NodeProto[] } {
+  const dx = new Set([xName]);
+  for (const n of nodes) {
+    const foreign = !!n.domain && n.domain !== 'ai.onnx';
+    if (NON_DIFFERENTIABLE.has(n.opType) && !foreign) continue;
+    if (!n.input.some((i) => dx.has(i))) continue;
+    for (const o of n.output) if (o && (isFloat(n, o) || foreign)) dx.add(o);
+  }
+  if (!dx.has(yName)) throw new ModelError(`the output ${yName} does not depend on the image input ${xName}`);
+  const needed = new Set([yName]);
+  const active: NodeProto[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!n.output.some((o) => needed.has(o))) continue;
+    if (!n.input.some((inp) => dx.has(inp))) continue;
+    active.push(n);
+    for (const inp of n.input) if (dx.has(inp)) needed.add(inp);
+  }
+  return { dx, active };
+}
+
+/** Throws a `ModelError` listing every node on the path whose op has no rule (op type, domain and node name). */
+function refuseUnsupported(active: NodeProto[], cause?: unknown): void {
+  const unsupported = active.filter((n) => !RULES[n.opType] || (n.domain && n.domain !== 'ai.onnx'));
+  if (!unsupported.length) return;
+  const list = unsupported.map((n) => `${n.domain ? `${n.domain}.` : ''}${n.opType} (node ${n.name || n.output[0]})`);
+  throw new ModelError(
+    `cannot differentiate through ${list.join(', ')}: supported ops are ${SUPPORTED_OPS.join(', ')}`,
+    {
+      details: { unsupported: list },
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
+}
+
 /** Ops the builder can differentiate through. */
 export const SUPPORTED_OPS: readonly string[] = Object.keys(RULES).sort();
 
 /**
- * Builds the VJP model. Throws `ModelError` naming the op and node when the path from the image to the embedding
- * holds an op outside {@link SUPPORTED_OPS}, before anything is emitted.
+ * Builds the vector-Jacobian-product model of a forward image encoder.
+ *
+ * Input: an ONNX model (bytes) with one float input `[N, C, H, W]` (C, H, W fixed; N symbolic) and a float output
+ * `[N, D]` (the first graph output), default-domain opset 13 to 18. Output: an ONNX model with the same opset
+ * imports whose inputs are `(image [N, C, H, W], cotangent [N, D])` and outputs
+ * `(embedding [N, D], grad [N, C, H, W])`, `grad = ∂⟨embedding, cotangent⟩/∂image`. The forward graph is kept as is
+ * (LayerNormalization nodes gain their Mean/InvStdDev outputs, which the backward reuses) and the backward nodes use
+ * only default-domain ops.
+ *
+ * Shapes are found by running the forward model in onnxruntime-node at batch 1 and 2 (see {@link probe}), so the
+ * build is async and the result works for any batch size. Throws `ModelError` naming the op and node when the path
+ * from the image to the embedding holds an op outside {@link SUPPORTED_OPS} (or of another domain, or a cast to a
+ * non-float32 float type), before any backward node is emitted; never returns a graph with a silently wrong
+ * gradient. Integer and shape computations, constants and weights are not differentiated.
  */
 export async function buildVjpModel(forward: Uint8Array, options: VjpOptions = {}): Promise<Uint8Array> {
   const model: ModelProto = readModel(forward);
@@ -570,7 +684,15 @@ export async function buildVjpModel(forward: Uint8Array, options: VjpOptions = {
   if (shape.length !== 4 || !channels || !height || !width)
     throw new ModelError(`the image input ${xName} must be [N, C, H, W] with fixed C, H and W`);
 
-  const facts = await probe(forward, { name: xName, channels, height, width });
+  let facts: Map<string, TensorFacts>;
+  try {
+    facts = await probe(forward, { name: xName, channels, height, width });
+  } catch (error) {
+    // onnxruntime could not run the model (an op or domain it lacks, …). Name an unsupported op on the path if the
+    // graph's structure alone shows one (every tensor counted as float), else report onnxruntime's error.
+    refuseUnsupported(differentiablePath(graph.node, xName, yName, () => true).active, error);
+    throw new ModelError(`onnxruntime cannot run the forward model: ${(error as Error).message}`, { cause: error });
+  }
   facts.set(xName, {
     dims: [{ perBatch: 1 }, { fixed: channels }, { fixed: height }, { fixed: width }],
     type: 'float32',
@@ -594,38 +716,28 @@ export async function buildVjpModel(forward: Uint8Array, options: VjpOptions = {
     return facts.get(name)?.values;
   };
 
-  // Forward: which tensors depend (differentiably) on the image.
-  const dx = new Set([xName]);
-  for (const n of graph.node) {
-    if (NON_DIFFERENTIABLE.has(n.opType) || (n.domain && n.domain !== 'ai.onnx')) continue;
-    if (!n.input.some((i) => dx.has(i))) continue;
-    for (const o of n.output) if (o && facts.get(o)?.type === 'float32') dx.add(o);
-  }
-  if (!dx.has(yName)) throw new ModelError(`the output ${yName} does not depend on the image input ${xName}`);
-  // Backward: the nodes on a path from the image to the output.
-  const needed = new Set([yName]);
-  const active: NodeProto[] = [];
-  for (let i = graph.node.length - 1; i >= 0; i--) {
-    const n = graph.node[i]!;
-    if (!n.output.some((o) => needed.has(o))) continue;
-    if (!n.input.some((inp) => dx.has(inp))) continue;
-    active.push(n);
-    for (const inp of n.input) if (dx.has(inp)) needed.add(inp);
-  }
-  const unsupported = active.filter((n) => !RULES[n.opType] || (n.domain && n.domain !== 'ai.onnx'));
-  if (unsupported.length) {
-    const list = unsupported.map((n) => `${n.domain ? `${n.domain}.` : ''}${n.opType} (node ${n.name || n.output[0]})`);
-    throw new ModelError(
-      `cannot differentiate through ${list.join(', ')}: supported ops are ${SUPPORTED_OPS.join(', ')}`,
-      {
-        details: { unsupported: list },
-      },
-    );
-  }
+  const { dx, active } = differentiablePath(graph.node, xName, yName, (n, o) => {
+    const type = facts.get(o)?.type;
+    if (type && OTHER_FLOATS.has(type))
+      throw new ModelError(
+        `${n.opType} node ${n.name || o} turns the image-dependent tensor into ${type}; only float32 is supported`,
+        { details: { op: n.opType, node: n.name || o, type } },
+      );
+    return type === 'float32';
+  });
+  refuseUnsupported(active);
 
-  const e = new Emitter(opset);
+  const taken = new Set<string>([
+    ...graph.input.map((i) => i.name),
+    ...graph.initializer.map((t) => t.name ?? ''),
+    ...graph.node.flatMap((n) => [...n.output, n.name ?? '']),
+  ]);
+  const e = new Emitter(opset, taken);
   const cotangent = options.cotangentName ?? 'cotangent';
   const gradName = options.gradName ?? 'grad';
+  for (const name of [cotangent, gradName])
+    if (taken.has(name))
+      throw new ModelError(`the forward model already has a tensor named ${name}; pass another name in VjpOptions`);
   const grads = new Map<string, string[]>([[yName, [cotangent]]]);
   for (const n of active) {
     const gy = n.output.map((o) => {
