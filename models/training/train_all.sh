@@ -4,7 +4,7 @@
 # models/README.md. `npm run models:train` runs this. Sized for a 2-core CPU: about 60-75 minutes of training.
 #
 # Knobs (environment): TRAIN_COUNT, TEST_COUNT, TRAIN_SEED, TEST_SEED, CLIP_EPOCHS, FARE_EPOCHS, DEVICE (auto|cpu|cuda),
-# CLIP_MINUTES, FARE_MINUTES (time budgets: a schedule that would overrun is shortened to fit, so the cosine
+# FARE_LR (default 1e-3, the best of a GPU sweep; see the model card), CLIP_MINUTES, FARE_MINUTES (time budgets: a schedule that would overrun is shortened to fit, so the cosine
 # decay still completes), THREADS, PYTHON, WORK (default models/training/work), MODELS_DIR (default models/),
 # ATTACK_QUERIES. Stages can be skipped with SKIP_DATA=1 / SKIP_CLIP=1 / SKIP_FARE=1 (they reuse work/).
 set -euo pipefail
@@ -47,7 +47,7 @@ fi
 if [[ "${SKIP_FARE:-0}" != 1 ]]; then
   stamp "FARE fine-tuning the image tower"
   "$PYTHON" train_fare.py --data "$WORK/train" --clean "$WORK/clean.pt" --out "$WORK/fare4.pt" \
-    --epochs "$FARE_EPOCHS" --eps 4 --pgd-steps 10 --pgd-step-size 1 --max-minutes "${FARE_MINUTES:-38}" "${COMMON[@]}"
+    --epochs "$FARE_EPOCHS" --eps 4 --pgd-steps 10 --pgd-step-size 1 --lr "${FARE_LR:-1e-3}" --max-minutes "${FARE_MINUTES:-38}" "${COMMON[@]}"
 fi
 train_done=$(date +%s)
 

@@ -155,7 +155,7 @@ too, so for ℓ∞ its momentum reduces to plain sign steps). {rf.get('epochs')}
 
 Wall time on this 2-core CPU (shared with other work): data generation {minutes(timing['dataSeconds'])}, training
 (clean + FARE) {minutes(timing['trainSeconds'])}, export + evaluation + fixtures {minutes(timing['exportEvalSeconds'])}; whole
-command {minutes(timing['totalSeconds'])}.
+command {minutes(timing['totalSeconds'])}.{(chr(10) + chr(10) + timing['note']) if timing.get('note') else ''}
 
 ## Evaluation
 

@@ -14,15 +14,20 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cliEnv(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args]);
+    const { stdout, stderr } = await run(process.execPath, [main, ...args], { env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
     return { code: err.code, stdout: err.stdout, stderr: err.stderr };
   }
 }
+
+const cli = (...args: string[]) => cliEnv({}, ...args);
 
 describe('lookalike synth', () => {
   it('writes a catalog with twins and reports what it made', async () => {
@@ -60,5 +65,28 @@ describe('lookalike synth', () => {
     const again = await cli('synth', '--count', '1', '--out', dir, '--size', '32');
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/is not empty/);
+  });
+});
+
+// The committed tiny towers; the CLI reads MODELS_DIR like any deployment.
+const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+
+describe('lookalike ingest', () => {
+  it('ingests a folder into the embedded store, reports bad files, and adds nothing the second time', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-ingest-'));
+    dirs.push(dir);
+    await cli('synth', '--count', '5', '--seed', '8', '--out', join(dir, 'catalog'), '--size', '96');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(dir, 'catalog', 'images', 'broken.png'), 'not a png');
+    const env = { DATA_DIR: dir, INGEST_ROOTS: dir, MODELS_DIR: MODELS };
+    const first = await cliEnv(env, 'ingest', join(dir, 'catalog', 'images'));
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/Ingested 5 new images \(0 already present, 1 failed\) of 6/);
+    expect(first.stdout).toMatch(/failed: .*broken\.png: the file is text, not an image.* \[IMAGE_NOT_AN_IMAGE\]/);
+    const second = await cliEnv(env, 'ingest', join(dir, 'catalog', 'images'));
+    expect(second.stdout).toMatch(/Ingested 0 new images \(5 already present, 1 failed\) of 6 .* holds 5 images/);
+    const outside = await cliEnv(env, 'ingest', tmpdir());
+    expect(outside.code).not.toBe(0);
+    expect(outside.stderr).toMatch(/outside the folders ingest may read/);
   });
 });

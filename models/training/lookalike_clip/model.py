@@ -11,6 +11,7 @@ on current releases.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -224,7 +225,10 @@ def save_checkpoint(path: str, model: CLIP, extra: Optional[dict] = None) -> Non
 
 
 def load_checkpoint(path: str, map_location: str = "cpu") -> tuple[CLIP, dict]:
-    blob = torch.load(path, map_location=map_location)
+    # Our own checkpoints hold a config dict and run metadata besides tensors; torch >= 2.6 defaults to
+    # weights_only=True, which refuses some of those, so ask for the full load explicitly where the argument exists.
+    kwargs = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
+    blob = torch.load(path, map_location=map_location, **kwargs)
     model = CLIP.from_config(blob["config"])
     model.load_state_dict(blob["state_dict"], strict=True)
     return model, blob

@@ -44,7 +44,7 @@ describe(resolveInsideRoots.name, () => {
 describe(parseManifest.name, () => {
   it('reads JSONL, keeps good lines and reports bad ones with their line numbers', () => {
     const text = [
-      '{"path": "a/one.png", "caption": "a red gear", "labels": {"part": "gear"}, "line": 3}',
+      '{"path": "a/one.png", "caption": "a red gear", "labels": {"part": "gear"}, "line": 3, "pose": {"rotation": 3}}',
       '{"url": "https://example.com/x.jpg", "id": "sku-1"}',
       'not json',
       '{"caption": "no location"}',

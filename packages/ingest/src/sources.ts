@@ -65,8 +65,12 @@ function toItem(raw: Record<string, unknown>, baseDir: string): IngestItem {
   const loc = raw[key] as string;
   const location = /^https?:\/\//i.test(loc) ? loc : resolve(baseDir, loc);
   const known = new Set<string>([...LOCATION_KEYS, 'id', 'caption', 'labels', 'metadata']);
+  // Other scalar fields become metadata; nested values (e.g. a synthetic catalog's pose or twin) are not metadata.
   const extra = Object.fromEntries(
-    Object.entries(raw).filter(([k, v]) => !known.has(k) && v !== '' && v !== undefined),
+    Object.entries(raw).filter(
+      ([k, v]) =>
+        !known.has(k) && v !== '' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'),
+    ),
   );
   const metadata = { ...((raw.metadata as object | undefined) ?? {}), ...extra };
   const candidate = {

@@ -178,7 +178,7 @@ export class EmbeddedVectorStore implements VectorStore {
         .vectorSearch(Array.from(query.vector))
         .column(query.using)
         .distanceType('cosine')
-        .select(['id', 'payload'])
+        .select(['id', 'payload', '_distance'])
         .limit(query.k);
       if (where) q = q.where(where);
       q = query.exact ? q.bypassVectorIndex() : q.refineFactor(5).ef(Math.max(128, 2 * query.k));
