@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/**
+ * The worker process: reads the configuration once, requires REDIS_URL, and runs the ingest worker (built by
+ * packages/services) until SIGTERM or SIGINT, when it stops taking jobs, lets running ones finish and closes its
+ * connections, in that order.
+ */
+import { ConfigError, loadConfig } from '@lookalike/core';
+import { createServices } from '@lookalike/services';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  if (!config.redis) {
+    console.error(
+      'lookalike-worker: REDIS_URL is not set; workers take jobs from Redis (the CLI and API run jobs in-process without it)',
+    );
+    process.exitCode = 2;
+    return;
+  }
+  const services = await createServices(config);
+  console.log(
+    `Worker ready: ingest jobs from ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} into the ${config.store.kind} store ` +
+      `with models ${services.encoders.robust.info.id} and ${services.encoders.clean.info.id}.`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`Received ${signal}; finishing running jobs, then closing.`);
+    services.close().then(
+      () => {
+        console.log('Worker stopped.');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error('Worker did not close cleanly:', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(`lookalike-worker: ${error.message}`);
+    process.exitCode = 2;
+  } else {
+    console.error(error);
+    process.exitCode = 1;
+  }
+});
