@@ -23,7 +23,7 @@ describe(parseConfig.name, () => {
       ALLOW_SVG: 'yes',
     });
     expect(config.store).toEqual({ kind: 'qdrant', url: 'http://qdrant:6333', apiKey: 'k', collection: 'lookalike' });
-    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379' });
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'lookalike' });
     expect(config.api.keys).toEqual([
       { scope: 'read', sha256: 'a'.repeat(64) },
       { scope: 'write', sha256: 'b'.repeat(64) },

@@ -74,6 +74,11 @@ export const envSchema = z
     CLEAN_MODEL: z.string().min(1).default('tiny-clip-clean'),
     TEXT_MODEL: z.string().min(1).default('tiny-clip-text'),
     REDIS_URL: url(/^rediss?$/, 'redis://127.0.0.1:6379'),
+    /** Key prefix of every queue in Redis, so several deployments (or test runs) can share one server. */
+    QUEUE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be letters, digits, _ or -')
+      .default('lookalike'),
     QDRANT_URL: url(/^https?$/, 'http://127.0.0.1:6333'),
     QDRANT_API_KEY: z.string().min(1).optional(),
     COLLECTION: z
@@ -135,7 +140,7 @@ export interface Config {
   paths: { data: string; models: string };
   models: { robust: string; clean: string; text: string };
   /** Absent: jobs run in-process (the embedded default). */
-  redis: { url: string } | undefined;
+  redis: { url: string; prefix: string } | undefined;
   store:
     | { kind: 'qdrant'; url: string; apiKey: string | undefined; collection: string }
     | { kind: 'embedded'; collection: string };
@@ -178,7 +183,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     paths: { data: e.DATA_DIR, models: e.MODELS_DIR },
     models: { robust: e.ROBUST_MODEL, clean: e.CLEAN_MODEL, text: e.TEXT_MODEL },
-    redis: e.REDIS_URL ? { url: e.REDIS_URL } : undefined,
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX } : undefined,
     store: e.QDRANT_URL
       ? { kind: 'qdrant', url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collection: e.COLLECTION }
       : { kind: 'embedded', collection: e.COLLECTION },

@@ -74,9 +74,10 @@ export async function createServices(config: Config): Promise<Services> {
   let runner: JobRunner;
   let stopWorker: () => Promise<void> = () => Promise.resolve();
   if (config.redis) {
-    runner = new BullJobRunner(config.redis.url);
+    runner = new BullJobRunner(config.redis.url, { prefix: config.redis.prefix });
     const worker = startWorker('ingest', handlers, {
       redisUrl: config.redis.url,
+      prefix: config.redis.prefix,
       concurrency: config.ingest.concurrency,
     });
     stopWorker = () => worker.close();
