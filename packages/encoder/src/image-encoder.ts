@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { ValidationError, type ImageEncoder, type ImageEncoderInfo, type PixelBatch } from '@lookalike/core';
-import { preprocessHash } from '@lookalike/imaging';
+import { normalize, preprocessHash } from '@lookalike/imaging';
 import { MicroBatcher } from './batcher.js';
 import type { ImageModelManifest } from './manifest.js';
 import type { ModelRegistry } from './registry.js';
@@ -53,21 +53,6 @@ export class OnnxImageEncoder implements ImageEncoder {
     return new OnnxImageEncoder(session, manifest, resolved);
   }
 
-  /** The model input for pixels: `(x − mean) / std` per channel, `[N,3,S,S]`. Attacks differentiate through this. */
-  normalize(pixels: Float32Array, n: number): Float32Array {
-    const out = new Float32Array(n * 3 * this.plane);
-    const { mean, std } = this.manifest.input;
-    for (let i = 0; i < n; i++) {
-      for (let c = 0; c < 3; c++) {
-        const offset = (i * 3 + c) * this.plane;
-        const m = mean[c]!;
-        const s = 1 / std[c]!;
-        for (let p = 0; p < this.plane; p++) out[offset + p] = (pixels[offset + p]! - m) * s;
-      }
-    }
-    return out;
-  }
-
   embed(batch: PixelBatch): Promise<Float32Array[]> {
     const { size } = this.manifest.input;
     if (batch.height !== size || batch.width !== size) {
@@ -99,7 +84,8 @@ export class OnnxImageEncoder implements ImageEncoder {
     const pixels = new Float32Array(n * stride);
     images.forEach((image, i) => pixels.set(image, i * stride));
     const { size, name } = this.manifest.input;
-    const input = new ort.Tensor('float32', this.normalize(pixels, n), [n, 3, size, size]);
+    // `pixels` is this call's own copy, so it is normalised in place (imaging's torch-exact float32 arithmetic).
+    const input = new ort.Tensor('float32', normalize(pixels, this.manifest.input), [n, 3, size, size]);
     const outputs = await this.session.run({ [name]: input });
     const output = outputs[this.manifest.output.name]!;
     const rows = splitRows(output.data as Float32Array, n, this.manifest.output.dim, !this.manifest.output.normalized);
