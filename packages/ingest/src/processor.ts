@@ -13,6 +13,7 @@ import {
   isAppError,
   type EncoderRole,
   type ImageEncoder,
+  type PixelBatch,
   type Point,
   type PointPayload,
   type VectorStore,
@@ -129,9 +130,15 @@ export function createIngestHandlers(deps: IngestDeps): Pick<Required<JobHandler
     });
     if (fresh.length === 0) return { done: 0, skipped: loaded.length };
     const images = fresh.map((l) => l.image);
-    const vectors = await Promise.all(
-      ENCODER_ROLES.map((r) => deps.encoders[r].embed(preprocessBatch(images, deps.encoders[r].info.preprocess))),
-    );
+    // Towers that share a preprocessing (the usual case) share one resize of the batch.
+    const batches = new Map<string, PixelBatch>();
+    const batchFor = (r: EncoderRole): PixelBatch => {
+      const { preprocess, preprocessHash } = deps.encoders[r].info;
+      let batch = batches.get(preprocessHash);
+      if (!batch) batches.set(preprocessHash, (batch = preprocessBatch(images, preprocess)));
+      return batch;
+    };
+    const vectors = await Promise.all(ENCODER_ROLES.map((r) => deps.encoders[r].embed(batchFor(r))));
     const points: Point[] = fresh.map((l, i) => ({
       id: l.id,
       vectors: Object.fromEntries(ENCODER_ROLES.map((r, k) => [r, vectors[k]![i]!])) as Point['vectors'],
