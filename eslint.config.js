@@ -45,4 +45,9 @@ export default tseslint.config(
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // The web UI's browser modules (served as written; type-checked from JSDoc by packages/web/tsconfig.public.json).
+    files: ['packages/web/public/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );

@@ -5,13 +5,12 @@
  *
  *   npm run bench:autodiff [-- --models tiny,vitb32 --batches 1,16 --seconds 6]
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { buildVjpModel, VjpSession } from '@lookalike/autodiff';
+import { benchTower } from './models.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,7 +20,6 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(availableParallelism()) },
   },
 });
-const CACHE = 'bench/.cache/encoder';
 const seconds = Number(values.seconds);
 const threads = Number(values.threads);
 
@@ -42,33 +40,9 @@ const sample = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsag
 const rows: string[] = [];
 const results: Record<string, unknown> = { threads, models: {} };
 for (const name of values.models.split(',')) {
-  const dir = `${CACHE}/bench-${name}`;
-  if (!existsSync(`${dir}/model.onnx`)) {
-    execFileSync(
-      process.env.PYTHON ?? '/usr/bin/python3',
-      [
-        'bench/encoder_torch.py',
-        '--out',
-        CACHE,
-        '--images',
-        'bench/.cache/none',
-        '--models',
-        name,
-        '--batches',
-        '1',
-        '--seconds',
-        '0',
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
-  }
-  const manifest = JSON.parse(await readFile(`${dir}/manifest.json`, 'utf8')) as {
-    input: { size: number };
-    output: { dim: number };
-  };
-  const forwardBytes = await readFile(`${dir}/model.onnx`);
+  const tower = await benchTower(name);
+  const manifest = { input: tower.spec, output: { dim: tower.dim } };
+  const forwardBytes = await readFile(tower.modelPath);
   const t0 = performance.now();
   const vjpBytes = await buildVjpModel(forwardBytes);
   const buildSeconds = (performance.now() - t0) / 1000;

@@ -20,6 +20,36 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+
+def attack_check_section(models_dir: str) -> str:
+    """The TypeScript-vs-PyTorch PGD comparison (compare_pgd.py), when it has been run."""
+    path = os.path.join(models_dir, "fixtures", "pgd-comparison.json")
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        c = json.load(f)
+    rows = "\n".join(
+        f"| {round(r['epsilon'] * 255)}/255 | {r['steps']} | {r['stepSize']:.2e} | {r['torchMean']:.5f} | {r['tsMean']:.5f} "
+        f"| {r['tsMean'] - r['torchMean']:+.1e} |"
+        for r in c["runs"]
+    )
+    return f"""
+## Attack check: TypeScript PGD vs PyTorch autograd
+
+`compare_pgd.py` rebuilds `{c['model']}` in PyTorch {c['torch']} from its ONNX file (max |Δ| {c['onnxParityMaxAbs']:.1e}
+against onnxruntime-node), runs ℓ∞ PGD with autograd from the same random start that `packages/attacks` draws (its
+generator reimplemented bit for bit), the same ε, steps and step size, on the {len(c['images'])} fixture images, and
+runs the TypeScript PGD (`packages/attacks`, gradients from the VJP model of `packages/autodiff`) on the same inputs.
+Mean best loss 1 − cos(φ(x+δ), φ(x)):
+
+| ε | steps | step | PyTorch | TypeScript | TS − PyTorch |
+| --- | --- | --- | --- | --- | --- |
+{rows}
+
+The two follow the same path up to float32 rounding (a near-zero gradient component can flip sign); a vitest test
+re-runs the TypeScript side against these numbers and requires TS ≥ PyTorch − {c['tolerance']}.
+"""
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--metrics", required=True)
@@ -211,11 +241,12 @@ It is exercised here with random weights of the exact ViT-B/32 shape: `python3 m
 work/vitb32-random.pt --with-text` writes the open_clip key layout (spelled out independently of the model code),
 then `export_openclip.py` loads it strictly and exports both towers.
 
+{attack_check_section(args.models_dir)}
 ## Files
 
 `models/training/`: `lookalike_clip/` (model, tokenizer, data, losses, ONNX export), `train_clip.py`,
 `train_fare.py`, `export.py`, `evaluate.py`, `fixtures.py`, `write_card.py`, `export_openclip.py`,
-`make_random_vitb32.py`, `test_lookalike_clip.py` (unit checks: `python3 -m unittest` in `models/training`),
+`make_random_vitb32.py`, `compare_pgd.py`, `test_lookalike_clip.py` (unit checks: `python3 -m unittest` in `models/training`),
 `train_all.sh`. Scripts take `--device auto|cpu|cuda` and run unchanged on a current PyTorch with CUDA. Generated
 data, checkpoints and logs live in the git-ignored `models/training/work/`.
 """

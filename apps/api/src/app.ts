@@ -1,8 +1,26 @@
-import express, { type Express } from 'express';
+import { join, resolve } from 'node:path';
+import { AppError, type AuditRepository, type Config, type EncoderRole, type ImageEncoder } from '@lookalike/core';
+import type { TextEncoder, VectorStore } from '@lookalike/core';
+import type { AuditOptions, JobRunner } from '@lookalike/queue';
+import { SearchService } from '@lookalike/search';
+import { uploadsDir } from '@lookalike/services';
+import { clientRoutes, contentSecurityPolicy as uiContentSecurityPolicy } from '@lookalike/web';
+import express, { type Express, type RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import { callerOf, identifyCaller, requireAccess, type Access } from './auth.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
+import { ImageFiles } from './image-files.js';
+import { createMetrics, type ApiMetrics } from './metrics.js';
+import { ApiRoutes } from './openapi.js';
+import { auditRoutes } from './routes/audits.js';
+import { imageRoutes } from './routes/images.js';
+import { ingestRoutes } from './routes/ingest.js';
+import { searchRoutes } from './routes/search.js';
+import { systemRoutes } from './routes/system.js';
+import { singleUpload } from './uploads.js';
 
 /** A dependency the API needs before it can serve traffic; `/readyz` runs each check. */
 export interface ReadinessCheck {
@@ -11,41 +29,144 @@ export interface ReadinessCheck {
   check: () => Promise<void>;
 }
 
-/** Everything the API is built from; `main` builds the real ones, tests pass small real ones. */
+/**
+ * Everything the API is built from; `main` builds the real ones from the configuration (`createServices`), tests
+ * pass small real ones.
+ */
 export interface AppDeps {
+  config: Config;
   logger: Logger;
-  readiness: readonly ReadinessCheck[];
+  store: VectorStore;
+  encoders: Record<EncoderRole, ImageEncoder>;
+  text: TextEncoder;
+  runner: JobRunner;
+  /** Built from the store and encoders when not given. */
+  search?: SearchService;
+  /** Finished robustness audits; without it the audit routes answer 503. */
+  audits?: AuditRepository;
+  /** The configured audit options that `POST /v1/audits` starts from (AUDIT_* variables). */
+  auditDefaults?: AuditOptions;
+  /** Folder of the web UI (`index.html` and its assets), served at `/`. */
+  webRoot?: string;
+  /** Checks beyond the built-in ones (store, queue, models). */
+  readiness?: readonly ReadinessCheck[];
+}
+
+/** What the route modules are handed. */
+export interface RouteContext {
+  routes: ApiRoutes;
+  deps: AppDeps;
+  search: SearchService;
+  metrics: ApiMetrics;
+  files: ImageFiles;
+  /** Refuses requests whose API key does not grant the access. */
+  access: (access: Access) => RequestHandler;
+  /** Reads the one image file of a multipart request (field `image`). */
+  upload: RequestHandler;
+  /** Where uploaded images are saved, named by their sha256. */
+  uploadsDir: string;
 }
 
 /**
- * Builds the Express application. Routes are added here as the product grows; the app holds no global state, so
- * tests build as many as they like.
+ * Builds the Express application: the search API under `/v1`, operations endpoints (`/healthz`, `/readyz`,
+ * `/metrics`, `/openapi.json`) and, when a web root is given, the UI at `/`. The app holds no global state (its
+ * metrics registry, rate-limit store and caches are its own), so tests build as many as they like. It listens to
+ * the runner's events for the app's life, to drop cached facets when an ingest batch has stored images.
  */
 export function createApp(deps: AppDeps): Express {
+  const { config } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  app.use(helmet());
+  app.set('query parser', 'simple');
+  app.use(
+    helmet({
+      // Exactly the policy the UI is written for. Not helmet's defaults: their upgrade-insecure-requests would break
+      // every asset of the demo, which is served over plain http on 127.0.0.1.
+      contentSecurityPolicy: { useDefaults: false, directives: { ...uiContentSecurityPolicy } },
+    }),
+  );
   app.use(pinoHttp({ logger: deps.logger, autoLogging: { ignore: (req) => req.url === '/healthz' } }));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+  const metrics = createMetrics(deps.runner);
+  app.use(metrics.middleware);
+
+  const search =
+    deps.search ??
+    new SearchService({
+      store: deps.store,
+      encoders: deps.encoders,
+      text: deps.text,
+      decode: {
+        maxBytes: config.images.maxBytes,
+        maxPixels: config.images.maxPixels,
+        allowSvg: config.images.allowSvg,
+      },
+    });
+  deps.runner.events.on('completed', (_id, name, result) => {
+    if (name === 'ingest-batch' && (result as { done?: number } | undefined)?.done !== 0) search.invalidate();
   });
 
-  app.get('/readyz', async (_req, res) => {
-    const results = await Promise.all(
-      deps.readiness.map(async ({ name, check }) => {
-        try {
-          await check();
-          return { name, ok: true as const };
-        } catch (error) {
-          return { name, ok: false as const, reason: error instanceof Error ? error.message : String(error) };
-        }
-      }),
-    );
-    const ready = results.every((r) => r.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: results });
-  });
+  const uploads = resolve(uploadsDir(config));
+  const ctx: RouteContext = {
+    routes: new ApiRoutes(app),
+    deps,
+    search,
+    metrics,
+    files: new ImageFiles({
+      store: deps.store,
+      roots: [...config.ingest.roots, uploads],
+      thumbsDir: resolve(join(config.paths.data, 'thumbs')),
+      maxBytes: config.images.maxBytes,
+      maxPixels: config.images.maxPixels,
+    }),
+    access: (access) => requireAccess(access, config.api.keys),
+    upload: singleUpload('image', config.api.maxUploadBytes),
+    uploadsDir: uploads,
+  };
+
+  systemRoutes(ctx);
+  app.use(
+    '/v1',
+    identifyCaller(config.api.keys),
+    rateLimit({
+      windowMs: 60_000,
+      limit: config.api.rateLimitPerMinute,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+      // A verified key is its own bucket; everyone else (bad keys included) is counted by address.
+      keyGenerator: (req, res) => {
+        const { keyId } = callerOf(res);
+        return keyId ? `key:${keyId}` : `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`;
+      },
+      handler: (_req, _res, next) => {
+        next(
+          new AppError(
+            'RATE_LIMITED',
+            `Too many requests: the limit is ${config.api.rateLimitPerMinute} per minute; retry after the ` +
+              'Retry-After header says.',
+            { details: { limitPerMinute: config.api.rateLimitPerMinute } },
+          ),
+        );
+      },
+    }),
+    express.json({ limit: '256kb' }),
+  );
+  searchRoutes(ctx);
+  imageRoutes(ctx);
+  ingestRoutes(ctx);
+  auditRoutes(ctx);
+
+  if (deps.webRoot) {
+    const index = join(deps.webRoot, 'index.html');
+    app.use(express.static(deps.webRoot, { index: false, fallthrough: true }));
+    // The UI's own routes all load the one page, which picks its view from the path.
+    app.get([...clientRoutes], (_req, res, next) => {
+      res.sendFile(index, (error) => {
+        if (error) next(error);
+      });
+    });
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler);

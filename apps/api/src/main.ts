@@ -1,26 +1,35 @@
 #!/usr/bin/env node
-import { loadConfig } from '@lookalike/core';
+/**
+ * The API process: reads the configuration once, builds the store, the towers and the job runner (BullMQ producers
+ * only when REDIS_URL is set: the worker processes run the jobs), serves the API and the web UI, and on SIGTERM or SIGINT
+ * stops accepting, drains in-flight requests, then closes the runner, the encoders and the store, in that order.
+ */
+import { ConfigError, loadConfig } from '@lookalike/core';
+import { createServices } from '@lookalike/services';
 import { pino } from 'pino';
-import { createApp } from './app.js';
+import { closeOnSignals, shutdownLog, startServer } from './server.js';
 
-// Composition root: read the configuration once, build the adapters, serve, and shut down in a fixed order.
-const config = loadConfig(process.env);
-const logger = pino({ level: config.logLevel });
-const app = createApp({ logger, readiness: [] });
-const server = app.listen(config.api.port, config.api.host, () => {
-  logger.info(`Lookalike API listening on http://${config.api.host}:${config.api.port}.`);
-});
-
-let stopping = false;
-function shutdown(signal: string): void {
-  if (stopping) return;
-  stopping = true;
-  logger.info(`Received ${signal}; closing the HTTP server.`);
-  server.close((error) => {
-    if (error) logger.error({ err: error }, 'HTTP server closed with an error.');
-    process.exit(error ? 1 : 0);
-  });
-  server.closeIdleConnections();
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.logLevel });
+  // With Redis, jobs run in the worker processes: attacks and embedding would otherwise share this process's cores
+  // and event loop with the requests. Without Redis the in-process runner has to run them here.
+  const services = await createServices(config, { workers: config.redis ? [] : undefined });
+  const running = await startServer(services, { logger });
+  logger.info(
+    `Lookalike API listening on ${running.url} (${config.store.kind} store, ` +
+      `${config.redis ? 'BullMQ on Redis' : 'in-process jobs'}, models ${services.encoders.robust.info.id} and ` +
+      `${services.encoders.clean.info.id}).`,
+  );
+  closeOnSignals(() => running.close(), shutdownLog(logger));
 }
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(`lookalike-api: ${error.message}`);
+    process.exitCode = 2;
+  } else {
+    console.error(error);
+    process.exitCode = 1;
+  }
+});

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,5 +88,106 @@ describe('lookalike ingest', () => {
     const outside = await cliEnv(env, 'ingest', tmpdir());
     expect(outside.code).not.toBe(0);
     expect(outside.stderr).toMatch(/outside the folders ingest may read/);
+  });
+});
+
+/** Starts the CLI and resolves with the first match of `ready` on stdout, or rejects when it exits first. */
+function startUntil(
+  env: Record<string, string>,
+  ready: RegExp,
+  ...args: string[]
+): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpExecArray; output: () => string }> {
+  const child = spawn(process.execPath, [main, ...args], { env: { ...process.env, ...env } });
+  let out = '';
+  const output = () => out;
+  return new Promise((resolveStart, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${String(ready)} within 50 s:\n${out}`)), 50_000);
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = ready.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolveStart({ child, match, output });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before ${String(ready)}:\n${out}`));
+    });
+  });
+}
+
+describe('lookalike demo', () => {
+  it('ingests the sample catalog and prints lookalikes, then exits with --no-serve', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-demo-'));
+    dirs.push(dir);
+    const res = await cliEnv({ MODELS_DIR: MODELS }, 'demo', '--data', dir, '--count', '6', '--no-serve');
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/Ingested 6 new images/);
+    expect(res.stdout).toMatch(/robust tower:/);
+    // The quick audit, so the audits page has one.
+    expect(res.stdout).toMatch(/A quick robustness audit of both towers/);
+    expect(res.stdout).toMatch(/Under APGD-20 at ε = 4\/255 \(ℓ∞\), the robust tower keeps [\d.]+ % of its top-10/);
+    expect(res.stdout).toMatch(/Report: \S+report\.html/);
+    expect(res.stdout).not.toMatch(/is running at/);
+  });
+
+  it('serves the web UI and the API until SIGTERM, then exits cleanly', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-demo-'));
+    dirs.push(dir);
+    const { child, match, output } = await startUntil(
+      { MODELS_DIR: MODELS },
+      /Lookalike is running at (http:\/\/127\.0\.0\.1:\d+\/)/,
+      'demo',
+      '--data',
+      dir,
+      '--count',
+      '6',
+      '--port',
+      '0',
+      '--no-audit',
+    );
+    const base = match[1]!;
+    const search = await fetch(new URL('/v1/search', base), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'a gear with a crack', k: 3 }),
+    });
+    expect(search.status).toBe(200);
+    const body = (await search.json()) as { hits: { thumbnailUrl: string }[] };
+    expect(body.hits).toHaveLength(3);
+    expect((await fetch(new URL(body.hits[0]!.thumbnailUrl, base))).headers.get('content-type')).toBe('image/jpeg');
+    const page = await fetch(base);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited, output()).toBe(0);
+    expect(output()).toMatch(/Received SIGTERM; finishing in-flight requests[^]*Lookalike stopped\./);
+  });
+});
+
+describe('lookalike serve', () => {
+  it('serves the configured store and refuses a port that is taken with a clear message', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-serve-'));
+    dirs.push(dir);
+    const env = { DATA_DIR: dir, MODELS_DIR: MODELS, LOG_LEVEL: 'warn' };
+    const { child, match, output } = await startUntil(
+      env,
+      /running at http:\/\/127\.0\.0\.1:(\d+)\//,
+      'serve',
+      '--port',
+      '0',
+    );
+    const port = match[1]!;
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(200);
+    const taken = await cliEnv(env, 'serve', '--port', port);
+    expect(taken.code).toBe(2);
+    expect(taken.stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
+    expect(await exited, output()).toBe(0);
   });
 });

@@ -5,7 +5,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppError, loadConfig, parseConfig } from '@lookalike/core';
 import { createServices } from '@lookalike/services';
 import { CatalogOptionsError } from '@lookalike/synth';
+import { printAudit, runAudit } from './audit.js';
 import { printSummary, runIngest, sourceOf } from './ingest.js';
+import { serve } from './serve.js';
 import { runSynth } from './synth.js';
 
 function integer(name: string, min: number, max: number) {
@@ -73,43 +75,147 @@ program
     }
   });
 
+/** `0,1/255,4/255` or `0.0157` → budgets in [0,1]. */
+function epsilons(value: string): number[] {
+  const out = value.split(',').map((part) => {
+    const m = /^\s*(\d+(?:\.\d+)?)(?:\/(\d+(?:\.\d+)?))?\s*$/.exec(part);
+    const v = m ? Number(m[1]) / (m[2] === undefined ? 1 : Number(m[2])) : NaN;
+    if (!Number.isFinite(v) || v < 0 || v > 1)
+      throw new InvalidArgumentError(`--eps takes budgets such as 0,1/255,4/255 in [0,1]; "${part}" is not one.`);
+    return v;
+  });
+  if (!out.length || out.length > 16) throw new InvalidArgumentError('--eps takes 1 to 16 budgets.');
+  return out;
+}
+
+program
+  .command('audit')
+  .description(
+    'Attack catalog images with PGD/APGD against the robust and the clean tower, and report how retrieval holds up.',
+  )
+  .option('--data <dir>', 'data folder of the catalog to audit (sets DATA_DIR and INGEST_ROOTS), e.g. data/demo')
+  .option('--queries <n>', 'query images drawn from the catalog', integer('--queries', 1, 100_000))
+  .option('--eps <list>', 'budgets in [0,1] pixel units, e.g. 0,1/255,2/255,4/255,8/255', epsilons)
+  .option('--steps <n>', 'attack steps', integer('--steps', 1, 10_000))
+  .addOption(new Option('--attack <name>', 'attack').choices(['pgd', 'apgd']))
+  .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']))
+  .option('--restarts <n>', 'random restarts', integer('--restarts', 1, 16))
+  .option('--k <n>', 'neighbours compared', integer('--k', 1, 100))
+  .option('--targeted <n>', 'queries also attacked toward another image', integer('--targeted', 0, 100_000))
+  .option('--seed <n>', 'random seed', integer('--seed', 0, 2 ** 32 - 1))
+  .option('--batch-size <n>', 'queries per batch job', integer('--batch-size', 1, 256))
+  .action(
+    async (flags: {
+      data?: string;
+      queries?: number;
+      eps?: number[];
+      steps?: number;
+      attack?: 'pgd' | 'apgd';
+      norm?: 'linf' | 'l2';
+      restarts?: number;
+      k?: number;
+      targeted?: number;
+      seed?: number;
+      batchSize?: number;
+    }) => {
+      const env = flags.data
+        ? { ...process.env, DATA_DIR: resolve(flags.data), INGEST_ROOTS: resolve(flags.data) }
+        : process.env;
+      const services = await createServices(parseConfig(env));
+      try {
+        const d = services.auditDefaults;
+        const options = {
+          ...d,
+          ...(flags.queries === undefined ? {} : { queries: flags.queries }),
+          ...(flags.eps === undefined ? {} : { epsilons: flags.eps }),
+          ...(flags.steps === undefined ? {} : { steps: flags.steps }),
+          ...(flags.attack === undefined ? {} : { attack: flags.attack }),
+          ...(flags.norm === undefined ? {} : { norm: flags.norm }),
+          ...(flags.restarts === undefined ? {} : { restarts: flags.restarts }),
+          ...(flags.k === undefined ? {} : { k: flags.k }),
+          ...(flags.targeted === undefined ? {} : { targetedQueries: flags.targeted }),
+          ...(flags.seed === undefined ? {} : { seed: flags.seed }),
+          ...(flags.batchSize === undefined ? {} : { batchSize: flags.batchSize }),
+        };
+        printAudit(services, await runAudit(services, options));
+      } finally {
+        await services.close();
+      }
+    },
+  );
+
+program
+  .command('serve')
+  .description('Serve the HTTP API and the web UI (with REDIS_URL, also run a BullMQ worker in this process).')
+  .option('--host <host>', 'address to listen on (default HOST, 127.0.0.1)')
+  .option('--port <n>', 'port to listen on, 0 for any free one (default PORT, 8080)', integer('--port', 0, 65_535))
+  .action(async (flags: { host?: string; port?: number }) => {
+    const services = await createServices(loadConfig(process.env));
+    await serve(services, flags);
+  });
+
 program
   .command('demo')
-  .description('Run the demo on the embedded default: make the sample catalog if missing, ingest it, show lookalikes.')
+  .description(
+    'Run the demo on the embedded default: make the sample catalog if missing, ingest it, show lookalikes, and ' +
+      'serve the web UI until Ctrl-C.',
+  )
   .option('--data <dir>', 'where the demo keeps its data', 'data/demo')
   .option('--count <n>', 'images in the sample catalog', integer('--count', 1, 1_000_000), 400)
-  .action(async (flags: { data: string; count: number }) => {
-    const data = resolve(flags.data);
-    const catalog = join(data, 'catalog');
-    if (existsSync(join(catalog, 'catalog.json'))) {
-      console.log(`The sample catalog is already at ${catalog}; delete it to make a new one.`);
-    } else {
-      await runSynth({
-        out: catalog,
-        count: flags.count,
-        seed: 1,
-        twins: true,
-        format: 'png',
-        size: 256,
-        overwrite: true,
+  .option('--host <host>', 'address to serve on (default HOST, 127.0.0.1)')
+  .option('--port <n>', 'port to serve on, 0 for any free one (default PORT, 8080)', integer('--port', 0, 65_535))
+  .option('--no-serve', 'only ingest and print lookalikes, then exit')
+  .option('--no-audit', 'skip the quick robustness audit the demo runs when it has none yet')
+  .action(
+    async (flags: { data: string; count: number; host?: string; port?: number; serve: boolean; audit: boolean }) => {
+      const data = resolve(flags.data);
+      const catalog = join(data, 'catalog');
+      if (existsSync(join(catalog, 'catalog.json'))) {
+        console.log(`The sample catalog is already at ${catalog}; delete it to make a new one.`);
+      } else {
+        await runSynth({
+          out: catalog,
+          count: flags.count,
+          seed: 1,
+          twins: true,
+          format: 'png',
+          size: 256,
+          overwrite: true,
+        });
+      }
+      // The demo always runs on the embedded default, whatever the environment says about Redis or Qdrant; it logs
+      // only warnings unless LOG_LEVEL asks for more, so the terminal shows the demo, not every request.
+      const config = parseConfig({
+        ...process.env,
+        DATA_DIR: data,
+        INGEST_ROOTS: data,
+        REDIS_URL: undefined,
+        QDRANT_URL: undefined,
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       });
-    }
-    // The demo always runs on the embedded default, whatever the environment says about Redis or Qdrant.
-    const config = parseConfig({
-      ...process.env,
-      DATA_DIR: data,
-      INGEST_ROOTS: data,
-      REDIS_URL: undefined,
-      QDRANT_URL: undefined,
-    });
-    const services = await createServices(config);
-    try {
-      printSummary(await runIngest(services, { kind: 'manifest', location: join(catalog, 'manifest.jsonl') }, 32));
-      await showLookalikes(services);
-    } finally {
-      await services.close();
-    }
-  });
+      const services = await createServices(config);
+      try {
+        printSummary(await runIngest(services, { kind: 'manifest', location: join(catalog, 'manifest.jsonl') }, 32));
+        await showLookalikes(services);
+        if (flags.audit && (await services.audits.list({ limit: 1 })).length === 0) {
+          // A quick audit, so the audits page has one: the nightly flow with a demo-sized budget (the nightly default
+          // is 200 queries and APGD-100; `lookalike audit --data data/demo` runs that).
+          console.log('\nA quick robustness audit of both towers (20 queries, APGD-20):');
+          const options = { ...services.auditDefaults, queries: 20, steps: 20, targetedQueries: 5, batchSize: 5 };
+          printAudit(services, await runAudit(services, options));
+        }
+      } catch (error) {
+        await services.close();
+        throw error;
+      }
+      if (!flags.serve) {
+        await services.close();
+        return;
+      }
+      console.log('');
+      await serve(services, { host: flags.host, port: flags.port });
+    },
+  );
 
 /** Prints the nearest neighbours of one catalog image with each tower, so the demo shows what search returns. */
 async function showLookalikes(services: Awaited<ReturnType<typeof createServices>>): Promise<void> {

@@ -5,14 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BullJobRunner, type JobName } from '@lookalike/queue';
-import { INDEXED_FIELDS } from '@lookalike/services';
-import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { generateCatalog } from '@lookalike/synth';
 import { afterAll, describe, expect, it } from 'vitest';
+import { storedIds, workerEnv } from './testing.js';
 
 // Real processes, real Redis, real models and store: a worker is SIGKILLed mid-ingest and another takes over.
 const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -24,15 +22,7 @@ describe('ingest through BullMQ when a worker is killed', () => {
     const count = 96;
     await generateCatalog({ count, seed: 12, outDir: join(dir, 'catalog'), size: 96 });
     const prefix = `test-${randomUUID()}`;
-    const env = {
-      ...process.env,
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      DATA_DIR: dir,
-      INGEST_ROOTS: dir,
-      MODELS_DIR: MODELS,
-      QDRANT_URL: undefined,
-    };
+    const env = workerEnv(dir, prefix, REDIS_URL);
     const runner = new BullJobRunner(REDIS_URL, { prefix });
     const completed = new Set<string>();
     let batches = -1;
@@ -68,26 +58,9 @@ describe('ingest through BullMQ when a worker is killed', () => {
       expect(batches).toBe(count / 4);
       expect(completed.size).toBe(batches);
 
-      const store = await EmbeddedVectorStore.open(join(dir, 'store'));
-      try {
-        // Open the store the workers wrote, as the next process would.
-        await store.ensureCollection({
-          name: 'lookalike',
-          dims: { robust: 128, clean: 128 },
-          indexedFields: INDEXED_FIELDS,
-        });
-        const ids: string[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await store.scroll({ limit: 50, ...(cursor ? { cursor } : {}) });
-          ids.push(...page.points.map((p) => p.id));
-          cursor = page.next;
-        } while (cursor);
-        expect(ids.length).toBe(count);
-        expect(new Set(ids).size).toBe(count);
-      } finally {
-        await store.close();
-      }
+      const ids = await storedIds(dir);
+      expect(ids.length).toBe(count);
+      expect(new Set(ids).size).toBe(count);
     } finally {
       for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
       await runner.close();

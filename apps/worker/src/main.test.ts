@@ -1,13 +1,16 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BullJobRunner } from '@lookalike/queue';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // The built entry point in a child process against the real Redis, as an operator runs it.
 const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+const REDIS_URL = 'redis://127.0.0.1:6379';
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
@@ -33,14 +36,31 @@ describe('lookalike worker', () => {
     expect(broken.output()).toMatch(/PORT/);
   });
 
-  it('starts against Redis and stops cleanly on SIGTERM', async () => {
+  it('starts against Redis, installs the nightly audit schedule once, and stops cleanly on SIGTERM', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'worker-'));
     dirs.push(dir);
-    const w = start({ REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: dir, MODELS_DIR: MODELS });
-    for (let i = 0; i < 200 && !/Worker ready/.test(w.output()); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(w.output()).toMatch(/Worker ready: ingest jobs from redis:\/\/127\.0\.0\.1:6379 into the embedded store/);
-    w.child.kill('SIGTERM');
-    expect(await w.exited).toBe(0);
-    expect(w.output()).toMatch(/Worker stopped\./);
+    const prefix = `test-${randomUUID()}`;
+    const env = { REDIS_URL, DATA_DIR: dir, MODELS_DIR: MODELS, QUEUE_PREFIX: prefix, AUDIT_CRON: '15 4 * * *' };
+    const runner = new BullJobRunner(REDIS_URL, { prefix, listen: false });
+    try {
+      for (let run = 0; run < 2; run++) {
+        const w = start(env);
+        for (let i = 0; i < 200 && !/Nightly audit scheduled/.test(w.output()); i++)
+          await new Promise((r) => setTimeout(r, 100));
+        expect(w.output()).toMatch(
+          /Worker ready: ingest and audit jobs from redis:\/\/127\.0\.0\.1:6379 into the embedded store/,
+        );
+        expect(w.output()).toMatch(/Nightly audit scheduled with cron "15 4 \* \* \*"/);
+        w.child.kill('SIGTERM');
+        expect(await w.exited).toBe(0);
+        expect(w.output()).toMatch(/Worker stopped\./);
+      }
+      // Both starts converged on one scheduler.
+      const schedulers = await runner.queue('audit').getJobSchedulers();
+      expect(schedulers.map((s) => [s.key, s.pattern])).toEqual([['nightly-audit', '15 4 * * *']]);
+    } finally {
+      for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+      await runner.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * The worker process: reads the configuration once, requires REDIS_URL, and runs the ingest worker (built by
- * packages/services) until SIGTERM or SIGINT, when it stops taking jobs, lets running ones finish and closes its
+ * The worker process: reads the configuration once, requires REDIS_URL, runs the ingest and audit workers (built
+ * by packages/services) and installs the nightly audit schedule (AUDIT_CRON; AUDIT_SCHEDULE=false leaves it out), until
+ * SIGTERM or SIGINT, when it stops taking jobs, lets running ones finish and closes its
  * connections, in that order.
  */
 import { ConfigError, loadConfig } from '@lookalike/core';
@@ -16,11 +17,17 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const services = await createServices(config);
+  const services = await createServices(config, { jobEvents: false });
   console.log(
-    `Worker ready: ingest jobs from ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} into the ${config.store.kind} store ` +
+    `Worker ready: ingest and audit jobs from ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} into the ${config.store.kind} store ` +
       `with models ${services.encoders.robust.info.id} and ${services.encoders.clean.info.id}.`,
   );
+  if (config.audit.schedule) {
+    await services.scheduleAudits();
+    console.log(
+      `Nightly audit scheduled with cron "${config.audit.cron}" (${services.auditDefaults.queries} queries).`,
+    );
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -111,6 +111,8 @@ export const envSchema = z
     ENCODER_MAX_BATCH: int(1, 1024, 32),
     ENCODER_MAX_WAIT_MS: int(0, 10_000, 5),
     AUDIT_CRON: cron.default('0 3 * * *'),
+    /** Whether worker processes install the nightly audit schedule. */
+    AUDIT_SCHEDULE: bool(true),
     AUDIT_QUERIES: int(1, 100_000, 200),
     AUDIT_EPSILONS: z
       .string()
@@ -161,7 +163,14 @@ export interface Config {
     fetchMaxBytes: number;
   };
   encoder: { threads: number; maxBatch: number; maxWaitMs: number };
-  audit: { cron: string; queries: number; epsilons: number[]; steps: number; attack: 'pgd' | 'apgd' };
+  audit: {
+    cron: string;
+    schedule: boolean;
+    queries: number;
+    epsilons: number[];
+    steps: number;
+    attack: 'pgd' | 'apgd';
+  };
 }
 
 /**
@@ -206,6 +215,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     encoder: { threads: e.ENCODER_THREADS, maxBatch: e.ENCODER_MAX_BATCH, maxWaitMs: e.ENCODER_MAX_WAIT_MS },
     audit: {
       cron: e.AUDIT_CRON,
+      schedule: e.AUDIT_SCHEDULE,
       queries: e.AUDIT_QUERIES,
       epsilons: e.AUDIT_EPSILONS,
       steps: e.AUDIT_STEPS,

@@ -1,5 +1,5 @@
 import type { Filter } from './filter.js';
-import type { EncoderRole, PixelBatch, Point, PreprocessSpec, SearchHit, StoredPoint } from './types.js';
+import type { AuditResult, EncoderRole, PixelBatch, Point, PreprocessSpec, SearchHit, StoredPoint } from './types.js';
 
 /** What an image encoder is and how its inputs must be prepared. */
 export interface ImageEncoderInfo {
@@ -102,4 +102,27 @@ export interface JobQueue<Payloads extends Record<string, unknown>> {
   ): Promise<{ id: string }>;
   getJob(id: string): Promise<JobStatus | undefined>;
   close(): Promise<void>;
+}
+
+/** One stored audit as listed: enough for an index page and a trend line. */
+export interface AuditSummary {
+  id: string;
+  startedAt: string;
+  finishedAt: string;
+  attack: AuditResult['attack'];
+  queries: number;
+  /** Headline numbers per encoder at each ε: overlap@k and top-1 retention. */
+  headline: { encoder: EncoderRole; epsilon: number; overlapAtK: number; top1Retention: number }[];
+}
+
+/**
+ * Port: where finished audits are kept. An audit is written whole (JSON and HTML report together) or not at all, so
+ * readers never see a half-written one.
+ */
+export interface AuditRepository {
+  /** Newest first. */
+  list(options?: { limit?: number }): Promise<AuditSummary[]>;
+  get(id: string): Promise<AuditResult | undefined>;
+  /** The self-contained HTML report of an audit. */
+  report(id: string): Promise<string | undefined>;
 }

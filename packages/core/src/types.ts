@@ -110,6 +110,59 @@ export interface AuditMetrics {
   targetedSuccessAtK?: number;
 }
 
+/** What one attack did to one query's retrieval with one encoder at one budget. */
+export interface QueryOutcome {
+  queryId: string;
+  encoder: EncoderRole;
+  epsilon: number;
+  /** The attack's loss at the returned image: 1 − cos(φ(x+δ), φ(x)). */
+  loss: number;
+  /** 1 − cos(φ(x+δ), φ(x)) measured on the search path's embedding. */
+  cosineDrift: number;
+  /** Top-k ids of the clean query and of the attacked query (the query's own point left out). */
+  cleanTopK: string[];
+  attackedTopK: string[];
+  overlapAtK: number;
+  top1Retained: boolean;
+  /** 1-based rank of the clean top-1 among the attacked results; depth + 1 when not found. */
+  rankOfCleanTop1: number;
+  /** Fraction of the top-k sharing the query's class (labels), clean and attacked; absent without labels. */
+  precisionClean?: number;
+  precisionAttacked?: number;
+  /** A targeted attack toward another image of another class, when this query had one. */
+  targeted?: { targetId: string; success: boolean; rank: number; cosine: number };
+}
+
+/** A neighbour shown in a report example. */
+export interface ExampleHit {
+  id: string;
+  score: number;
+  caption?: string;
+  /** Small JPEG data URL. */
+  thumbnail?: string;
+}
+
+/** One query shown in the report: its images and neighbours before and after the attack, per encoder. */
+export interface AuditExample {
+  queryId: string;
+  caption?: string;
+  epsilon: number;
+  /** The clean query as the encoder sees it (PNG data URL). */
+  clean: string;
+  byEncoder: Partial<
+    Record<
+      EncoderRole,
+      {
+        /** PNG data URLs of the adversarial image and of the perturbation scaled from [−ε, ε] to [0, 1]. */
+        adversarial: string;
+        perturbation: string;
+        before: ExampleHit[];
+        after: ExampleHit[];
+      }
+    >
+  >;
+}
+
 /** The result of one robustness audit. Versioned: readers check `schemaVersion`. */
 export interface AuditResult {
   schemaVersion: 1;
@@ -126,5 +179,15 @@ export interface AuditResult {
   };
   models: Record<EncoderRole, EmbeddingProvenance>;
   queries: number;
+  epsilons: number[];
+  k: number;
+  /** Ranks searched to place the clean top-1 after the attack. */
+  depth: number;
+  /** Points in the catalog when the audit ran. */
+  catalogSize: number;
+  /** Wall time and work: seconds overall and per query per encoder (all ε), gradient evaluations per image. */
+  cost: { seconds: number; secondsPerQueryPerEncoder: number; gradientEvaluations: number };
   metrics: AuditMetrics[];
+  perQuery: QueryOutcome[];
+  examples: AuditExample[];
 }

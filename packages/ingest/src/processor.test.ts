@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CollectionSpec, EncoderRole, ImageEncoder } from '@lookalike/core';
 import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
-import { InProcessJobRunner } from '@lookalike/queue';
+import { InProcessJobRunner, type IngestSource } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { generateCatalog } from '@lookalike/synth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIngestHandlers, type BatchResult } from './processor.js';
+import { MainThreadPreparer, type ImagePreparer } from './preprocess-pool.js';
+import { createIngestHandlers, type BatchResult, type IngestDeps } from './processor.js';
 
 // Real parts end to end: the committed tiny towers, the embedded LanceDB store, the in-process job runner.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -44,31 +45,49 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function ingestDirectory(runId: string) {
+/** Counts the images a preparer is asked to decode. */
+class CountingPreparer implements ImagePreparer {
+  images = 0;
+  private readonly inner = new MainThreadPreparer();
+  prepare(...args: Parameters<ImagePreparer['prepare']>) {
+    this.images += args[0].length;
+    return this.inner.prepare(...args);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+async function ingest(runId: string, source: IngestSource, options: Partial<IngestDeps> = {}, batchSize = 6) {
   const handlers = createIngestHandlers({
     store,
     encoders,
     roots: [dir],
     fetch: { maxBytes: 1 << 20, timeoutMs: 1000 },
     chunkSize: 4,
+    ...options,
   });
   const runner = new InProcessJobRunner(handlers, { ingest: 2 });
   const results: BatchResult[] = [];
+  const failures: string[] = [];
   runner.events.on('completed', (_id, name, result) => name === 'ingest-batch' && results.push(result as BatchResult));
-  await runner.enqueue('ingest-run', {
-    runId,
-    source: { kind: 'directory', root: join(dir, 'catalog') },
-    batchSize: 6,
-  });
+  runner.events.on('failed', (_id, name, reason) => failures.push(`${name}: ${reason}`));
+  await runner.enqueue('ingest-run', { runId, source, batchSize });
   await runner.idle();
   await runner.close();
+  await handlers.close();
+  expect(failures).toEqual([]);
   return {
     done: results.reduce((n, r) => n + r.done, 0),
     skipped: results.reduce((n, r) => n + r.skipped, 0),
     failed: results.flatMap((r) => r.failed),
     batches: results.length,
+    ids: results.flatMap((r) => r.ids),
   };
 }
+
+const ingestDirectory = (runId: string, options: Partial<IngestDeps> = {}) =>
+  ingest(runId, { kind: 'directory', root: join(dir, 'catalog') }, options);
 
 describe(createIngestHandlers.name, () => {
   it('ingests every valid image once, reports each bad file with its reason, and adds nothing the second time', async () => {
@@ -86,9 +105,13 @@ describe(createIngestHandlers.name, () => {
     expect(await store.count()).toBe(20);
     expect(first.done + first.skipped).toBe(21);
 
-    const second = await ingestDirectory('run-2');
+    // Stored images are skipped from their sha256 alone: only the three broken files are decoded again.
+    const preparer = new CountingPreparer();
+    const second = await ingestDirectory('run-2', { preparer });
     expect(second.done).toBe(0);
     expect(second.skipped).toBe(21);
+    expect(preparer.images).toBe(3);
+    expect(second.failed).toHaveLength(3);
     expect(await store.count()).toBe(20);
   });
 
@@ -102,6 +125,43 @@ describe(createIngestHandlers.name, () => {
     for (const using of ['robust', 'clean'] as const) {
       const hits = await store.search({ vector: p.vectors![using], using, k: 1, exact: true });
       expect(hits[0]!.id).toBe(p.id);
+    }
+  });
+
+  it('decodes a file once per batch however often it is listed, and fails every copy of a broken file', async () => {
+    const image = (n: number) => join(dir, `catalog/images/s4-00000${n}.png`);
+    const twice = join(dir, 'catalog/images/copy-of-0.png');
+    const broken = join(dir, 'catalog/images/truncated.png');
+    // 9 items in chunks of 4: the copies fall in other chunks than their originals.
+    const items = [image(0), image(1), broken, image(2), twice, image(1), image(3), broken, image(0)].map(
+      (location) => ({ location }),
+    );
+    await store.delete([...new Set((await store.scroll({ limit: 100 })).points.map((p) => p.id))]);
+    const preparer = new CountingPreparer();
+    const run = await ingest('run-dups', { kind: 'items', items }, { preparer }, 9);
+    expect(preparer.images).toBe(5);
+    expect(run.done).toBe(4);
+    expect(run.skipped).toBe(3);
+    expect(run.failed.map((f) => f.location)).toEqual([broken, broken]);
+    expect(new Set(run.ids).size).toBe(4);
+    expect(await store.count()).toBe(4);
+  });
+
+  it('stores the same vectors whether images are preprocessed on the pool or on the main thread', async () => {
+    const items = [0, 1, 2].map((n) => ({ location: join(dir, `catalog/images/s4-00000${n}.png`) }));
+    await store.delete([...new Set((await store.scroll({ limit: 100 })).points.map((p) => p.id))]);
+    const { ids } = await ingest('run-pool', { kind: 'items', items });
+    const fromPool = await store.get(ids, { withVectors: true });
+    await store.delete(ids);
+    await ingest('run-main', { kind: 'items', items }, { preparer: new MainThreadPreparer() });
+    const fromMain = await store.get(ids, { withVectors: true });
+    expect(fromPool).toHaveLength(3);
+    expect(fromMain).toHaveLength(3);
+    for (const p of fromPool) {
+      const q = fromMain.find((m) => m.id === p.id)!;
+      for (const r of ['robust', 'clean'] as const)
+        expect(Array.from(q.vectors![r])).toEqual(Array.from(p.vectors![r]));
+      expect(q.payload).toMatchObject({ format: 'png', width: p.payload.width, height: p.payload.height });
     }
   });
 });

@@ -1,9 +1,9 @@
 /**
- * The ingest job handlers. A run lists its source and fans out into batch jobs; a batch reads, decodes and
- * validates each image, embeds the good ones with both towers, and upserts them. Ids are the sha256 of the bytes,
- * so re-ingesting a file never duplicates it; a point whose vectors already come from the current models and
- * preprocessing is skipped, and a model change re-embeds. A bad file is recorded with its reason and never fails
- * its batch; store faults propagate so the job retries (upserts are idempotent).
+ * The ingest job handlers. A run lists its source and fans out into batch jobs; a batch reads each image, skips
+ * those whose vectors already come from the current models and preprocessing, decodes and preprocesses the rest on
+ * worker threads, embeds them with both towers, and upserts them. Ids are the sha256 of the bytes, so re-ingesting a
+ * file never duplicates it, and a model change re-embeds. A bad file is recorded with its reason and never fails its
+ * batch; store faults propagate so the job retries (upserts are idempotent).
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
@@ -12,16 +12,25 @@ import {
   ENCODER_ROLES,
   isAppError,
   type EncoderRole,
+  type ErrorCode,
   type ImageEncoder,
   type PixelBatch,
   type Point,
   type PointPayload,
   type VectorStore,
 } from '@lookalike/core';
-import { decodeImage, preprocessBatch, type DecodeLimits, type DecodedImage } from '@lookalike/imaging';
+import type { DecodeLimits } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
 import { BadInputError } from '@lookalike/queue';
 import { fetchImage, type FetchLimits } from './fetch-url.js';
+import {
+  isPrepareFailure,
+  PreprocessPool,
+  type ImagePreparer,
+  type PixelSpec,
+  type PreparedImage,
+  type PrepareOutcome,
+} from './preprocess-pool.js';
 import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
 
 export interface IngestDeps {
@@ -31,15 +40,26 @@ export interface IngestDeps {
   roots: readonly string[];
   decode?: DecodeLimits;
   fetch: FetchLimits;
-  /** Images decoded ahead while the previous chunk is being embedded. */
+  /** Images embedded at once (default 16); the next chunk is decoded while one is embedded. */
   chunkSize?: number;
+  /**
+   * Where images are decoded and preprocessed. Default: a {@link PreprocessPool} of `preprocessThreads` worker
+   * threads, started by the first batch and stopped by the handlers' `close()`. A preparer passed here is the
+   * caller's to close.
+   */
+  preparer?: ImagePreparer;
+  /** Threads of the default pool. Default: max(1, available cores − 1). */
+  preprocessThreads?: number;
   now?: () => Date;
 }
+
+/** Why an image was not ingested: an image or limit code from `@lookalike/core`, or `READ_FAILED`. */
+export type IngestFailureCode = ErrorCode | 'READ_FAILED';
 
 /** One image that could not be ingested, and why. */
 export interface IngestFailure {
   location: string;
-  code: string;
+  code: IngestFailureCode;
   reason: string;
 }
 
@@ -59,11 +79,48 @@ export interface RunResult {
   manifestProblems: { line: number; reason: string }[];
 }
 
-interface Loaded {
+/** The ingest handlers, and how to stop what they started. */
+export type IngestHandlers = Pick<Required<JobHandlers>, 'ingest-run' | 'ingest-batch'> & {
+  /**
+   * Stops the preprocessing threads the handlers started (never a preparer from {@link IngestDeps}). Call it once
+   * the workers or runners using these handlers are closed; a batch started afterwards fails and is retried.
+   */
+  close(): Promise<void>;
+};
+
+/** An item whose bytes were read and hashed. */
+interface Read {
   item: IngestItem;
   id: string;
-  bytes: number;
-  image: DecodedImage;
+  /** Moved to a preprocessing thread when decoded: read `size`, not `bytes.length`, afterwards. */
+  bytes: Uint8Array;
+  size: number;
+}
+
+/** An image to embed: one item per distinct fresh id. */
+interface Fresh {
+  item: IngestItem;
+  id: string;
+  size: number;
+  image: PreparedImage;
+  ingestedAt: string | undefined;
+}
+
+/** The ids of a batch so far, each with its failure (undefined for a good image) once that is known. */
+type Seen = Map<string, Promise<IngestFailure | undefined>>;
+
+/** Marks a promise as handled so that it may reject before it is awaited (it still rejects when awaited). */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+/** A chunk read, checked against the store and preprocessed, ready to embed. */
+interface Staged {
+  fresh: Fresh[];
+  skipped: number;
+  failed: IngestFailure[];
+  ids: string[];
 }
 
 async function readLocal(path: string, maxBytes: number): Promise<Uint8Array> {
@@ -82,31 +139,34 @@ async function readLocal(path: string, maxBytes: number): Promise<Uint8Array> {
   }
 }
 
-/** Reads and decodes one item; every failure is returned as a reason, never thrown. */
-async function load(item: IngestItem, deps: IngestDeps): Promise<Loaded | IngestFailure> {
+function failure(location: string, error: unknown): IngestFailure {
+  return {
+    location,
+    code: isAppError(error) ? error.code : 'READ_FAILED',
+    reason: error instanceof Error ? error.message : String(error),
+  };
+}
+
+/** Reads and hashes one item; every failure is returned as a reason, never thrown. */
+async function read(item: IngestItem, deps: IngestDeps): Promise<Read | IngestFailure> {
   try {
     const maxBytes = deps.decode?.maxBytes ?? 25 * 1024 * 1024;
     const bytes = /^https?:\/\//i.test(item.location)
       ? await fetchImage(item.location, { ...deps.fetch, maxBytes: Math.min(deps.fetch.maxBytes, maxBytes) })
       : await readLocal(await resolveInsideRoots(item.location, deps.roots), maxBytes);
     const id = createHash('sha256').update(bytes).digest('hex');
-    const image = await decodeImage(bytes, deps.decode);
-    return { item, id, bytes: bytes.length, image };
+    return { item, id, bytes, size: bytes.length };
   } catch (error) {
-    return {
-      location: item.location,
-      code: isAppError(error) ? error.code : 'READ_FAILED',
-      reason: error instanceof Error ? error.message : String(error),
-    };
+    return failure(item.location, error);
   }
 }
 
-function isFailure(x: Loaded | IngestFailure): x is IngestFailure {
+function isFailure<T extends object>(x: T | IngestFailure): x is IngestFailure {
   return 'reason' in x;
 }
 
 /** The ingest handlers for the job runners (BullMQ workers or in-process). */
-export function createIngestHandlers(deps: IngestDeps): Pick<Required<JobHandlers>, 'ingest-run' | 'ingest-batch'> {
+export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   const now = deps.now ?? (() => new Date());
   const provenance = Object.fromEntries(
     ENCODER_ROLES.map((r) => [
@@ -114,52 +174,135 @@ export function createIngestHandlers(deps: IngestDeps): Pick<Required<JobHandler
       { modelId: deps.encoders[r].info.id, preprocessHash: deps.encoders[r].info.preprocessHash },
     ]),
   ) as PointPayload['embeddings'];
+  // Towers that share a preprocessing (the usual case) share one decode and one resize of each image.
+  const specs: PixelSpec[] = [];
+  const specOf = {} as Record<EncoderRole, number>;
+  const hashes: string[] = [];
+  for (const r of ENCODER_ROLES) {
+    const { preprocess, preprocessHash } = deps.encoders[r].info;
+    if (!hashes.includes(preprocessHash)) {
+      hashes.push(preprocessHash);
+      specs.push({ size: preprocess.size, interpolation: preprocess.interpolation });
+    }
+    specOf[r] = hashes.indexOf(preprocessHash);
+  }
 
-  async function embedAndUpsert(loaded: Loaded[]): Promise<{ done: number; skipped: number }> {
-    // The same file twice in one batch is one point.
-    const unique = [...new Map(loaded.map((l) => [l.id, l])).values()];
-    const existing = new Map((await deps.store.get(unique.map((l) => l.id))).map((p) => [p.id, p]));
-    const fresh = unique.filter((l) => {
-      const e = existing.get(l.id)?.payload.embeddings;
-      return !(
-        e &&
-        ENCODER_ROLES.every(
-          (r) => e[r]?.modelId === provenance[r].modelId && e[r]?.preprocessHash === provenance[r].preprocessHash,
-        )
+  let owned: PreprocessPool | undefined;
+  let closed = false;
+  const preparer = (): ImagePreparer => {
+    if (deps.preparer) return deps.preparer;
+    if (closed) throw new Error('the ingest handlers are closed; the batch will be retried');
+    return (owned ??= new PreprocessPool(
+      deps.preprocessThreads === undefined ? {} : { threads: deps.preprocessThreads },
+    ));
+  };
+
+  const upToDate = (e: PointPayload['embeddings'] | undefined): boolean =>
+    !!e &&
+    ENCODER_ROLES.every(
+      (r) => e[r]?.modelId === provenance[r].modelId && e[r]?.preprocessHash === provenance[r].preprocessHash,
+    );
+
+  /**
+   * Reads a chunk, drops what is already stored or came earlier in the batch, and hands the rest to the preparer.
+   * Resolves once the work is handed over; `ready` resolves when the images are decoded and preprocessed. `seen`
+   * maps the ids of the batch so far to their failure (undefined for a good image), once that is known.
+   */
+  async function dispatch(items: readonly IngestItem[], seen: Seen): Promise<{ ready: Promise<Staged> }> {
+    const reads = await Promise.all(items.map((it) => read(it, deps)));
+    const byId = new Map<string, Read[]>();
+    for (const r of reads) if (!isFailure(r)) byId.set(r.id, [...(byId.get(r.id) ?? []), r]);
+    const unseen = [...byId.keys()].filter((id) => !seen.has(id));
+    const existing = new Map((await deps.store.get(unseen)).map((p) => [p.id, p]));
+    const toPrepare = unseen.filter((id) => !upToDate(existing.get(id)?.payload.embeddings));
+    const firsts = toPrepare.map((id) => byId.get(id)![0]!);
+    const outcomes = handled(
+      firsts.length
+        ? preparer().prepare(
+            firsts.map((r) => r.bytes),
+            specs,
+            deps.decode,
+          )
+        : Promise.resolve([]),
+    );
+    for (const id of unseen) seen.set(id, Promise.resolve(undefined));
+    firsts.forEach((r, k) => {
+      const failed = (o: PrepareOutcome[]): IngestFailure | undefined => {
+        const outcome = o[k]!;
+        return isPrepareFailure(outcome) ? { location: r.item.location, ...outcome } : undefined;
+      };
+      // A preparer fault fails the batch through `ready`; here it only means "no known failure".
+      seen.set(
+        r.id,
+        outcomes.then(failed, () => undefined),
       );
     });
-    if (fresh.length === 0) return { done: 0, skipped: loaded.length };
-    const images = fresh.map((l) => l.image);
-    // Towers that share a preprocessing (the usual case) share one resize of the batch.
-    const batches = new Map<string, PixelBatch>();
-    const batchFor = (r: EncoderRole): PixelBatch => {
-      const { preprocess, preprocessHash } = deps.encoders[r].info;
-      let batch = batches.get(preprocessHash);
-      if (!batch) batches.set(preprocessHash, (batch = preprocessBatch(images, preprocess)));
-      return batch;
-    };
-    const vectors = await Promise.all(ENCODER_ROLES.map((r) => deps.encoders[r].embed(batchFor(r))));
-    const points: Point[] = fresh.map((l, i) => ({
-      id: l.id,
+    const ready = handled(
+      (async (): Promise<Staged> => {
+        const prepared = await outcomes;
+        const fresh: Fresh[] = [];
+        firsts.forEach((r, k) => {
+          const image = prepared[k]!;
+          if (!isPrepareFailure(image))
+            fresh.push({
+              item: r.item,
+              id: r.id,
+              size: r.size,
+              image,
+              ingestedAt: existing.get(r.id)?.payload.ingestedAt,
+            });
+        });
+        // Copies of a file that failed fail with it; other copies, and stored files, are skipped.
+        const staged: Staged = { fresh, skipped: 0, failed: [], ids: [] };
+        const freshItems = new Set(fresh.map((f) => f.item));
+        for (const r of reads) {
+          if (isFailure(r)) {
+            staged.failed.push(r);
+            continue;
+          }
+          const failedAs = await seen.get(r.id);
+          if (failedAs) staged.failed.push({ ...failedAs, location: r.item.location });
+          else {
+            staged.ids.push(r.id);
+            if (!freshItems.has(r.item)) staged.skipped++;
+          }
+        }
+        return staged;
+      })(),
+    );
+    return { ready };
+  }
+
+  async function embedAndUpsert(fresh: readonly Fresh[]): Promise<void> {
+    if (fresh.length === 0) return;
+    // [N, 3, S, S] in [0,1] per distinct spec, stacked from the images' own arrays.
+    const batches: PixelBatch[] = specs.map((spec, j) => {
+      const stride = 3 * spec.size * spec.size;
+      const data = new Float32Array(fresh.length * stride);
+      fresh.forEach((f, i) => data.set(f.image.pixels[j]!, i * stride));
+      return { data, n: fresh.length, height: spec.size, width: spec.size };
+    });
+    const vectors = await Promise.all(ENCODER_ROLES.map((r) => deps.encoders[r].embed(batches[specOf[r]]!)));
+    const points: Point[] = fresh.map((f, i) => ({
+      id: f.id,
       vectors: Object.fromEntries(ENCODER_ROLES.map((r, k) => [r, vectors[k]![i]!])) as Point['vectors'],
       payload: {
-        id: l.id,
-        source: l.item.location,
-        format: l.image.format,
-        width: l.image.width,
-        height: l.image.height,
-        bytes: l.bytes,
-        ...(l.item.caption ? { caption: l.item.caption } : {}),
-        ...(l.item.labels ? { labels: l.item.labels } : {}),
-        ...(l.item.metadata || l.item.id
-          ? { metadata: { ...(l.item.metadata ?? {}), ...(l.item.id ? { externalId: l.item.id } : {}) } }
+        id: f.id,
+        source: f.item.location,
+        format: f.image.format,
+        width: f.image.width,
+        height: f.image.height,
+        bytes: f.size,
+        ...(f.item.caption ? { caption: f.item.caption } : {}),
+        ...(f.item.labels ? { labels: f.item.labels } : {}),
+        ...(f.item.metadata || f.item.id
+          ? { metadata: { ...(f.item.metadata ?? {}), ...(f.item.id ? { externalId: f.item.id } : {}) } }
           : {}),
-        ingestedAt: existing.get(l.id)?.payload.ingestedAt ?? now().toISOString(),
+        ingestedAt: f.ingestedAt ?? now().toISOString(),
         embeddings: provenance,
       },
     }));
     await deps.store.upsert(points);
-    return { done: fresh.length, skipped: loaded.length - fresh.length };
   }
 
   return {
@@ -210,29 +353,43 @@ export function createIngestHandlers(deps: IngestDeps): Pick<Required<JobHandler
     },
 
     'ingest-batch': async (payload, ctx) => {
-      const chunk = deps.chunkSize ?? 16;
       const result: BatchResult = { batch: payload.batch, done: 0, skipped: 0, failed: [], ids: [] };
+      const size = deps.chunkSize ?? 16;
       const chunks: IngestItem[][] = [];
-      for (let i = 0; i < payload.items.length; i += chunk) chunks.push(payload.items.slice(i, i + chunk));
-      // Decode chunk k+1 (sharp works off the event loop) while chunk k is embedded.
-      let next = chunks.length ? Promise.all(chunks[0]!.map((it) => load(it, deps))) : undefined;
-      for (let k = 0; k < chunks.length; k++) {
-        const loaded = await next!;
-        next = k + 1 < chunks.length ? Promise.all(chunks[k + 1]!.map((it) => load(it, deps))) : undefined;
-        const good = loaded.filter((l): l is Loaded => !isFailure(l));
-        result.failed.push(...loaded.filter(isFailure));
-        const { done, skipped } = good.length ? await embedAndUpsert(good) : { done: 0, skipped: 0 };
-        result.done += done;
-        result.skipped += skipped;
-        result.ids.push(...good.map((g) => g.id));
-        await ctx.updateProgress({
-          done: result.done,
-          skipped: result.skipped,
-          failed: result.failed.length,
-          total: payload.items.length,
-        });
+      for (let i = 0; i < payload.items.length; i += size) chunks.push(payload.items.slice(i, i + size));
+      const seen: Seen = new Map();
+      let next = chunks.length ? handled(dispatch(chunks[0]!, seen)) : undefined;
+      try {
+        for (let k = 0; k < chunks.length; k++) {
+          const staged = await (await next!).ready;
+          // Chunk k+1 is handed to the preparer before chunk k is embedded, so that it decodes and resizes on the
+          // pool's threads while the towers hold this thread (onnxruntime-node runs models synchronously).
+          next = k + 1 < chunks.length ? handled(dispatch(chunks[k + 1]!, seen)) : undefined;
+          await next;
+          await embedAndUpsert(staged.fresh);
+          result.done += staged.fresh.length;
+          result.skipped += staged.skipped;
+          result.failed.push(...staged.failed);
+          result.ids.push(...staged.ids);
+          await ctx.updateProgress({
+            done: result.done,
+            skipped: result.skipped,
+            failed: result.failed.length,
+            total: payload.items.length,
+          });
+        }
+      } finally {
+        // Work handed over ahead of a failure finishes before the job is retried.
+        await next?.then((d) => d.ready).catch(() => undefined);
       }
       return result;
+    },
+
+    async close() {
+      closed = true;
+      const pool = owned;
+      owned = undefined;
+      await pool?.close();
     },
   };
 }

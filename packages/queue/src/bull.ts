@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { UnavailableError, type JobState, type JobStatus } from '@lookalike/core';
-import { Queue, QueueEvents, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
+import { FlowProducer, Queue, QueueEvents, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedisConnection } from './connection.js';
 import { JOB_POLICIES, QUEUE_NAMES, jobsOf, type JobName, type JobPayload, type QueueKey } from './jobs.js';
@@ -19,6 +19,24 @@ export function jobOptions(name: JobName, jobId?: string): JobsOptions {
   };
 }
 
+/**
+ * One line per Redis error of a long-lived BullMQ object or connection. Without a listener, BullMQ prints a stack
+ * trace and ioredis an "Unhandled error event" for every reconnect attempt while Redis is down; they reconnect on
+ * their own either way.
+ */
+function logRedisErrors(
+  emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
+  what: string,
+): void {
+  let last = 0;
+  emitter.on('error', (error: Error) => {
+    // At most one line every 5 s per object during an outage.
+    if (Date.now() - last < 5000) return;
+    last = Date.now();
+    console.warn(`Redis connection for ${what} failed (${error.message}); retrying.`);
+  });
+}
+
 function queueError(error: unknown): never {
   if (error instanceof UnavailableError) throw error;
   throw new UnavailableError('queue', `Redis did not accept the job: ${(error as Error).message}`, { cause: error });
@@ -35,22 +53,31 @@ export class BullJobRunner implements JobRunner {
   private readonly connection: Redis;
   private readonly queues: Record<QueueKey, Queue>;
   private readonly queueEvents: QueueEvents[] = [];
+  /** Connections made here and handed to BullMQ, which does not close connections it was given. */
+  private readonly ownConnections: Redis[] = [];
 
   constructor(redisUrl: string, options: { prefix?: string; listen?: boolean } = {}) {
     this.connection = createRedisConnection(redisUrl, 'producer');
+    logRedisErrors(this.connection, 'job producers');
     const prefix = options.prefix ?? 'lookalike';
     this.queues = {
       ingest: new Queue(QUEUE_NAMES.ingest, { connection: this.connection, prefix }),
       audit: new Queue(QUEUE_NAMES.audit, { connection: this.connection, prefix }),
     };
+    for (const [key, queue] of Object.entries(this.queues)) logRedisErrors(queue, `the ${key} queue`);
     if (options.listen ?? true) {
       for (const key of Object.keys(QUEUE_NAMES) as QueueKey[]) {
-        const qe = new QueueEvents(QUEUE_NAMES[key], {
-          connection: createRedisConnection(redisUrl, 'worker'),
-          prefix,
-        });
+        const eventsConnection = createRedisConnection(redisUrl, 'worker');
+        this.ownConnections.push(eventsConnection);
+        logRedisErrors(eventsConnection, `the ${key} queue's events`);
+        const qe = new QueueEvents(QUEUE_NAMES[key], { connection: eventsConnection, prefix });
+        logRedisErrors(qe, `the ${key} queue's events`);
+        // Lookups for events never reject: an event can arrive while the producer connection is down or not yet
+        // back after a Redis restart, and an unhandled rejection would end the process.
+        const lookup = (jobId: string): Promise<Job | undefined> =>
+          this.queues[key].getJob(jobId).catch(() => undefined);
         const nameOf = async (jobId: string): Promise<JobName> =>
-          ((await this.queues[key].getJob(jobId))?.name ?? 'ingest-batch') as JobName;
+          ((await lookup(jobId))?.name ?? 'ingest-batch') as JobName;
         qe.on('progress', ({ jobId, data }) => {
           void nameOf(jobId).then((n) => this.events.emit('progress', jobId, n, data));
         });
@@ -58,7 +85,7 @@ export class BullJobRunner implements JobRunner {
           void nameOf(jobId).then((n) => this.events.emit('completed', jobId, n, returnvalue));
         });
         qe.on('failed', ({ jobId, failedReason }) => {
-          void this.queues[key].getJob(jobId).then((job) => {
+          void lookup(jobId).then((job) => {
             const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || job.finishedOn !== undefined;
             this.events.emit('failed', jobId, (job?.name ?? 'ingest-batch') as JobName, failedReason, final);
           });
@@ -120,6 +147,36 @@ export class BullJobRunner implements JobRunner {
     return undefined;
   }
 
+  /**
+   * Creates or updates a recurring job (BullMQ's `upsertJobScheduler`): every process that starts with the same
+   * scheduler id and cron converges on one schedule, so workers can all call it at start-up.
+   */
+  async schedule<N extends JobName>(schedulerId: string, cron: string, name: N, payload: JobPayload<N>): Promise<void> {
+    const data = validatePayload(name, payload);
+    const { attempts, backoff, removeOnComplete, removeOnFail } = jobOptions(name);
+    await this.queues[JOB_POLICIES[name].queue]
+      .upsertJobScheduler(
+        schedulerId,
+        { pattern: cron },
+        {
+          name,
+          data,
+          opts: {
+            ...(attempts === undefined ? {} : { attempts }),
+            ...(backoff === undefined ? {} : { backoff }),
+            ...(removeOnComplete === undefined ? {} : { removeOnComplete }),
+            ...(removeOnFail === undefined ? {} : { removeOnFail }),
+          },
+        },
+      )
+      .catch(queueError);
+  }
+
+  /** Removes a recurring job; true when one existed. */
+  async unschedule(queue: QueueKey, schedulerId: string): Promise<boolean> {
+    return this.queues[queue].removeJobScheduler(schedulerId).catch(queueError);
+  }
+
   async counts(): Promise<Record<string, Record<string, number>>> {
     const out: Record<string, Record<string, number>> = {};
     for (const [key, queue] of Object.entries(this.queues)) {
@@ -132,6 +189,7 @@ export class BullJobRunner implements JobRunner {
     await Promise.all(this.queueEvents.map((q) => q.close()));
     await Promise.all(Object.values(this.queues).map((q) => q.close()));
     this.connection.disconnect();
+    for (const c of this.ownConnections) c.disconnect();
   }
 }
 
@@ -153,6 +211,7 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
   const prefix = options.prefix ?? 'lookalike';
   const producer = new Map<QueueKey, Queue>();
   const connection = createRedisConnection(options.redisUrl, 'worker');
+  logRedisErrors(connection, `the ${queue} worker`);
   const queueFor = (key: QueueKey): Queue => {
     let q = producer.get(key);
     if (!q) {
@@ -161,6 +220,7 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
     }
     return q;
   };
+  let flows: FlowProducer | undefined;
   const worker = new Worker(
     QUEUE_NAMES[queue],
     async (job: Job) => {
@@ -181,6 +241,28 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
               payloads.map((data, i) => ({ name: child, data, opts: jobOptions(child, jobIds?.[i]) })),
             );
           },
+          enqueueFlow: async ({ parent, children }) => {
+            flows ??= new FlowProducer({ connection, prefix });
+            await flows.add({
+              name: parent.name,
+              queueName: QUEUE_NAMES[JOB_POLICIES[parent.name].queue],
+              data: parent.payload,
+              opts: jobOptions(parent.name, parent.jobId),
+              children: children.payloads.map((data, i) => ({
+                name: children.name,
+                queueName: QUEUE_NAMES[JOB_POLICIES[children.name].queue],
+                data,
+                opts: { ...jobOptions(children.name, children.jobIds[i]), failParentOnFailure: true },
+              })),
+            });
+          },
+          childrenValues: async () => {
+            const values = await job.getChildrenValues<unknown>();
+            // Keys are `<prefix>:<queue>:<jobId>`; callers know their children by job id.
+            return Object.fromEntries(
+              Object.entries(values).map(([key, v]) => [key.slice(key.lastIndexOf(':') + 1), v]),
+            );
+          },
         };
         return await handler(payload, ctx);
       } catch (error) {
@@ -188,9 +270,18 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
         throw error;
       }
     },
-    { connection, prefix, concurrency: options.concurrency ?? 1 },
+    {
+      connection,
+      prefix,
+      concurrency: options.concurrency ?? 1,
+      // A job whose lock was lost to a Redis restart or a killed worker is taken up again; every Lookalike job is
+      // safe to repeat (content-addressed ingest, seeded audit batches), so allow that more than BullMQ's once.
+      maxStalledCount: 3,
+    },
   );
+  logRedisErrors(worker, `the ${queue} worker`);
   worker.on('closed', () => {
+    void flows?.close();
     for (const q of producer.values()) void q.close();
   });
   return worker;

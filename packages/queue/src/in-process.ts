@@ -15,6 +15,10 @@ interface Entry {
   result?: unknown;
   failedReason?: string;
   finishedAt?: number;
+  /** A flow's parent: the children it waits for (it is queued when the last one completes). */
+  children?: string[];
+  /** A flow's child: the parent to notify. */
+  parent?: string;
 }
 
 /**
@@ -64,6 +68,71 @@ export class InProcessJobRunner implements JobRunner {
       out.push(await this.enqueue(name, payloads[i]!, jobId === undefined ? {} : { jobId }));
     }
     return out;
+  }
+
+  /** Adds a flow: the children now, the parent once every child has completed (see {@link JobContext.enqueueFlow}). */
+  async enqueueFlow<P extends JobName, C extends JobName>(flow: {
+    parent: { name: P; payload: JobPayload<P>; jobId: string };
+    children: { name: C; payloads: readonly JobPayload<C>[]; jobIds: readonly string[] };
+  }): Promise<void> {
+    return this.addFlow(flow);
+  }
+
+  private async addFlow(flow: {
+    parent: { name: JobName; payload: unknown; jobId: string };
+    children: { name: JobName; payloads: readonly unknown[]; jobIds: readonly string[] };
+  }): Promise<void> {
+    await Promise.resolve();
+    const { parent, children } = flow;
+    validatePayload(parent.name, parent.payload);
+    children.payloads.forEach((p) => validatePayload(children.name, p));
+    if (this.closed) throw new Error('the job runner is closed');
+    if (this.jobs.has(parent.jobId)) return;
+    this.jobs.set(parent.jobId, {
+      id: parent.jobId,
+      name: parent.name,
+      data: parent.payload,
+      state: 'waiting',
+      attempt: 0,
+      progress: 0,
+      children: [...children.jobIds],
+    });
+    for (let i = 0; i < children.payloads.length; i++) {
+      const id = children.jobIds[i]!;
+      if (this.jobs.has(id)) continue;
+      this.jobs.set(id, {
+        id,
+        name: children.name,
+        data: children.payloads[i],
+        state: 'waiting',
+        attempt: 0,
+        progress: 0,
+        parent: parent.jobId,
+      });
+      this.waiting[JOB_POLICIES[children.name].queue].push(id);
+    }
+    this.settleParent(parent.jobId);
+    setImmediate(() => this.pump());
+  }
+
+  /** Queues a flow's parent once all its children completed; fails it when one failed for good. */
+  private settleParent(parentId: string): void {
+    const parent = this.jobs.get(parentId);
+    if (!parent?.children || parent.state !== 'waiting' || parent.attempt > 0) return;
+    const children = parent.children.map((id) => this.jobs.get(id));
+    const failed = children.find((c) => !c || c.state === 'failed');
+    if (failed) {
+      parent.state = 'failed';
+      parent.failedReason = `child job ${failed?.id ?? '(removed)'} failed: ${failed?.failedReason ?? 'it is gone'}`;
+      parent.finishedAt = Date.now();
+      this.events.emit('failed', parent.id, parent.name, parent.failedReason, true);
+      return;
+    }
+    if (
+      children.every((c) => c!.state === 'completed') &&
+      !this.waiting[JOB_POLICIES[parent.name].queue].includes(parentId)
+    )
+      this.waiting[JOB_POLICIES[parent.name].queue].push(parentId);
   }
 
   getJob(id: string): Promise<JobStatus | undefined> {
@@ -142,6 +211,11 @@ export class InProcessJobRunner implements JobRunner {
       enqueueBulk: async (name, payloads, jobIds) => {
         await this.enqueueBulk(name, payloads as JobPayload<typeof name>[], jobIds);
       },
+      enqueueFlow: (flow) => this.addFlow(flow),
+      childrenValues: () =>
+        Promise.resolve(
+          Object.fromEntries((entry.children ?? []).map((id) => [id, this.jobs.get(id)?.result] as const)),
+        ),
     };
     try {
       const handler = this.handlers[entry.name] as ((p: unknown, c: JobContext) => Promise<unknown>) | undefined;
@@ -174,6 +248,7 @@ export class InProcessJobRunner implements JobRunner {
       this.events.emit('failed', entry.id, entry.name, reason, final);
     } finally {
       this.active[queue]--;
+      if (entry.parent && (entry.state === 'completed' || entry.state === 'failed')) this.settleParent(entry.parent);
       this.prune();
       this.pump();
     }

@@ -5,6 +5,8 @@ export {
   JOB_POLICIES,
   ingestItemSchema,
   ingestSourceSchema,
+  auditOptionsSchema,
+  type AuditOptions,
   jobsOf,
   type QueueKey,
   type JobName,

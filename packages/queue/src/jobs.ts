@@ -3,6 +3,7 @@
  * go through this map, so a payload is validated once when it is enqueued and again when a worker takes it.
  */
 import { z } from 'zod';
+import { filterSchema } from '@lookalike/core';
 
 /** Queue names; one queue per kind of work so that each can scale its workers on its own. */
 export const QUEUE_NAMES = { ingest: 'lookalike-ingest', audit: 'lookalike-audit' } as const;
@@ -39,6 +40,43 @@ export const ingestSourceSchema = z.discriminatedUnion('kind', [
 ]);
 export type IngestSource = z.infer<typeof ingestSourceSchema>;
 
+/** How an audit attacks and measures; every field has the nightly default. */
+export const auditOptionsSchema = z.strictObject({
+  /** Query images drawn (seeded) from the catalog. */
+  queries: z.number().int().min(1).max(100_000).default(200),
+  /** Budgets in [0,1] pixel units; 0 is the clean baseline. */
+  epsilons: z
+    .array(z.number().min(0).max(1))
+    .min(1)
+    .max(16)
+    .default([0, 1 / 255, 2 / 255, 4 / 255, 8 / 255]),
+  attack: z.enum(['pgd', 'apgd']).default('apgd'),
+  norm: z.enum(['linf', 'l2']).default('linf'),
+  steps: z.number().int().min(1).max(10_000).default(100),
+  restarts: z.number().int().min(1).max(16).default(1),
+  /** PGD's step size; default 2.5·ε/steps. */
+  stepSize: z.number().positive().max(1).optional(),
+  /** Neighbours compared (overlap@k, precision@k, targeted success@k). */
+  k: z.number().int().min(1).max(100).default(10),
+  /** Ranks searched to place the clean top-1 after the attack. */
+  depth: z.number().int().min(1).max(1000).default(100),
+  /** Queries that are also attacked toward another image (targeted success@k). */
+  targetedQueries: z.number().int().min(0).max(100_000).default(50),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .default(0),
+  /** Queries per batch job (the unit of fan-out and of retry). */
+  batchSize: z.number().int().min(1).max(256).default(10),
+  /** Example queries whose images are kept for the report. */
+  examples: z.number().int().min(0).max(16).default(4),
+  /** Restricts the queries (and the label used for precision@k) to part of the catalog. */
+  filter: filterSchema.optional(),
+});
+export type AuditOptions = z.output<typeof auditOptionsSchema>;
+
 /** Payload schemas by job name. */
 export const JOB_SCHEMAS = {
   /** Lists a source and fans out into batch jobs. */
@@ -52,6 +90,33 @@ export const JOB_SCHEMAS = {
     runId: z.string().min(1).max(128),
     batch: z.number().int().min(0),
     items: z.array(ingestItemSchema).min(1).max(1024),
+  }),
+  /** Picks the audit's queries and fans out into batch jobs under one finalising parent (a BullMQ flow). */
+  'audit-run': z.strictObject({
+    /** Given by the caller, or made from the job id (scheduled runs). */
+    auditId: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,128}$/)
+      .optional(),
+    options: auditOptionsSchema,
+  }),
+  /** Attacks one batch of queries with every ε against both towers and returns per-query outcomes. */
+  'audit-batch': z.strictObject({
+    auditId: z.string().min(1).max(128),
+    batch: z.number().int().min(0),
+    queries: z
+      .array(z.strictObject({ id: z.string().min(1).max(256), targetId: z.string().min(1).max(256).optional() }))
+      .min(1)
+      .max(1024),
+    options: auditOptionsSchema,
+  }),
+  /** Runs once every batch has finished: aggregates the outcomes and writes the report whole. */
+  'audit-finalize': z.strictObject({
+    auditId: z.string().min(1).max(128),
+    startedAt: z.string(),
+    batches: z.number().int().min(1),
+    catalogSize: z.number().int().min(0),
+    options: auditOptionsSchema,
   }),
 } as const;
 export type JobName = keyof typeof JOB_SCHEMAS;
@@ -85,6 +150,27 @@ export const JOB_POLICIES: Record<JobName, JobPolicy> = {
     backoffMs: 1000,
     keepCompleted: { count: 10_000, age: 2 * DAY },
     keepFailed: { count: 10_000, age: 30 * DAY },
+  },
+  'audit-run': {
+    queue: 'audit',
+    attempts: 3,
+    backoffMs: 5000,
+    keepCompleted: { count: 1000, age: 90 * DAY },
+    keepFailed: { count: 1000, age: 90 * DAY },
+  },
+  'audit-batch': {
+    queue: 'audit',
+    attempts: 4,
+    backoffMs: 5000,
+    keepCompleted: { count: 10_000, age: 7 * DAY },
+    keepFailed: { count: 10_000, age: 30 * DAY },
+  },
+  'audit-finalize': {
+    queue: 'audit',
+    attempts: 5,
+    backoffMs: 5000,
+    keepCompleted: { count: 1000, age: 90 * DAY },
+    keepFailed: { count: 1000, age: 90 * DAY },
   },
 };
 

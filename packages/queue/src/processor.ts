@@ -13,6 +13,16 @@ export interface JobContext {
     payloads: readonly ParsedPayload<N>[],
     jobIds?: readonly string[],
   ): Promise<void>;
+  /**
+   * Enqueues children and a parent that runs only once every child has completed (a BullMQ flow). A child that
+   * fails for good fails the parent, so the parent never works from partial results.
+   */
+  enqueueFlow<P extends JobName, C extends JobName>(flow: {
+    parent: { name: P; payload: ParsedPayload<P>; jobId: string };
+    children: { name: C; payloads: readonly ParsedPayload<C>[]; jobIds: readonly string[] };
+  }): Promise<void>;
+  /** The results of this job's children (in a flow's parent), by child job id. */
+  childrenValues(): Promise<Record<string, unknown>>;
 }
 
 /** A handler: plain logic taking a parsed payload. Expected outcomes are results; bad input throws `BadInputError`. */

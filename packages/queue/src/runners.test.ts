@@ -4,7 +4,7 @@ import type { Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BullJobRunner, startWorker } from './bull.js';
 import { InProcessJobRunner } from './in-process.js';
-import type { JobName } from './jobs.js';
+import { jobsOf, type AuditOptions, type JobName } from './jobs.js';
 import { BadInputError, type JobHandlers } from './processor.js';
 import type { JobRunner } from './runner.js';
 
@@ -21,7 +21,10 @@ type Make = (handlers: JobHandlers) => Harness;
 const makeBull: Make = (handlers) => {
   const prefix = `test-${randomUUID()}`;
   const runner = new BullJobRunner(REDIS_URL, { prefix });
-  const workers: Worker[] = [startWorker('ingest', handlers, { redisUrl: REDIS_URL, prefix, concurrency: 2 })];
+  // A worker per queue whose jobs all have handlers.
+  const workers: Worker[] = (['ingest', 'audit'] as const)
+    .filter((q) => jobsOf(q).every((n) => handlers[n]))
+    .map((q) => startWorker(q, handlers, { redisUrl: REDIS_URL, prefix, concurrency: 2 }));
   return {
     runner,
     async close() {
@@ -33,7 +36,7 @@ const makeBull: Make = (handlers) => {
 };
 
 const makeInProcess: Make = (handlers) => {
-  const runner = new InProcessJobRunner(handlers, { ingest: 2 });
+  const runner = new InProcessJobRunner(handlers, { ingest: 2, audit: 2 });
   return { runner, close: () => runner.close() };
 };
 
@@ -60,6 +63,45 @@ function finished(
 }
 
 const item = (i: number) => ({ location: `catalog/${i}.png` });
+const options = (): AuditOptions => ({
+  queries: 5,
+  epsilons: [0],
+  attack: 'pgd',
+  norm: 'linf',
+  steps: 1,
+  restarts: 1,
+  k: 5,
+  depth: 10,
+  targetedQueries: 0,
+  seed: 0,
+  batchSize: 2,
+  examples: 0,
+});
+
+/** An audit-run handler that starts a flow with one batch per list of query ids. */
+const flowOf =
+  (batches: string[][]): NonNullable<JobHandlers['audit-run']> =>
+  async (payload, ctx) => {
+    const auditId = payload.auditId!;
+    await ctx.enqueueFlow({
+      parent: {
+        name: 'audit-finalize',
+        payload: { auditId, startedAt: 'now', batches: batches.length, catalogSize: 5, options: payload.options },
+        jobId: `${auditId}.final`,
+      },
+      children: {
+        name: 'audit-batch',
+        payloads: batches.map((ids, batch) => ({
+          auditId,
+          batch,
+          queries: ids.map((id) => ({ id })),
+          options: payload.options,
+        })),
+        jobIds: batches.map((_, b) => `${auditId}.b${b}`),
+      },
+    });
+    return { batches: batches.length };
+  };
 
 for (const [label, make] of [
   ['BullMQ on Redis', makeBull],
@@ -142,6 +184,58 @@ for (const [label, make] of [
       const flaky = await harness.runner.enqueue('ingest-batch', { runId: 'r1', batch: 0, items: [item(1)] });
       expect(await finished(harness.runner, flaky.id)).toMatchObject({ state: 'completed', result: { ok: 2 } });
       expect(calls).toBe(2);
+    });
+
+    it("runs a flow's parent once, after every child, with the children's results", async () => {
+      const order: string[] = [];
+      let parentRuns = 0;
+      harness = make({
+        'audit-run': flowOf([['a', 'b'], ['c'], ['d', 'e']]),
+        'audit-batch': async (payload) => {
+          await new Promise((r) => setTimeout(r, 30 * (3 - payload.batch)));
+          order.push(`batch ${payload.batch}`);
+          return { ids: payload.queries.map((q) => q.id) };
+        },
+        'audit-finalize': async (_payload, ctx) => {
+          parentRuns++;
+          order.push('parent');
+          const values = await ctx.childrenValues();
+          return Object.keys(values)
+            .sort()
+            .map((k) => [k, values[k]]);
+        },
+      });
+      const auditId = `a-${randomUUID()}`;
+      const done = finished(harness.runner, `${auditId}.final`);
+      await harness.runner.enqueue('audit-run', { auditId, options: options() });
+      const result = await done;
+      expect(result.state).toBe('completed');
+      expect(order.at(-1)).toBe('parent');
+      expect(order.filter((o) => o.startsWith('batch'))).toHaveLength(3);
+      expect(parentRuns).toBe(1);
+      expect(result.result).toEqual([
+        [`${auditId}.b0`, { ids: ['a', 'b'] }],
+        [`${auditId}.b1`, { ids: ['c'] }],
+        [`${auditId}.b2`, { ids: ['d', 'e'] }],
+      ]);
+    });
+
+    it('fails a flow parent without running it when a child fails for good', async () => {
+      let parentRuns = 0;
+      harness = make({
+        'audit-run': flowOf([['q0'], ['q1']]),
+        'audit-batch': (payload) =>
+          payload.batch === 1 ? Promise.reject(new BadInputError('query q1 is gone')) : Promise.resolve({}),
+        'audit-finalize': () => {
+          parentRuns++;
+          return Promise.resolve();
+        },
+      });
+      const auditId = `a-${randomUUID()}`;
+      const done = finished(harness.runner, `${auditId}.final`);
+      await harness.runner.enqueue('audit-run', { auditId, options: options() });
+      expect((await done).state).toBe('failed');
+      expect(parentRuns).toBe(0);
     });
 
     it('adds a job id only once', async () => {

@@ -4,11 +4,31 @@
  * an ingest worker in this process when `REDIS_URL` is set, else the in-process runner). Apps only call this and
  * wire the result to their entry points.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CollectionSpec, Config, EncoderRole, ImageEncoder, VectorStore } from '@lookalike/core';
-import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
-import { createIngestHandlers } from '@lookalike/ingest';
-import { BullJobRunner, InProcessJobRunner, startWorker, type JobRunner } from '@lookalike/queue';
+import {
+  ENCODER_ROLES,
+  type CollectionSpec,
+  type Config,
+  type EncoderRole,
+  type ImageEncoder,
+  type PointPayload,
+  type TextEncoder,
+  type VectorStore,
+} from '@lookalike/core';
+import { PixelSpaceModel } from '@lookalike/attacks';
+import { createAuditHandlers, FileAuditStore } from '@lookalike/audit';
+import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
+import { createIngestHandlers, fetchImage, resolveInsideRoots } from '@lookalike/ingest';
+import {
+  auditOptionsSchema,
+  BullJobRunner,
+  InProcessJobRunner,
+  startWorker,
+  type AuditOptions,
+  type JobRunner,
+  type QueueKey,
+} from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { QdrantVectorStore } from '@lookalike/store-qdrant';
 
@@ -24,28 +44,66 @@ export const INDEXED_FIELDS: CollectionSpec['indexedFields'] = [
   { path: 'height', type: 'integer' },
 ];
 
+/** Where images uploaded through the API are kept (named by their sha256); always an allowed ingest root. */
+export function uploadsDir(config: Config): string {
+  return join(config.paths.data, 'uploads');
+}
+
+/** Which job queues this process works on when jobs go through Redis (in-process runs always do both). */
+export interface ServiceOptions {
+  /** Default: both. The API process in a multi-process deployment passes `[]`. */
+  workers?: readonly QueueKey[];
+  /** Whether the runner relays job events (progress bars, caches); worker processes need none. Default true. */
+  jobEvents?: boolean;
+}
+
 export interface Services {
   config: Config;
   store: VectorStore & { optimize?: () => Promise<{ indexed: boolean }> };
   encoders: Record<EncoderRole, ImageEncoder>;
+  /** The text tower shared by both image towers (zero-shot text search). */
+  text: TextEncoder;
+  /** The models folder, for components that need the model files themselves (the audit's gradient graphs). */
+  registry: ModelRegistry;
   runner: JobRunner;
   collection: CollectionSpec;
-  /** Closes in order: the runner (finishing running jobs), the encoders, the store. */
+  /** Finished audits (JSON and HTML reports) under `DATA_DIR/audits`. */
+  audits: FileAuditStore;
+  /** The audit options the configuration gives (AUDIT_QUERIES, AUDIT_EPSILONS, AUDIT_STEPS, AUDIT_ATTACK). */
+  auditDefaults: AuditOptions;
+  /**
+   * Installs the nightly audit (AUDIT_CRON) as a BullMQ job scheduler; every worker may call it, they converge on
+   * one schedule. Returns false without Redis (in-process runs have no scheduler).
+   */
+  scheduleAudits(): Promise<boolean>;
+  /** Closes in order: the workers and runner (finishing running jobs), the encoders and models, the store. */
   close(): Promise<void>;
 }
 
+/** The audit defaults from the configuration. */
+export function auditDefaults(config: Config): AuditOptions {
+  return auditOptionsSchema.parse({
+    queries: config.audit.queries,
+    epsilons: config.audit.epsilons,
+    steps: config.audit.steps,
+    attack: config.audit.attack,
+  });
+}
+
 /** Builds and connects everything; fails with a clear error if a model or the store cannot be opened. */
-export async function createServices(config: Config): Promise<Services> {
+export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const registry = await ModelRegistry.open(config.paths.models);
   const runtime = {
     threads: config.encoder.threads,
     maxBatch: config.encoder.maxBatch,
     maxWaitMs: config.encoder.maxWaitMs,
   };
+  const modelIds: Record<EncoderRole, string> = { robust: config.models.robust, clean: config.models.clean };
   const encoders: Record<EncoderRole, ImageEncoder> = {
-    robust: await OnnxImageEncoder.load(registry, config.models.robust, runtime),
-    clean: await OnnxImageEncoder.load(registry, config.models.clean, runtime),
+    robust: await OnnxImageEncoder.load(registry, modelIds.robust, runtime),
+    clean: await OnnxImageEncoder.load(registry, modelIds.clean, runtime),
   };
+  const text = await OnnxTextEncoder.load(registry, config.models.text, runtime);
   const store =
     config.store.kind === 'qdrant'
       ? new QdrantVectorStore({
@@ -60,40 +118,99 @@ export async function createServices(config: Config): Promise<Services> {
     indexedFields: INDEXED_FIELDS,
   };
   await store.ensureCollection(collection);
-  const handlers = createIngestHandlers({
+  const roots = [...config.ingest.roots, uploadsDir(config)];
+  const decode = { maxBytes: config.images.maxBytes, maxPixels: config.images.maxPixels };
+  const fetchLimits = {
+    maxBytes: config.ingest.fetchMaxBytes,
+    timeoutMs: config.ingest.fetchTimeoutMs,
+    allowlist: config.ingest.urlAllowlist,
+  };
+  const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits });
+
+  // The audit's attackers: each tower's VJP model, built on first use and cached under DATA_DIR/cache/vjp.
+  let models: Promise<Record<EncoderRole, PixelSpaceModel>> | undefined;
+  const openModels = async (): Promise<Record<EncoderRole, PixelSpaceModel>> => {
+    const opened = await Promise.all(
+      ENCODER_ROLES.map((role) => {
+        const manifest = registry.image(modelIds[role]);
+        return PixelSpaceModel.open(
+          manifest.id,
+          registry.file(manifest.id, manifest.files.model),
+          encoders[role].info.preprocess,
+          {
+            cacheDir: join(config.paths.data, 'cache', 'vjp'),
+            threads: config.encoder.threads,
+            outputNormalized: manifest.output.normalized,
+          },
+        );
+      }),
+    );
+    return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<EncoderRole, PixelSpaceModel>;
+  };
+  const readImage = async (payload: PointPayload): Promise<Uint8Array> =>
+    /^https?:\/\//i.test(payload.source)
+      ? fetchImage(payload.source, fetchLimits)
+      : readFile(await resolveInsideRoots(payload.source, roots));
+  const audits = new FileAuditStore(join(config.paths.data, 'audits'));
+  const audit = createAuditHandlers({
     store,
-    encoders,
-    roots: config.ingest.roots,
-    decode: { maxBytes: config.images.maxBytes, maxPixels: config.images.maxPixels },
-    fetch: {
-      maxBytes: config.ingest.fetchMaxBytes,
-      timeoutMs: config.ingest.fetchTimeoutMs,
-      allowlist: config.ingest.urlAllowlist,
-    },
+    models: () => (models ??= openModels()),
+    readImage,
+    repository: audits,
+    provenance: Object.fromEntries(
+      ENCODER_ROLES.map((r) => [r, { modelId: encoders[r].info.id, preprocessHash: encoders[r].info.preprocessHash }]),
+    ) as Record<EncoderRole, { modelId: string; preprocessHash: string }>,
+    decode,
   });
+  const handlers = {
+    'ingest-run': ingest['ingest-run'],
+    'ingest-batch': ingest['ingest-batch'],
+    ...audit,
+  };
+
   let runner: JobRunner;
-  let stopWorker: () => Promise<void> = () => Promise.resolve();
+  const workers: { close(): Promise<void> }[] = [];
   if (config.redis) {
-    runner = new BullJobRunner(config.redis.url, { prefix: config.redis.prefix });
-    const worker = startWorker('ingest', handlers, {
-      redisUrl: config.redis.url,
+    const bull = new BullJobRunner(config.redis.url, {
       prefix: config.redis.prefix,
-      concurrency: config.ingest.concurrency,
+      listen: options.jobEvents ?? true,
     });
-    stopWorker = () => worker.close();
+    runner = bull;
+    for (const queue of options.workers ?? (['ingest', 'audit'] as const)) {
+      workers.push(
+        startWorker(queue, handlers, {
+          redisUrl: config.redis.url,
+          prefix: config.redis.prefix,
+          // One audit batch at a time per process: it already uses every core for its gradients.
+          concurrency: queue === 'ingest' ? config.ingest.concurrency : 1,
+        }),
+      );
+    }
   } else {
-    runner = new InProcessJobRunner(handlers, { ingest: Math.max(1, config.ingest.concurrency) });
+    runner = new InProcessJobRunner(handlers, { ingest: Math.max(1, config.ingest.concurrency), audit: 1 });
   }
+  const defaults = auditDefaults(config);
   return {
     config,
     store,
     encoders,
+    text,
+    registry,
     runner,
     collection,
+    audits,
+    auditDefaults: defaults,
+    async scheduleAudits() {
+      if (!(runner instanceof BullJobRunner)) return false;
+      await runner.schedule('nightly-audit', config.audit.cron, 'audit-run', { options: defaults });
+      return true;
+    },
     async close() {
-      await stopWorker();
+      await Promise.all(workers.map((w) => w.close()));
       await runner.close();
-      await Promise.all(Object.values(encoders).map((e) => e.close()));
+      await ingest.close();
+      await Promise.all([...Object.values(encoders), text].map((e) => e.close()));
+      if (models) await Promise.all(Object.values(await models).map((m) => m.release()));
       await store.close();
     },
   };

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filterSchema } from '@lookalike/core';
-import { describeVectorStoreContract } from '@lookalike/store-contract';
+import { contractPoint, describeVectorStoreContract } from '@lookalike/store-contract';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedVectorStore } from './lance-store.js';
@@ -80,6 +80,28 @@ describe(`${EmbeddedVectorStore.name}.optimize`, () => {
       expect(hits / 200).toBeGreaterThanOrEqual(0.9);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(EmbeddedVectorStore.name, () => {
+  it('lets a reader that is already open see what another handle (another process) has written since', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lance-consistency-'));
+    const spec = { name: 'lookalike', dims: { robust: 4, clean: 4 }, indexedFields: [] };
+    const writer = await EmbeddedVectorStore.open(dir);
+    const reader = await EmbeddedVectorStore.open(dir);
+    try {
+      await writer.ensureCollection(spec);
+      await reader.ensureCollection(spec);
+      expect(await reader.count()).toBe(0);
+      const points = [contractPoint(1, 4), contractPoint(2, 4)];
+      await writer.upsert(points);
+      expect(await reader.count()).toBe(2);
+      expect((await reader.get([points[1]!.id])).map((p) => p.id)).toEqual([points[1]!.id]);
+    } finally {
+      await writer.close();
+      await reader.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

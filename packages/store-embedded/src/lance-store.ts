@@ -64,9 +64,14 @@ export class EmbeddedVectorStore implements VectorStore {
     private readonly name: string,
   ) {}
 
-  /** Opens (or prepares to create) the table `name` in the folder `dir`. */
+  /**
+   * Opens (or prepares to create) the table `name` in the folder `dir`. Every read checks the table's latest version
+   * (a local file stat), so a server sees what another process (`lookalike ingest`, a worker) has written since. The
+   * store is for one machine and one writing process at a time: LanceDB's merge-insert does not stop two processes
+   * that write the same new id at once from both appending it; several workers need Qdrant.
+   */
   static async open(dir: string, name = 'lookalike'): Promise<EmbeddedVectorStore> {
-    return new EmbeddedVectorStore(await lancedb.connect(dir), name);
+    return new EmbeddedVectorStore(await lancedb.connect(dir, { readConsistencyInterval: 0 }), name);
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {

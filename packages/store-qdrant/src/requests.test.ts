@@ -20,8 +20,8 @@ import {
   upsertBodies,
 } from './requests.js';
 
-// Qdrant's official OpenAPI schema for the server version the compose file pins (1.19; the 1.19 JS client needs
-// Node 22, so the adapter uses client 1.18, whose requests the 1.19 server accepts).
+// Qdrant's official OpenAPI schema, 1.19: the one the project holds. The compose file pins the 1.18 server that
+// matches the client (1.18; the 1.19 JS client needs Node 22); a 1.18 schema would be the closer check.
 const openapi = JSON.parse(
   readFileSync(fileURLToPath(new URL('../test/openapi-1.19.json', import.meta.url)), 'utf8'),
 ) as { components: { schemas: Record<string, unknown> } };

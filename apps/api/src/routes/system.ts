@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import type { ReadinessCheck, RouteContext } from '../app.js';
+import { healthSchema, readinessSchema } from '../schemas.js';
+
+/** `/healthz`, `/readyz`, `/metrics` and `/openapi.json`: public, unthrottled, outside `/v1`. */
+export function systemRoutes({ routes, deps, metrics }: RouteContext): void {
+  const checks: ReadinessCheck[] = [
+    { name: 'store', check: () => deps.store.ping() },
+    // BullMQ: counting jobs is a round trip to Redis; in-process: always answers.
+    { name: deps.config.redis ? 'redis' : 'queue', check: () => deps.runner.counts().then(() => undefined) },
+    {
+      name: 'models',
+      check: () => {
+        const towers = [deps.encoders.robust.info, deps.encoders.clean.info];
+        const missing = towers.filter((t) => !(t.dim > 0));
+        return missing.length || !(deps.text.info.dim > 0)
+          ? Promise.reject(new Error('a model is not loaded'))
+          : Promise.resolve();
+      },
+    },
+    ...(deps.readiness ?? []),
+  ];
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/healthz',
+      access: 'public',
+      summary: 'Liveness: the process is up (touches no dependency).',
+      tags: ['operations'],
+      responses: { 200: { description: 'Up.', content: { 'application/json': { schema: healthSchema } } } },
+    },
+    (_req, res) => {
+      res.json({ status: 'ok' });
+    },
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/readyz',
+      access: 'public',
+      summary: 'Readiness: the store, the queue (Redis when used) and the models can serve.',
+      tags: ['operations'],
+      responses: {
+        200: { description: 'Ready.', content: { 'application/json': { schema: readinessSchema } } },
+        503: {
+          description: 'Not ready; the failing checks say why.',
+          content: { 'application/json': { schema: readinessSchema } },
+        },
+      },
+    },
+    async (_req, res) => {
+      const results = await Promise.all(
+        checks.map(async ({ name, check }) => {
+          try {
+            await check();
+            return { name, ok: true as const };
+          } catch (error) {
+            return { name, ok: false as const, reason: error instanceof Error ? error.message : String(error) };
+          }
+        }),
+      );
+      const ready = results.every((r) => r.ok);
+      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: results });
+    },
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/metrics',
+      access: 'public',
+      summary: 'Prometheus metrics: request, embedding and search latency histograms, queue depths.',
+      tags: ['operations'],
+      responses: { 200: { description: 'Prometheus text format.', content: { 'text/plain': { schema: z.string() } } } },
+    },
+    async (_req, res) => {
+      const body = await metrics.registry.metrics();
+      res.type(metrics.registry.contentType).send(body);
+    },
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/openapi.json',
+      access: 'public',
+      summary: 'This document: OpenAPI 3.1, generated from the schemas that validate the requests.',
+      tags: ['operations'],
+      responses: {
+        200: {
+          description: 'The OpenAPI document.',
+          content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+        },
+      },
+    },
+    (_req, res) => {
+      res.json(routes.openApi());
+    },
+  );
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { AppError, type AuditResult } from '@lookalike/core';
+import { auditIdFor, formatEpsilon, headline } from '@lookalike/audit';
+import type { AuditOptions, JobName } from '@lookalike/queue';
+import type { Services } from '@lookalike/services';
+
+/**
+ * Runs one audit through the configured job runner (the same flow the nightly scheduler starts) with a progress
+ * bar over its batches, and returns the stored result.
+ */
+export async function runAudit(services: Services, options: AuditOptions): Promise<AuditResult> {
+  const auditId = auditIdFor(randomUUID(), new Date());
+  const { events } = services.runner;
+  const tty = process.stderr.isTTY;
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'audit [{bar}] {percentage}% | {value}/{total} queries | {rate} s/query | ETA {eta_formatted}',
+      stream: process.stderr,
+      noTTYOutput: !tty,
+      notTTYSchedule: 10_000,
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = performance.now();
+  let queriesDone = 0;
+  const finalId = `${auditId}.final`;
+  let onCompleted!: (id: string, name: JobName, result: unknown) => void;
+  let onFailed!: (id: string, name: JobName, reason: string, final: boolean) => void;
+  const done = new Promise<void>((resolveDone, reject) => {
+    onCompleted = (id, name, result) => {
+      if (name === 'audit-run' && (result as { auditId?: string }).auditId === auditId) {
+        bar.start((result as { queries: number }).queries, 0, { rate: '—' });
+      } else if (name === 'audit-batch' && id.startsWith(`${auditId}.b`)) {
+        queriesDone += new Set((result as { outcomes: { queryId: string }[] }).outcomes.map((o) => o.queryId)).size;
+        const secs = (performance.now() - started) / 1000;
+        bar.update(queriesDone, { rate: (secs / Math.max(queriesDone, 1)).toFixed(2) });
+      } else if (id === finalId) resolveDone();
+    };
+    onFailed = (id, name, reason, final) => {
+      if (!final) return;
+      if (id === finalId || (name === 'audit-run' && id === auditId))
+        reject(new AppError('VALIDATION_FAILED', `the audit failed: ${reason}`));
+    };
+    events.on('completed', onCompleted);
+    events.on('failed', onFailed);
+  });
+  try {
+    await services.runner.enqueue('audit-run', { auditId, options }, { jobId: auditId });
+    await done;
+  } finally {
+    bar.stop();
+    events.off('completed', onCompleted);
+    events.off('failed', onFailed);
+  }
+  const result = await services.audits.get(auditId);
+  if (!result) throw new AppError('NOT_FOUND', `audit ${auditId} finished but was not stored`);
+  return result;
+}
+
+/** Prints the headline, the metrics per tower and budget, and where the report is. */
+export function printAudit(services: Services, result: AuditResult): void {
+  console.log(`\n${headline(result)}\n`);
+  const eps = result.epsilons;
+  const pct = (x: number | undefined) => (x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
+  const rows: [string, (m: AuditResult['metrics'][number]) => string][] = [
+    [`overlap@${result.k}`, (m) => pct(m.overlapAtK)],
+    ['top-1 retention', (m) => pct(m.top1Retention)],
+    [`precision@${result.k} attacked`, (m) => pct(m.precisionAtK?.attacked)],
+    ['cosine drift', (m) => m.cosineDrift.toFixed(3)],
+    [`targeted success@${result.k}`, (m) => pct(m.targetedSuccessAtK)],
+  ];
+  const header = ['metric'.padEnd(26), 'encoder'.padEnd(8), ...eps.map((e) => `ε=${formatEpsilon(e)}`.padStart(10))];
+  console.log(header.join(' '));
+  for (const [label, value] of rows)
+    for (const enc of ['robust', 'clean'] as const)
+      console.log(
+        [
+          (enc === 'robust' ? label : '').padEnd(26),
+          enc.padEnd(8),
+          ...eps.map((e) => {
+            const m = result.metrics.find((x) => x.encoder === enc && x.epsilon === e);
+            return (m ? value(m) : '—').padStart(10);
+          }),
+        ].join(' '),
+      );
+  console.log(
+    `\n${result.queries} queries, ${result.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder (all ε), ` +
+      `${result.cost.seconds.toFixed(0)} s of attack time.`,
+  );
+  console.log(`Report: ${join(resolve(services.audits.dir), result.id, 'report.html')}`);
+}

@@ -1,0 +1,133 @@
+/**
+ * Cost of the robustness audit. Part 1: seconds per query per encoder for PGD-10 and APGD-100 (ℓ∞, ε = 4/255,
+ * queries batched) on the tiny towers and on random-weight ViT-B/32, through the same PixelSpaceModel the audit
+ * uses. Part 2: a real audit end to end (synthetic catalog ingested into the embedded store, the run → batches →
+ * finalize flow on the in-process runner) at the nightly settings with fewer queries, and its projection to the
+ * nightly 200 queries — or the full nightly run with `--full`. Writes bench/results/audit.json and prints markdown.
+ *
+ *   npm run bench:audit [-- --towers tiny-clip-clean,tiny-clip-fare4,vitb32 --queries 20 --full]
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PixelSpaceModel, runAttack, type AttackConfig } from '@lookalike/attacks';
+import { parseConfig } from '@lookalike/core';
+import { decodeImage, toPixels } from '@lookalike/imaging';
+import type { InProcessJobRunner } from '@lookalike/queue';
+import { createServices } from '@lookalike/services';
+import { generateCatalog } from '@lookalike/synth';
+import { benchTower } from './models.js';
+
+const { values } = parseArgs({
+  options: {
+    towers: { type: 'string', default: 'tiny-clip-clean,tiny-clip-fare4,vitb32' },
+    batch: { type: 'string', default: '10' },
+    'vit-batch': { type: 'string', default: '4' },
+    queries: { type: 'string', default: '20' },
+    full: { type: 'boolean', default: false },
+  },
+});
+
+const EPS = 4 / 255;
+const rows: string[] = [];
+const results: { attacks: unknown[]; audit?: unknown } = { attacks: [] };
+let peakRss = 0;
+const sample = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+
+// Part 1: attack cost per query.
+const files = Array.from({ length: 6 }, (_, i) => `models/fixtures/images/s1007-00000${i}.png`);
+const images = await Promise.all(files.map(async (f) => decodeImage(await readFile(f))));
+const cacheDir = 'bench/.cache/vjp';
+for (const name of values.towers.split(',')) {
+  const tower = await benchTower(name);
+  const model = await PixelSpaceModel.open(name, tower.modelPath, tower.spec, {
+    cacheDir,
+    outputNormalized: tower.outputNormalized,
+  });
+  const n = Number(name === 'vitb32' ? values['vit-batch'] : values.batch);
+  const per = 3 * tower.spec.size * tower.spec.size;
+  const x = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) toPixels(images[i % images.length]!, tower.spec, x, i * per);
+  const anchors = await model.embed(x, n);
+  for (const [label, config] of [
+    ['PGD-10', { name: 'pgd', norm: 'linf', epsilon: EPS, steps: 10 }],
+    ['APGD-100', { name: 'apgd', norm: 'linf', epsilon: EPS, steps: 100 }],
+  ] as [string, AttackConfig][]) {
+    const t0 = performance.now();
+    const r = await runAttack(model, x, n, anchors, 'untargeted', config);
+    const secondsPerQuery = (performance.now() - t0) / 1000 / n;
+    const meanLoss = r.loss.reduce((s, v) => s + v, 0) / n;
+    results.attacks.push({ tower: name, attack: label, batch: n, secondsPerQuery, meanLoss });
+    rows.push(`| ${name} | ${label} | ${n} | ${secondsPerQuery.toFixed(3)} | ${meanLoss.toFixed(3)} |`);
+    console.error(
+      `${name} ${label}: ${secondsPerQuery.toFixed(3)} s/query (batch ${n}), mean loss ${meanLoss.toFixed(3)}`,
+    );
+  }
+  await model.release();
+}
+
+// Part 2: the audit end to end.
+const NIGHTLY = { queries: 200, epsilons: [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255], targetedQueries: 50 };
+const queries = values.full ? NIGHTLY.queries : Number(values.queries);
+const dir = await mkdtemp(join(tmpdir(), 'bench-audit-'));
+try {
+  await generateCatalog({ count: 400, seed: 1, outDir: join(dir, 'catalog'), twins: false, size: 256 });
+  const services = await createServices(parseConfig({ DATA_DIR: dir, INGEST_ROOTS: dir, LOG_LEVEL: 'silent' }));
+  try {
+    const runner = services.runner as InProcessJobRunner;
+    await runner.enqueue('ingest-run', {
+      runId: 'catalog',
+      source: { kind: 'manifest', location: join(dir, 'catalog', 'manifest.jsonl') },
+    });
+    await runner.idle();
+    const t0 = performance.now();
+    await runner.enqueue('audit-run', {
+      auditId: 'bench',
+      options: {
+        ...services.auditDefaults,
+        ...NIGHTLY,
+        queries,
+        // The nightly share of targeted queries (50 of 200).
+        targetedQueries: Math.round((queries * NIGHTLY.targetedQueries) / NIGHTLY.queries),
+        attack: 'apgd',
+        steps: 100,
+      },
+    });
+    await runner.idle();
+    const seconds = (performance.now() - t0) / 1000;
+    const audit = await services.audits.get('bench');
+    if (!audit) throw new Error('the bench audit was not stored');
+    const projected = (seconds * NIGHTLY.queries) / queries;
+    const at4 = (e: string) => audit.metrics.find((m) => m.encoder === e && m.epsilon === EPS)?.overlapAtK ?? NaN;
+    results.audit = {
+      queries,
+      epsilons: NIGHTLY.epsilons,
+      seconds,
+      secondsPerQueryPerEncoder: audit.cost.secondsPerQueryPerEncoder,
+      projectedNightlySeconds: projected,
+      overlapAt4: { robust: at4('robust'), clean: at4('clean') },
+    };
+    clearInterval(sample);
+    await mkdir('bench/results', { recursive: true });
+    await writeFile(
+      'bench/results/audit.json',
+      JSON.stringify({ ...results, peakRssMiB: peakRss / 2 ** 20 }, null, 2) + '\n',
+    );
+    console.log('| tower | attack | batch | s / query (one ε) | mean loss 1 − cos |');
+    console.log('| --- | --- | --- | --- | --- |');
+    for (const r of rows) console.log(r);
+    console.log(
+      `\nAudit of the tiny towers, APGD-100 at ε ∈ {1,2,4,8}/255 (+ ε = 0), ${queries} queries (${Math.round((queries * 50) / 200)} also targeted): ` +
+        `${seconds.toFixed(0)} s wall, ${audit.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder; ` +
+        `${values.full ? 'measured' : 'projected'} nightly (200 queries): ${(projected / 60).toFixed(1)} min (aim ≤ 15 min). ` +
+        `Overlap@10 at 4/255: robust ${(100 * at4('robust')).toFixed(1)} %, clean ${(100 * at4('clean')).toFixed(1)} %. ` +
+        `Peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB.`,
+    );
+  } finally {
+    await services.close();
+  }
+} finally {
+  clearInterval(sample);
+  await rm(dir, { recursive: true, force: true });
+}

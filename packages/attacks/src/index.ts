@@ -1,0 +1,10 @@
+export {
+  PixelSpaceModel,
+  lossOf,
+  unitRows,
+  type AttackGoal,
+  type Evaluation,
+  type PixelSpaceModelOptions,
+} from './model.js';
+export { runAttack, resolveConfig, project, type AttackConfig, type AttackResult } from './attack.js';
+export { seededRandom } from './random.js';

@@ -1,0 +1,198 @@
+/**
+ * An image tower seen by an attacker: [0,1] pixels in, loss and ∂loss/∂pixels out, through the VJP model of the
+ * tower's ONNX file. The pixels are normalised with the tower's own mean/std by the same code search uses
+ * (`@lookalike/imaging`'s `normalize`), and the gradient is chained through it (÷ std per channel), so attacks
+ * perturb exactly what a query image becomes before the encoder sees it.
+ */
+import * as ort from 'onnxruntime-node';
+import type { PreprocessSpec } from '@lookalike/core';
+import { loadVjpModel, VjpSession } from '@lookalike/autodiff';
+import { normalize } from '@lookalike/imaging';
+
+/**
+ * What an attack maximises, per query: `untargeted` pushes the embedding away from its anchor, loss
+ * `1 − cos(φ(x+δ), anchor)`; `targeted` pulls it toward the anchor (another image's embedding), loss
+ * `cos(φ(x+δ), anchor)`.
+ */
+export type AttackGoal = 'untargeted' | 'targeted';
+
+/** Loss, gradient and embedding of a batch. */
+export interface Evaluation {
+  /** `[n]` the loss each query maximises. */
+  loss: Float32Array;
+  /** `[n, 3, S, S]` ∂loss/∂pixels. Absent when only the loss was asked for. */
+  grad?: Float32Array;
+  /** `[n, D]` L2-normalised embeddings. */
+  embedding: Float32Array;
+}
+
+/** Options of {@link PixelSpaceModel.open}. */
+export interface PixelSpaceModelOptions {
+  /** Where built gradient graphs are cached (keyed by the model file's sha256). */
+  cacheDir: string;
+  /** onnxruntime intra-op threads; 0 lets onnxruntime choose. */
+  threads?: number;
+  /** Whether the model's output is already L2-normalised (its manifest says so). */
+  outputNormalized: boolean;
+}
+
+/** A tower's forward and VJP sessions behind one pixel-space interface. */
+export class PixelSpaceModel {
+  /** Forward and gradient evaluations run so far, counted per image. */
+  evaluations = { forward: 0, gradient: 0 };
+
+  private constructor(
+    readonly id: string,
+    readonly spec: PreprocessSpec,
+    private readonly vjp: VjpSession,
+    private readonly forwardSession: ort.InferenceSession,
+    readonly dim: number,
+    private readonly outputNormalized: boolean,
+  ) {}
+
+  /** Opens the model file's VJP model (built on first use, then cached) and a forward session. */
+  static async open(
+    id: string,
+    modelPath: string,
+    spec: PreprocessSpec,
+    options: PixelSpaceModelOptions,
+  ): Promise<PixelSpaceModel> {
+    const { bytes } = await loadVjpModel(modelPath, options.cacheDir);
+    const vjp = await VjpSession.open(bytes, { threads: options.threads ?? 0 });
+    if (vjp.shape.channels !== 3 || vjp.shape.height !== spec.size || vjp.shape.width !== spec.size)
+      throw new Error(
+        `${id}: the model takes [N, ${vjp.shape.channels}, ${vjp.shape.height}, ${vjp.shape.width}] inputs but its preprocessing makes 3 × ${spec.size} × ${spec.size}`,
+      );
+    const forward = await ort.InferenceSession.create(modelPath, {
+      intraOpNumThreads: options.threads ?? 0,
+      graphOptimizationLevel: 'all',
+    });
+    let dim = vjp.dim;
+    if (dim <= 0) {
+      const probe = await forward.run({
+        [forward.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(3 * spec.size * spec.size), [
+          1,
+          3,
+          spec.size,
+          spec.size,
+        ]),
+      });
+      dim = probe[forward.outputNames[0]!]!.dims[1] ?? 0;
+    }
+    return new PixelSpaceModel(id, spec, vjp, forward, dim, options.outputNormalized);
+  }
+
+  /** Side of the square input. */
+  get size(): number {
+    return this.spec.size;
+  }
+
+  /** Embeds `[n, 3, S, S]` pixels in [0,1]; returns `[n, D]` unit vectors. */
+  async embed(pixels: Float32Array, n: number): Promise<Float32Array> {
+    const input = normalize(pixels, this.spec, new Float32Array(pixels.length));
+    const out = await this.forwardSession.run({
+      [this.forwardSession.inputNames[0]!]: new ort.Tensor('float32', input, [n, 3, this.size, this.size]),
+    });
+    this.evaluations.forward += n;
+    const z = out[this.forwardSession.outputNames[0]!]!.data as Float32Array;
+    return unitRows(z.slice(), n, this.dim);
+  }
+
+  /**
+   * Loss of each query and its gradient with respect to the pixels.
+   * @param pixels `[n, 3, S, S]` in [0,1].
+   * @param anchors `[n, D]` unit vectors: the clean embeddings (untargeted) or the targets (targeted).
+   */
+  async evaluate(pixels: Float32Array, n: number, anchors: Float32Array, goal: AttackGoal): Promise<Evaluation> {
+    const D = this.dim;
+    if (anchors.length !== n * D) throw new RangeError(`anchors hold ${anchors.length} values; [${n}, ${D}] expected`);
+    const sign = goal === 'untargeted' ? -1 : 1;
+    const input = normalize(pixels, this.spec, new Float32Array(pixels.length));
+    // loss = c + sign · cos(ẑ, t). With z unit already, ∂cos/∂z = t; otherwise ∂cos/∂z = (t − cos·ẑ)/‖z‖, which
+    // needs z first: one extra forward pass.
+    let cotangent: Float32Array;
+    if (this.outputNormalized) {
+      cotangent = anchors.map((t) => sign * t);
+    } else {
+      const out = await this.forwardSession.run({
+        [this.forwardSession.inputNames[0]!]: new ort.Tensor('float32', input, [n, 3, this.size, this.size]),
+      });
+      this.evaluations.forward += n;
+      cotangent = cosineCotangent(out[this.forwardSession.outputNames[0]!]!.data as Float32Array, anchors, n, D, sign);
+    }
+    const { embedding, grad } = await this.vjp.run(input, n, cotangent);
+    this.evaluations.gradient += n;
+    const unit = unitRows(embedding.slice(), n, D);
+    const loss = lossOf(unit, anchors, n, D, goal);
+    // Chain through normalisation: ∂/∂pixel = ∂/∂input ÷ std of the channel (in place: the buffer is this call's).
+    divideByStd(grad, n, this.size * this.size, this.spec.std);
+    return { loss, grad, embedding: unit };
+  }
+
+  /** Loss only (one forward pass). */
+  async lossOf(pixels: Float32Array, n: number, anchors: Float32Array, goal: AttackGoal): Promise<Evaluation> {
+    const embedding = await this.embed(pixels, n);
+    return { loss: lossOf(embedding, anchors, n, this.dim, goal), embedding };
+  }
+
+  async release(): Promise<void> {
+    await this.vjp.release();
+    await this.forwardSession.release();
+  }
+}
+
+/** sign · ∂cos(z, t)/∂z = sign · (t − cos·ẑ)/‖z‖ per row of `[n, D]` (t unit). */
+function cosineCotangent(z: Float32Array, anchors: Float32Array, n: number, D: number, sign: number): Float32Array {
+  const out = new Float32Array(n * D);
+  for (let q = 0; q < n; q++) {
+    const row = q * D;
+    let zz = 0;
+    let zt = 0;
+    for (let j = 0; j < D; j++) {
+      zz += z[row + j]! * z[row + j]!;
+      zt += z[row + j]! * anchors[row + j]!;
+    }
+    const norm = Math.sqrt(zz) || 1;
+    const cos = zt / norm;
+    for (let j = 0; j < D; j++) out[row + j] = (sign * (anchors[row + j]! - (cos * z[row + j]!) / norm)) / norm;
+  }
+  return out;
+}
+
+/** Divides `[n, 3, plane]` values by the float32 std of their channel, in place. */
+function divideByStd(values: Float32Array, n: number, plane: number, std: readonly number[]): void {
+  for (let q = 0; q < n; q++)
+    for (let c = 0; c < 3; c++) {
+      const inv = 1 / Math.fround(std[c]!);
+      const start = (q * 3 + c) * plane;
+      for (let i = start; i < start + plane; i++) values[i] = values[i]! * inv;
+    }
+}
+
+/** Normalises each of the `n` rows of `[n, D]` in place. */
+export function unitRows(z: Float32Array, n: number, D: number): Float32Array {
+  for (let q = 0; q < n; q++) {
+    let s = 0;
+    for (let j = 0; j < D; j++) s += z[q * D + j]! * z[q * D + j]!;
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let j = 0; j < D; j++) z[q * D + j] = z[q * D + j]! * inv;
+  }
+  return z;
+}
+
+/** The loss of each row given unit embeddings and anchors. */
+export function lossOf(
+  unit: Float32Array,
+  anchors: Float32Array,
+  n: number,
+  D: number,
+  goal: AttackGoal,
+): Float32Array {
+  const loss = new Float32Array(n);
+  for (let q = 0; q < n; q++) {
+    let cos = 0;
+    for (let j = 0; j < D; j++) cos += unit[q * D + j]! * anchors[q * D + j]!;
+    loss[q] = goal === 'untargeted' ? 1 - cos : cos;
+  }
+  return loss;
+}

@@ -1,0 +1,175 @@
+/**
+ * The audit as jobs: `audit-run` draws the queries and starts a flow of `audit-batch` children under one
+ * `audit-finalize` parent. Batches spread across workers and retry on their own; the parent runs only when every
+ * batch has completed, aggregates, renders and stores the audit whole. A worker dying mid-audit costs at most the
+ * batch it held; no half-written report is ever stored.
+ */
+import { createHash } from 'node:crypto';
+import {
+  ENCODER_ROLES,
+  type AuditExample,
+  type AuditResult,
+  type EmbeddingProvenance,
+  type EncoderRole,
+  type PointPayload,
+  type VectorStore,
+} from '@lookalike/core';
+import type { PixelSpaceModel } from '@lookalike/attacks';
+import type { DecodeLimits } from '@lookalike/imaging';
+import { BadInputError, type AuditOptions, type JobHandlers } from '@lookalike/queue';
+import { auditBatch, type BatchOutcome } from './batch.js';
+import { summarize } from './metrics.js';
+import { thumbnail } from './png.js';
+import { renderReport, toSummary } from './report.js';
+import { selectQueries } from './select.js';
+import type { FileAuditStore } from './store.js';
+
+export interface AuditServiceDeps {
+  store: VectorStore;
+  /** The towers as an attacker sees them; opened on first use (gradient graphs are built or read from cache). */
+  models(): Promise<Record<EncoderRole, PixelSpaceModel>>;
+  readImage: (payload: PointPayload) => Promise<Uint8Array>;
+  repository: FileAuditStore;
+  provenance: Record<EncoderRole, EmbeddingProvenance>;
+  decode?: DecodeLimits;
+  now?: () => Date;
+}
+
+/** A readable, sortable audit id for a run that was not given one (scheduled runs). */
+export function auditIdFor(jobId: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  return `audit-${stamp}-${createHash('sha256').update(jobId).digest('hex').slice(0, 8)}`;
+}
+
+/** Aggregates finished batches into the stored audit (without the HTML). */
+export async function assemble(
+  deps: Pick<AuditServiceDeps, 'store' | 'readImage' | 'provenance'>,
+  payload: { auditId: string; startedAt: string; catalogSize: number; options: AuditOptions },
+  batches: readonly BatchOutcome[],
+  finishedAt: Date,
+): Promise<AuditResult> {
+  const ordered = [...batches].sort((a, b) => a.batch - b.batch);
+  const outcomes = ordered.flatMap((b) => b.outcomes);
+  const examples: AuditExample[] = ordered.flatMap((b) => b.examples);
+  await addThumbnails(deps, examples);
+  const queries = new Set(outcomes.map((o) => o.queryId)).size;
+  const seconds = ordered.reduce((s, b) => s + b.seconds, 0);
+  const { options } = payload;
+  return {
+    schemaVersion: 1,
+    id: payload.auditId,
+    startedAt: payload.startedAt,
+    finishedAt: finishedAt.toISOString(),
+    attack: {
+      name: options.attack,
+      norm: options.norm,
+      steps: options.steps,
+      restarts: options.restarts,
+      ...(options.stepSize === undefined ? {} : { stepSize: options.stepSize }),
+      seed: options.seed,
+    },
+    models: deps.provenance,
+    queries,
+    epsilons: options.epsilons,
+    k: options.k,
+    depth: options.depth,
+    catalogSize: payload.catalogSize,
+    cost: {
+      seconds,
+      secondsPerQueryPerEncoder: queries ? seconds / (queries * ENCODER_ROLES.length) : 0,
+      gradientEvaluations: ordered.reduce((s, b) => s + b.gradientEvaluations, 0),
+    },
+    metrics: summarize(outcomes, options.k),
+    perQuery: outcomes,
+    examples,
+  };
+}
+
+/** Small thumbnails of the example neighbours, read once per image. */
+async function addThumbnails(
+  deps: Pick<AuditServiceDeps, 'store' | 'readImage'>,
+  examples: AuditExample[],
+): Promise<void> {
+  const hits = examples.flatMap((ex) => Object.values(ex.byEncoder).flatMap((e) => [...e.before, ...e.after]));
+  const ids = [...new Set(hits.map((h) => h.id))];
+  const points = await deps.store.get(ids);
+  const thumbs = new Map<string, string>();
+  for (const p of points) {
+    try {
+      thumbs.set(p.id, await thumbnail(await deps.readImage(p.payload)));
+    } catch {
+      // An image that has gone since it was indexed is shown without a picture.
+    }
+  }
+  for (const h of hits) {
+    const t = thumbs.get(h.id);
+    if (t) h.thumbnail = t;
+  }
+}
+
+/** The audit job handlers for the job runners (BullMQ workers or in-process). */
+export function createAuditHandlers(
+  deps: AuditServiceDeps,
+): Pick<Required<JobHandlers>, 'audit-run' | 'audit-batch' | 'audit-finalize'> {
+  const now = deps.now ?? (() => new Date());
+  return {
+    'audit-run': async (payload, ctx) => {
+      const startedAt = now();
+      const auditId = payload.auditId ?? auditIdFor(ctx.jobId, startedAt);
+      const { options } = payload;
+      const { queries, catalogSize } = await selectQueries(deps.store, {
+        queries: options.queries,
+        targetedQueries: options.targetedQueries,
+        seed: options.seed,
+        ...(options.filter ? { filter: options.filter } : {}),
+      });
+      if (!queries.length) throw new BadInputError('the catalog has no images to audit (ingest some first)');
+      const size = options.batchSize;
+      const batches = Math.ceil(queries.length / size);
+      await ctx.enqueueFlow({
+        parent: {
+          name: 'audit-finalize',
+          payload: { auditId, startedAt: startedAt.toISOString(), batches, catalogSize, options },
+          jobId: `${auditId}.final`,
+        },
+        children: {
+          name: 'audit-batch',
+          payloads: Array.from({ length: batches }, (_, b) => ({
+            auditId,
+            batch: b,
+            queries: queries.slice(b * size, (b + 1) * size),
+            options,
+          })),
+          jobIds: Array.from({ length: batches }, (_, b) => `${auditId}.b${b}`),
+        },
+      });
+      await ctx.updateProgress({ auditId, queries: queries.length, batches });
+      return { auditId, queries: queries.length, batches, finalJobId: `${auditId}.final` };
+    },
+
+    'audit-batch': async (payload, ctx) => {
+      const models = await deps.models();
+      const result = await auditBatch(
+        { store: deps.store, models, readImage: deps.readImage, ...(deps.decode ? { decode: deps.decode } : {}) },
+        payload.batch,
+        payload.queries,
+        payload.options,
+        payload.batch * payload.options.batchSize,
+      );
+      await ctx.updateProgress({ auditId: payload.auditId, batch: payload.batch, queries: payload.queries.length });
+      return result;
+    },
+
+    'audit-finalize': async (payload, ctx) => {
+      const existing = await deps.repository.get(payload.auditId);
+      if (existing) return toSummary(existing);
+      const values = Object.values(await ctx.childrenValues()) as BatchOutcome[];
+      if (values.length !== payload.batches)
+        throw new Error(`audit ${payload.auditId}: ${values.length} of ${payload.batches} batch results are available`);
+      const result = await assemble(deps, payload, values, now());
+      const html = await renderReport(result, await deps.repository.list({ limit: 60 }));
+      await deps.repository.save(result, html);
+      return toSummary(result);
+    },
+  };
+}

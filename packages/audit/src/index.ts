@@ -1,0 +1,7 @@
+export { auditBatch, exampleEpsilon, type AuditDeps, type AuditQuery, type BatchOutcome } from './batch.js';
+export { renderSvg, curveSpec, trendSpec } from './charts.js';
+export { createAuditHandlers, assemble, auditIdFor, type AuditServiceDeps } from './handlers.js';
+export { classOf, overlapAtK, precisionAtK, rankOf, summarize } from './metrics.js';
+export { renderReport, headline, formatEpsilon, toSummary } from './report.js';
+export { selectQueries } from './select.js';
+export { FileAuditStore } from './store.js';

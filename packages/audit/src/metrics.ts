@@ -1,0 +1,79 @@
+/**
+ * Retrieval metrics of an audit: per query (overlap@k, top-1 retention, rank of the clean top-1, precision@k of
+ * same-class neighbours) and their means per encoder and budget.
+ */
+import type { AuditMetrics, EncoderRole, FieldValue, QueryOutcome } from '@lookalike/core';
+
+/** |A ∩ B| / k over the first k ids of each ranking. */
+export function overlapAtK(a: readonly string[], b: readonly string[], k: number): number {
+  if (k < 1) throw new RangeError(`k must be ≥ 1, got ${k}`);
+  const top = new Set(a.slice(0, k));
+  let shared = 0;
+  for (const id of b.slice(0, k)) if (top.has(id)) shared++;
+  return shared / k;
+}
+
+/** 1-based rank of `id` in `ranking`; `ranking.length + 1` when absent (the search depth caps it). */
+export function rankOf(id: string | undefined, ranking: readonly string[]): number {
+  const i = id === undefined ? -1 : ranking.indexOf(id);
+  return i < 0 ? ranking.length + 1 : i + 1;
+}
+
+/** The class of an image for precision@k: its part and defect labels (the synthetic catalog's ground truth). */
+export function classOf(labels: Record<string, FieldValue | null> | undefined): string | undefined {
+  const part = labels?.['part'];
+  const defect = labels?.['defect'];
+  if (part === undefined || part === null || defect === undefined || defect === null) return undefined;
+  return `${String(part)}|${String(defect)}`;
+}
+
+/** Fraction of the first k neighbours whose class is the query's; undefined when the query has no class. */
+export function precisionAtK(
+  queryClass: string | undefined,
+  neighbours: readonly (string | undefined)[],
+  k: number,
+): number | undefined {
+  if (queryClass === undefined) return undefined;
+  let same = 0;
+  for (const c of neighbours.slice(0, k)) if (c === queryClass) same++;
+  return same / k;
+}
+
+const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
+
+/** Means of the per-query outcomes for each encoder and budget, sorted by encoder then ε. */
+export function summarize(outcomes: readonly QueryOutcome[], k: number): AuditMetrics[] {
+  const groups = new Map<string, QueryOutcome[]>();
+  for (const o of outcomes) {
+    const key = `${o.encoder}@${o.epsilon}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push(o);
+  }
+  const metrics: AuditMetrics[] = [];
+  for (const group of groups.values()) {
+    const { encoder, epsilon } = group[0]!;
+    const labelled = group.filter((o) => o.precisionClean !== undefined && o.precisionAttacked !== undefined);
+    const targeted = group.filter((o) => o.targeted);
+    metrics.push({
+      encoder,
+      epsilon,
+      k,
+      overlapAtK: mean(group.map((o) => o.overlapAtK)),
+      top1Retention: mean(group.map((o) => (o.top1Retained ? 1 : 0))),
+      meanRankOfCleanTop1: mean(group.map((o) => o.rankOfCleanTop1)),
+      cosineDrift: mean(group.map((o) => o.cosineDrift)),
+      ...(labelled.length
+        ? {
+            precisionAtK: {
+              clean: mean(labelled.map((o) => o.precisionClean!)),
+              attacked: mean(labelled.map((o) => o.precisionAttacked!)),
+            },
+          }
+        : {}),
+      ...(targeted.length ? { targetedSuccessAtK: mean(targeted.map((o) => (o.targeted!.success ? 1 : 0))) } : {}),
+    });
+  }
+  const order: Record<EncoderRole, number> = { robust: 0, clean: 1 };
+  return metrics.sort((a, b) => order[a.encoder] - order[b.encoder] || a.epsilon - b.epsilon);
+}

@@ -1,0 +1,178 @@
+/**
+ * Where ingest decodes and preprocesses images. Resizing a 1024 × 768 photo to a model input is tens of
+ * milliseconds of JavaScript (a 4000 × 3000 one, hundreds), which on the main thread would starve BullMQ's lock
+ * renewal and the API's requests; {@link PreprocessPool} runs decode, resize and pixel conversion on worker threads
+ * and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for comparison.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { isAppError, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
+import { decodeImage, toPixels, type DecodeLimits, type ImageFormat } from '@lookalike/imaging';
+import { Piscina } from 'piscina';
+
+/** What decides the pixels of one image for one model: the side of the square input and the resampling filter. */
+export type PixelSpec = Pick<PreprocessSpec, 'size' | 'interpolation'>;
+
+/** One decoded and preprocessed image: the facts stored in its payload and its pixels for each requested spec. */
+export interface PreparedImage {
+  format: ImageFormat;
+  /** Upright width in pixels (EXIF orientation applied). */
+  width: number;
+  /** Upright height in pixels. */
+  height: number;
+  /** One `[3, S, S]` float32 array in [0, 1] per requested spec, in the order of the specs. */
+  pixels: Float32Array[];
+}
+
+/** An image that was refused or could not be decoded, with its typed code (`IMAGE_TRUNCATED`, …). */
+export interface PrepareFailure {
+  code: ErrorCode;
+  reason: string;
+}
+
+export type PrepareOutcome = PreparedImage | PrepareFailure;
+
+/** The message a pool thread receives: a slice of a chunk. */
+export interface PrepareTask {
+  images: Uint8Array[];
+  specs: PixelSpec[];
+  limits: DecodeLimits | undefined;
+}
+
+/** True when the outcome is a refused image. */
+export function isPrepareFailure(outcome: PrepareOutcome): outcome is PrepareFailure {
+  return 'code' in outcome;
+}
+
+/**
+ * Decodes untrusted image bytes and preprocesses them. Refused images resolve to a {@link PrepareFailure}; only
+ * unexpected faults reject.
+ */
+export interface ImagePreparer {
+  /**
+   * Decodes each of `images` (see `decodeImage` for what is refused) and writes its pixels once per spec; outcomes
+   * come back in the order of `images`. The bytes may be handed to another thread: the caller must not use them
+   * afterwards.
+   */
+  prepare(images: readonly Uint8Array[], specs: readonly PixelSpec[], limits?: DecodeLimits): Promise<PrepareOutcome[]>;
+  /** Waits for running work and releases the threads, if any. */
+  close(): Promise<void>;
+}
+
+/** Decodes and preprocesses one image on the calling thread. */
+export async function prepareImage(
+  bytes: Uint8Array,
+  specs: readonly PixelSpec[],
+  limits?: DecodeLimits,
+): Promise<PrepareOutcome> {
+  try {
+    const image = await decodeImage(bytes, limits);
+    const pixels = specs.map((spec) => toPixels(image, spec));
+    return { format: image.format, width: image.width, height: image.height, pixels };
+  } catch (error) {
+    if (isAppError(error)) return { code: error.code, reason: error.message };
+    throw error;
+  }
+}
+
+/**
+ * Decode and preprocessing on the calling thread, as ingest did before the pool: sharp decodes every image of the
+ * call at once (off the thread) and each resize then runs here. Kept for comparison and tests.
+ */
+export class MainThreadPreparer implements ImagePreparer {
+  prepare(
+    images: readonly Uint8Array[],
+    specs: readonly PixelSpec[],
+    limits?: DecodeLimits,
+  ): Promise<PrepareOutcome[]> {
+    return Promise.all(images.map((bytes) => prepareImage(bytes, specs, limits)));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Options of {@link PreprocessPool}. */
+export interface PreprocessPoolOptions {
+  /** Worker threads. Default: one per core but one, at least one (the main thread has the models to feed). */
+  threads?: number;
+}
+
+/** The default size of a {@link PreprocessPool}: every core but one, and at least one thread. */
+export function defaultPreprocessThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+/**
+ * The worker module and how to load it. Built code runs `preprocess-worker.js` beside this file; under vitest or
+ * tsx this file is the `.ts` source, and a thread needs tsx's loader and the `source` export condition to run the
+ * `.ts` worker and the workspace packages' sources (the parent's own flags are not inherited: some are refused in
+ * worker threads).
+ */
+function workerModule(): { filename: string; execArgv?: string[] } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const filename = new URL(`./preprocess-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
+  if (!fromSource) return { filename };
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return { filename, execArgv: ['--import', tsx, '--conditions=source'] };
+}
+
+/** A buffer that only `view` uses can move to another thread; anything else (Node's pooled slabs) is copied. */
+function ownsBuffer(view: Uint8Array): view is Uint8Array<ArrayBuffer> {
+  return view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+}
+
+/**
+ * A pool of worker threads (piscina) that decode and preprocess images. A call is split into one slice per thread
+ * and every slice is handed over at once, so the threads keep working while this thread is busy (onnxruntime-node
+ * runs a model synchronously on the calling thread); within a slice a thread resizes one image while sharp decodes
+ * the next. Bytes move to the threads when they own their buffer and the pixels move back, so nothing large is
+ * copied. The threads start with the pool and live until {@link PreprocessPool.close}; while idle they are unref'd, so
+ * an unclosed pool never keeps a process alive.
+ */
+export class PreprocessPool implements ImagePreparer {
+  /** Number of worker threads. */
+  readonly threads: number;
+  private readonly pool: Piscina<PrepareTask, PrepareOutcome[]>;
+
+  constructor(options: PreprocessPoolOptions = {}) {
+    const threads = options.threads ?? defaultPreprocessThreads();
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new RangeError(`a preprocessing pool needs a whole number of threads ≥ 1, not ${threads}`);
+    this.threads = threads;
+    this.pool = new Piscina<PrepareTask, PrepareOutcome[]>({
+      ...workerModule(),
+      name: 'default',
+      minThreads: threads,
+      maxThreads: threads,
+      // A second slice waits in the thread rather than in this thread's queue, which only moves between model runs.
+      concurrentTasksPerWorker: 2,
+    });
+  }
+
+  async prepare(
+    images: readonly Uint8Array[],
+    specs: readonly PixelSpec[],
+    limits?: DecodeLimits,
+  ): Promise<PrepareOutcome[]> {
+    const plain = specs.map(({ size, interpolation }) => ({ size, interpolation }));
+    // A buffer listed twice may be sent to two threads, so only buffers listed once move.
+    const uses = new Map<ArrayBufferLike, number>();
+    for (const b of images) uses.set(b.buffer, (uses.get(b.buffer) ?? 0) + 1);
+    const per = Math.ceil(images.length / this.threads);
+    const slices: Promise<PrepareOutcome[]>[] = [];
+    for (let i = 0; i < images.length; i += per) {
+      const slice = images.slice(i, i + per);
+      const transferList = slice.filter(ownsBuffer).flatMap((b) => (uses.get(b.buffer) === 1 ? [b.buffer] : []));
+      slices.push(this.pool.run({ images: slice, specs: plain, limits }, { transferList }));
+    }
+    return (await Promise.all(slices)).flat();
+  }
+
+  /** Lets queued and running images finish, then stops the threads. */
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

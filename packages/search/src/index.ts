@@ -1,0 +1,13 @@
+/**
+ * `@lookalike/search`: query-side search. Embeds an uploaded image, a stored image's vector or a text with the
+ * chosen tower and searches the vector store; also lists the label facets the UI filters on.
+ */
+export {
+  SearchService,
+  FACET_FIELDS,
+  K_RANGE,
+  type FacetField,
+  type SearchDeps,
+  type SearchOptions,
+  type SearchResult,
+} from './search-service.js';

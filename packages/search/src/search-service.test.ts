@@ -1,0 +1,166 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  ImageRejectedError,
+  NotFoundError,
+  ValidationError,
+  type EncoderRole,
+  type ImageEncoder,
+  type TextEncoder,
+} from '@lookalike/core';
+import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
+import { createIngestHandlers } from '@lookalike/ingest';
+import { InProcessJobRunner, type JobPayload } from '@lookalike/queue';
+import { EmbeddedVectorStore } from '@lookalike/store-embedded';
+import { generateCatalog, type ManifestRecord } from '@lookalike/synth';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SearchService } from './search-service.js';
+
+// Real parts end to end: the committed tiny towers, a 40-image synthetic catalog ingested into the embedded store.
+const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+let dir: string;
+let store: EmbeddedVectorStore;
+let encoders: Record<EncoderRole, ImageEncoder>;
+let text: TextEncoder;
+let records: ManifestRecord[];
+let service: SearchService;
+
+async function ingest(payload: JobPayload<'ingest-run'>): Promise<void> {
+  const handlers = createIngestHandlers({
+    store,
+    encoders,
+    roots: [dir],
+    fetch: { maxBytes: 1 << 20, timeoutMs: 1000 },
+  });
+  const runner = new InProcessJobRunner(handlers, { ingest: 2 });
+  await runner.enqueue('ingest-run', payload);
+  await runner.idle();
+  await runner.close();
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'search-'));
+  const registry = await ModelRegistry.open(MODELS);
+  encoders = {
+    robust: await OnnxImageEncoder.load(registry, 'tiny-clip-fare4'),
+    clean: await OnnxImageEncoder.load(registry, 'tiny-clip-clean'),
+  };
+  text = await OnnxTextEncoder.load(registry, 'tiny-clip-text');
+  const catalog = join(dir, 'catalog');
+  await generateCatalog({ count: 40, seed: 11, outDir: catalog, size: 96 });
+  records = (await readFile(join(catalog, 'manifest.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as ManifestRecord);
+  store = await EmbeddedVectorStore.open(join(dir, 'store'));
+  await store.ensureCollection({
+    name: 'lookalike',
+    dims: { robust: encoders.robust.info.dim, clean: encoders.clean.info.dim },
+    indexedFields: [
+      { path: 'labels.part', type: 'keyword' },
+      { path: 'labels.defect', type: 'keyword' },
+    ],
+  });
+  await ingest({
+    runId: 'seed',
+    source: { kind: 'manifest', location: join(catalog, 'manifest.jsonl') },
+    batchSize: 16,
+  });
+  service = new SearchService({ store, encoders, text, decode: { maxPixels: 1_000_000 } });
+});
+
+afterAll(async () => {
+  await Promise.all([...Object.values(encoders ?? {}), text].map((e) => e?.close()));
+  await store?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const imageBytes = (r: ManifestRecord) => readFile(join(dir, 'catalog', r.file));
+
+describe(SearchService.name, () => {
+  it('finds an uploaded catalog image as its own best hit with either tower', async () => {
+    const query = records[3]!;
+    for (const encoder of ['robust', 'clean'] as const) {
+      const result = await service.byImage(await imageBytes(query), { encoder, k: 5 });
+      expect(result.encoder).toBe(encoder);
+      expect(result.hits).toHaveLength(5);
+      expect(result.hits[0]!.payload.caption).toBe(query.caption);
+      expect(result.hits[0]!.score).toBeGreaterThan(0.999);
+      const scores = result.hits.map((h) => h.score);
+      expect(scores).toEqual([...scores].sort((a, b) => b - a));
+      expect(result.timings.embedMs).toBeGreaterThan(0);
+      expect(result.timings.searchMs).toBeGreaterThan(0);
+    }
+  });
+
+  it('searches by id with the stored vector of the chosen tower and leaves the query image out', async () => {
+    const { points } = await store.scroll({ limit: 1 });
+    const id = points[0]!.id;
+    for (const encoder of ['robust', 'clean'] as const) {
+      const result = await service.byId(id, { encoder, k: 7 });
+      expect(result.k).toBe(7);
+      expect(result.hits).toHaveLength(7);
+      expect(result.hits.map((h) => h.id)).not.toContain(id);
+      expect(result.timings.embedMs).toBe(0);
+    }
+    const similar = await service.similar(id, { k: 3 });
+    expect(similar.encoder).toBe('robust');
+    expect(similar.hits).toHaveLength(3);
+  });
+
+  it('applies a filter to every kind of query', async () => {
+    const part = records[0]!.labels.part;
+    const filter = { must: [{ field: 'labels.part', match: part }] };
+    const expected = records.filter((r) => r.labels.part === part).length;
+    const byImage = await service.byImage(await imageBytes(records[1]!), { filter, k: 100 });
+    const byText = await service.byText(`a ${part} with a crack`, { filter, k: 100, encoder: 'clean' });
+    const { points } = await store.scroll({ limit: 1, filter });
+    const byId = await service.byId(points[0]!.id, { filter, k: 100 });
+    for (const result of [byImage, byText]) {
+      expect(result.hits).toHaveLength(expected);
+      expect(result.hits.every((h) => h.payload.labels?.part === part)).toBe(true);
+    }
+    expect(byId.hits).toHaveLength(expected - 1);
+    expect(byId.hits.every((h) => h.payload.labels?.part === part)).toBe(true);
+  });
+
+  it('ranks images of the named part first for a text query', async () => {
+    const part = records[0]!.labels.part;
+    const withPart = records.filter((r) => r.labels.part === part).length;
+    const result = await service.byText(`a photo of a ${part}`, { k: withPart });
+    const share = result.hits.filter((h) => h.payload.labels?.part === part).length / withPart;
+    // Chance would give withPart / 40; the trained text tower does far better on its own vocabulary.
+    expect(share).toBeGreaterThan(0.5);
+  });
+
+  it('refuses bad options, unknown ids and bytes that are not an image with typed errors', async () => {
+    await expect(service.byId('f'.repeat(64))).rejects.toBeInstanceOf(NotFoundError);
+    await expect(service.byText('gear', { k: 0 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(service.byText('gear', { k: 101 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(service.byText('   ')).rejects.toBeInstanceOf(ValidationError);
+    await expect(service.byText('x'.repeat(5000))).rejects.toBeInstanceOf(ValidationError);
+    const notImage = service.byImage(Buffer.from('hello, this is text'));
+    await expect(notImage).rejects.toBeInstanceOf(ImageRejectedError);
+    await expect(notImage).rejects.toMatchObject({ code: 'IMAGE_NOT_AN_IMAGE' });
+  });
+
+  it('lists the label facets and sees new values only after invalidate()', async () => {
+    const facets = await service.facets();
+    expect(facets['labels.part']).toEqual([...new Set(records.map((r) => r.labels.part))].sort());
+    expect(facets['labels.defect']).toEqual([...new Set(records.map((r) => r.labels.defect))].sort());
+    expect(Object.keys(await service.facets(['labels.color']))).toEqual(['labels.color']);
+
+    // A new image with a new part value: cached facets do not change until invalidated.
+    await generateCatalog({ count: 1, seed: 12, outDir: join(dir, 'extra'), size: 96 });
+    const extra = join(dir, 'extra', 'images', 's12-000000.png');
+    await ingest({
+      runId: 'extra',
+      source: { kind: 'items', items: [{ location: extra, labels: { part: 'zz-new-part' } }] },
+    });
+    expect((await service.facets())['labels.part']).not.toContain('zz-new-part');
+    service.invalidate();
+    expect((await service.facets())['labels.part']).toContain('zz-new-part');
+  });
+});

@@ -1,0 +1,201 @@
+import {
+  ENCODER_ROLES,
+  NotFoundError,
+  ValidationError,
+  type EncoderRole,
+  type FieldValue,
+  type Filter,
+  type ImageEncoder,
+  type SearchHit,
+  type TextEncoder,
+  type VectorStore,
+} from '@lookalike/core';
+import { decodeImage, toPixels, type DecodeLimits } from '@lookalike/imaging';
+
+/** Smallest and largest number of hits one search may ask for. */
+export const K_RANGE = { min: 1, max: 100, default: 12 } as const;
+
+/** The label fields the search UI offers as facets. */
+export const FACET_FIELDS = ['labels.part', 'labels.defect', 'labels.color', 'labels.material'] as const;
+/** One of {@link FACET_FIELDS}. */
+export type FacetField = (typeof FACET_FIELDS)[number];
+
+/** How to search; every field has a default. */
+export interface SearchOptions {
+  /** Number of hits, {@link K_RANGE}.min to {@link K_RANGE}.max; default {@link K_RANGE}.default. */
+  k?: number;
+  /** Which tower's vector space to search; default `robust`. */
+  encoder?: EncoderRole;
+  filter?: Filter;
+}
+
+/** What every search returns: the hits, best first, and where the time went. */
+export interface SearchResult {
+  encoder: EncoderRole;
+  k: number;
+  hits: SearchHit[];
+  timings: {
+    /** Decoding, preprocessing and embedding the query (0 for a stored vector). */
+    embedMs: number;
+    /** The vector store's nearest-neighbour search. */
+    searchMs: number;
+  };
+}
+
+/** What {@link SearchService} is built from. */
+export interface SearchDeps {
+  store: VectorStore;
+  encoders: Record<EncoderRole, ImageEncoder>;
+  text: TextEncoder;
+  /** Limits for uploaded query images; the same ones ingest applies. */
+  decode?: DecodeLimits;
+  /** Distinct values kept per facet field; default 1000. */
+  maxFacetValues?: number;
+}
+
+// Facets are read by scrolling the whole store; pages of this many points without their vectors.
+const FACET_PAGE = 1000;
+
+/**
+ * Query-side search: embeds an uploaded image, a stored image's vector or a text with the chosen tower and asks the
+ * store for its nearest neighbours. Holds logic only; the store and the encoders are handed in.
+ */
+export class SearchService {
+  private facetCache: Promise<Record<FacetField, string[]>> | undefined;
+
+  constructor(private readonly deps: SearchDeps) {}
+
+  /**
+   * Searches with an uploaded image: decoded under the decode limits (hostile files are refused before any pixel
+   * buffer exists) and preprocessed exactly as ingest does.
+   *
+   * @throws ImageRejectedError when the bytes are not an acceptable image
+   */
+  async byImage(bytes: Uint8Array, options: SearchOptions = {}): Promise<SearchResult> {
+    const { encoder, k, filter } = resolveOptions(options);
+    const tower = this.deps.encoders[encoder];
+    const started = performance.now();
+    const image = await decodeImage(bytes, this.deps.decode);
+    const { size } = tower.info.preprocess;
+    // [1, 3, S, S] in [0,1]; the encoder normalises.
+    const data = toPixels(image, tower.info.preprocess);
+    const [vector] = await tower.embed({ data, n: 1, height: size, width: size });
+    const embedMs = performance.now() - started;
+    return this.search(vector!, encoder, k, filter, embedMs);
+  }
+
+  /**
+   * Searches with the stored vector of an indexed image; the image itself is left out of the hits.
+   *
+   * @throws NotFoundError when no image has this id
+   */
+  async byId(id: string, options: SearchOptions = {}): Promise<SearchResult> {
+    const { encoder, k, filter } = resolveOptions(options);
+    const [point] = await this.deps.store.get([id], { withVectors: true });
+    const vector = point?.vectors?.[encoder];
+    if (!point || !vector) throw new NotFoundError('image', id);
+    // One extra hit, because the query point is normally its own nearest neighbour.
+    const result = await this.search(vector, encoder, k + 1, filter, 0);
+    return { ...result, k, hits: result.hits.filter((h) => h.id !== id).slice(0, k) };
+  }
+
+  /** The lookalikes of an indexed image: {@link byId}. */
+  similar(id: string, options: SearchOptions = {}): Promise<SearchResult> {
+    return this.byId(id, options);
+  }
+
+  /**
+   * Zero-shot search with a text, embedded by the text tower shared by both image towers.
+   *
+   * @throws ValidationError for an empty or over-long text
+   */
+  async byText(text: string, options: SearchOptions = {}): Promise<SearchResult> {
+    const { encoder, k, filter } = resolveOptions(options);
+    if (text.trim() === '') throw new ValidationError('the search text is empty', [{ path: 'text', message: 'empty' }]);
+    const dim = this.deps.encoders[encoder].info.dim;
+    if (this.deps.text.info.dim !== dim)
+      throw new ValidationError(
+        `the text model ${this.deps.text.info.id} embeds to ${this.deps.text.info.dim} dimensions but the ${encoder} ` +
+          `tower to ${dim}; text search needs a text tower trained with the image towers`,
+      );
+    const started = performance.now();
+    const [vector] = await this.deps.text.embed([text]);
+    const embedMs = performance.now() - started;
+    return this.search(vector!, encoder, k, filter, embedMs);
+  }
+
+  /**
+   * Distinct values of the facet fields over the whole store, sorted. Read once by scrolling the store and kept
+   * until {@link invalidate} is called (ingest calls it when a batch has added points).
+   */
+  async facets(fields: readonly FacetField[] = FACET_FIELDS): Promise<Partial<Record<FacetField, string[]>>> {
+    if (!this.facetCache) {
+      const pending = this.readFacets();
+      this.facetCache = pending;
+      // A failed read is not kept, so the next call tries again. (An invalidation during the read drops it too.)
+      pending.catch(() => {
+        if (this.facetCache === pending) this.facetCache = undefined;
+      });
+    }
+    const all = await this.facetCache;
+    return Object.fromEntries(fields.map((f) => [f, all[f]]));
+  }
+
+  /** Forgets the cached facets; the next {@link facets} call reads the store again. */
+  invalidate(): void {
+    this.facetCache = undefined;
+  }
+
+  private async search(
+    vector: Float32Array,
+    using: EncoderRole,
+    k: number,
+    filter: Filter | undefined,
+    embedMs: number,
+  ): Promise<SearchResult> {
+    const started = performance.now();
+    const hits = await this.deps.store.search({ vector, using, k, ...(filter ? { filter } : {}) });
+    return { encoder: using, k, hits, timings: { embedMs, searchMs: performance.now() - started } };
+  }
+
+  private async readFacets(): Promise<Record<FacetField, string[]>> {
+    const max = this.deps.maxFacetValues ?? 1000;
+    const values = Object.fromEntries(FACET_FIELDS.map((f) => [f, new Set<string>()])) as Record<
+      FacetField,
+      Set<string>
+    >;
+    let cursor: string | undefined;
+    do {
+      const page = await this.deps.store.scroll({ limit: FACET_PAGE, ...(cursor ? { cursor } : {}) });
+      for (const point of page.points) {
+        for (const field of FACET_FIELDS) {
+          const value = labelValue(point.payload.labels, field);
+          if (value !== undefined && values[field].size < max) values[field].add(value);
+        }
+      }
+      cursor = page.next;
+    } while (cursor);
+    return Object.fromEntries(
+      FACET_FIELDS.map((f) => [f, [...values[f]].sort((a, b) => a.localeCompare(b))]),
+    ) as Record<FacetField, string[]>;
+  }
+}
+
+function labelValue(labels: Record<string, FieldValue | null> | undefined, field: FacetField): string | undefined {
+  const value = labels?.[field.slice('labels.'.length)];
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+function resolveOptions(options: SearchOptions): { encoder: EncoderRole; k: number; filter: Filter | undefined } {
+  const k = options.k ?? K_RANGE.default;
+  if (!Number.isInteger(k) || k < K_RANGE.min || k > K_RANGE.max)
+    throw new ValidationError(`k must be a whole number from ${K_RANGE.min} to ${K_RANGE.max}, not ${k}`, [
+      { path: 'k', message: `must be from ${K_RANGE.min} to ${K_RANGE.max}` },
+    ]);
+  const encoder = options.encoder ?? 'robust';
+  if (!ENCODER_ROLES.includes(encoder))
+    throw new ValidationError(`encoder must be one of ${ENCODER_ROLES.join(', ')}, not ${String(encoder)}`, [
+      { path: 'encoder', message: `must be one of ${ENCODER_ROLES.join(', ')}` },
+    ]);
+  return { encoder, k, filter: options.filter };
+}

@@ -1,0 +1,150 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, type AuditResult } from '@lookalike/core';
+import type { InProcessJobRunner } from '@lookalike/queue';
+import { generateCatalog } from '@lookalike/synth';
+import { chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServices, type Services } from './index.js';
+
+// The whole audit on real parts: a synthetic catalog ingested into the embedded store with the committed tiny
+// towers, the audit's flow (run → batches → finalize) on the in-process runner, the VJP models built from the
+// towers' ONNX files, and the report opened in Debian's Chromium.
+const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/audit/', import.meta.url));
+const EPS = 4 / 255;
+
+let dir: string;
+let services: Services;
+let result: AuditResult;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'audit-e2e-'));
+  await generateCatalog({ count: 48, seed: 11, outDir: join(dir, 'catalog'), twins: false, size: 128 });
+  services = await createServices(
+    parseConfig({ DATA_DIR: dir, MODELS_DIR: MODELS, INGEST_ROOTS: dir, LOG_LEVEL: 'silent' }),
+  );
+  const runner = services.runner as InProcessJobRunner;
+  await runner.enqueue('ingest-run', {
+    runId: 'catalog',
+    source: { kind: 'manifest', location: join(dir, 'catalog', 'manifest.jsonl') },
+    batchSize: 16,
+  });
+  await runner.idle();
+  const auditId = 'audit-test-1';
+  await runner.enqueue('audit-run', {
+    auditId,
+    options: {
+      ...services.auditDefaults,
+      queries: 8,
+      epsilons: [0, EPS],
+      attack: 'apgd',
+      steps: 10,
+      batchSize: 4,
+      targetedQueries: 4,
+      examples: 2,
+      seed: 5,
+    },
+  });
+  await runner.idle();
+  const stored = await services.audits.get(auditId);
+  if (!stored) throw new Error(`the audit was not stored: ${JSON.stringify(await runner.getJob(`${auditId}.final`))}`);
+  result = stored;
+}, 240_000);
+
+afterAll(async () => {
+  await services?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the robustness audit, end to end', () => {
+  it('stores one versioned audit with every encoder and budget, listed newest first', async () => {
+    expect(result.schemaVersion).toBe(1);
+    expect(result.queries).toBe(8);
+    expect(result.catalogSize).toBe(48);
+    expect(result.metrics.map((m) => [m.encoder, m.epsilon])).toEqual([
+      ['robust', 0],
+      ['robust', EPS],
+      ['clean', 0],
+      ['clean', EPS],
+    ]);
+    expect(result.perQuery).toHaveLength(8 * 2 * 2);
+    expect(result.models.robust.modelId).toBe('tiny-clip-fare4');
+    expect(result.models.clean.modelId).toBe('tiny-clip-clean');
+    const list = await services.audits.list();
+    expect(list.map((a) => a.id)).toEqual(['audit-test-1']);
+    expect(list[0]!.headline).toHaveLength(4);
+  });
+
+  it('changes nothing at ε = 0', () => {
+    for (const m of result.metrics.filter((x) => x.epsilon === 0)) {
+      expect(m.overlapAtK).toBe(1);
+      expect(m.top1Retention).toBe(1);
+      expect(m.meanRankOfCleanTop1).toBe(1);
+      expect(m.cosineDrift).toBeLessThan(1e-5);
+    }
+  });
+
+  it('shows the robust tower keeping clearly more of its retrieval than the clean one at 4/255', () => {
+    const at = (e: 'robust' | 'clean') => result.metrics.find((m) => m.encoder === e && m.epsilon === EPS)!;
+    expect(at('robust').overlapAtK).toBeGreaterThan(at('clean').overlapAtK + 0.2);
+    expect(at('robust').cosineDrift).toBeLessThan(at('clean').cosineDrift);
+    expect(at('clean').targetedSuccessAtK).toBeDefined();
+    expect(at('robust').precisionAtK).toBeDefined();
+  });
+
+  it('gives both towers the same queries and targets', () => {
+    const of = (e: string) =>
+      result.perQuery
+        .filter((o) => o.encoder === e && o.epsilon === EPS)
+        .map((o) => `${o.queryId}>${o.targeted?.targetId ?? ''}`)
+        .sort();
+    expect(of('robust')).toEqual(of('clean'));
+    expect(of('robust').filter((q) => !q.endsWith('>'))).toHaveLength(4);
+  });
+
+  it('keeps example images for the report', () => {
+    expect(result.examples).toHaveLength(2);
+    for (const ex of result.examples) {
+      expect(ex.clean).toMatch(/^data:image\/png;base64,/);
+      expect(ex.byEncoder.robust?.adversarial).toMatch(/^data:image\/png;base64,/);
+      expect(ex.byEncoder.clean?.perturbation).toMatch(/^data:image\/png;base64,/);
+      expect(ex.byEncoder.clean?.before.length).toBe(result.k);
+      expect(ex.byEncoder.clean?.before[0]?.thumbnail).toMatch(/^data:image\/jpeg;base64,/);
+    }
+  });
+
+  it('renders a self-contained report in Chromium', async () => {
+    const html = await services.audits.report(result.id);
+    expect(html).toContain('the robust tower keeps');
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+    let browser;
+    try {
+      browser = await chromium.launch({
+        executablePath: '/usr/bin/chromium',
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+      });
+    } catch (error) {
+      throw new Error(`Chromium (/usr/bin/chromium) could not start, so the report was not checked: ${String(error)}`);
+    }
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.setContent(html!, { waitUntil: 'load' });
+      expect(await page.locator('.charts svg').count()).toBeGreaterThanOrEqual(5);
+      const broken = await page.$$eval('img', (imgs) => imgs.filter((i) => !i.complete || i.naturalWidth === 0).length);
+      expect(broken).toBe(0);
+      expect(await page.locator('table tbody tr').count()).toBe(12);
+      await mkdir(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
+      await writeFile(join(ARTIFACTS, 'report.html'), html!);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
+});

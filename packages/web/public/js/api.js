@@ -1,0 +1,225 @@
+/**
+ * The Lookalike API as the UI uses it. Every failure becomes an {@link ApiError} carrying the API's own
+ * `error.code` and `error.message`, so the page can show what the server said.
+ */
+
+/** @typedef {import('./state.js').Filter} Filter */
+/** @typedef {'robust' | 'clean'} EncoderRole */
+/** @typedef {string | number | boolean | null} FieldValue */
+/**
+ * @typedef {object} Payload
+ * @property {string} id
+ * @property {string} source
+ * @property {string} format
+ * @property {number} width
+ * @property {number} height
+ * @property {number} bytes
+ * @property {string} [caption]
+ * @property {Record<string, FieldValue>} [labels]
+ * @property {Record<string, FieldValue>} [metadata]
+ * @property {string} ingestedAt
+ */
+/** @typedef {{ id: string, score: number, payload: Payload, thumbnailUrl?: string }} Hit */
+/** @typedef {{ encoder: EncoderRole, k: number, tookMs: number, hits: Hit[] }} SearchResponse */
+/** @typedef {{ fields: Record<string, string[]> }} Facets */
+/**
+ * @typedef {object} AuditSummary
+ * @property {string} id
+ * @property {string} startedAt
+ * @property {string} finishedAt
+ * @property {{ name: string, norm: 'linf' | 'l2', steps: number, restarts: number, stepSize?: number, seed: number }} attack
+ * @property {number} queries
+ * @property {{ encoder: EncoderRole, epsilon: number, overlapAtK: number, top1Retention: number }[]} headline
+ */
+/** @typedef {{ imageId: string } | { text: string } | { file: File }} SearchInput */
+/** @typedef {{ k: number, encoder: EncoderRole, filter?: Filter | undefined }} SearchOptions */
+
+const KEY_STORAGE = 'lookalike.apiKey';
+
+/** An API call that failed: `status` 0 means the server could not be reached. */
+export class ApiError extends Error {
+  /**
+   * @param {string} message
+   * @param {{ status: number, code: string, retryAfter?: number | undefined }} details
+   */
+  constructor(message, { status, code, retryAfter }) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** The API key kept for this browser tab, or an empty string. */
+export function getApiKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Keeps (or with an empty string forgets) the API key for this tab; it is sent as `Authorization: Bearer`.
+ * @param {string} key
+ */
+export function setApiKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // Storage can be disabled; the key then lasts until the page is reloaded, which is the best we can do.
+  }
+}
+
+/**
+ * @param {string} path
+ * @param {RequestInit} [init]
+ * @returns {Promise<unknown>}
+ */
+async function call(path, init = {}) {
+  const headers = new Headers(init.headers);
+  headers.set('accept', 'application/json');
+  const key = getApiKey();
+  if (key) headers.set('authorization', `Bearer ${key}`);
+  /** @type {Response} */
+  let response;
+  try {
+    response = await fetch(path, { ...init, headers });
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'AbortError') throw error;
+    throw new ApiError('The Lookalike API could not be reached. Check that the server is running.', {
+      status: 0,
+      code: 'NETWORK',
+    });
+  }
+  const type = response.headers.get('content-type') ?? '';
+  const body = type.includes('application/json') ? /** @type {unknown} */ (await response.json()) : undefined;
+  if (response.ok) return body;
+  const error = /** @type {{ error?: { code?: unknown, message?: unknown } } | undefined} */ (body)?.error;
+  const retryAfter = Number(response.headers.get('retry-after'));
+  throw new ApiError(
+    typeof error?.message === 'string' ? error.message : `The API answered ${response.status} ${response.statusText}.`,
+    {
+      status: response.status,
+      code: typeof error?.code === 'string' ? error.code : `HTTP_${response.status}`,
+      retryAfter: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+    },
+  );
+}
+
+/**
+ * POST /v1/search by image id, text or an uploaded file.
+ * @param {SearchInput} input
+ * @param {SearchOptions} options
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<SearchResponse>}
+ */
+export async function search(input, options, signal) {
+  if ('file' in input) {
+    const form = new FormData();
+    form.set('image', input.file, input.file.name || 'pasted-image');
+    form.set('k', String(options.k));
+    form.set('encoder', options.encoder);
+    if (options.filter) form.set('filter', JSON.stringify(options.filter));
+    return /** @type {Promise<SearchResponse>} */ (call('/v1/search', { method: 'POST', body: form, signal }));
+  }
+  const body = { ...input, k: options.k, encoder: options.encoder, ...(options.filter && { filter: options.filter }) };
+  return /** @type {Promise<SearchResponse>} */ (
+    call('/v1/search', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal,
+    })
+  );
+}
+
+/**
+ * An image from the API as a Blob, sent with the API key: for deployments that protect reads, where an `<img src>`
+ * could not send the key itself.
+ * @param {string} path
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<Blob>}
+ */
+export async function fetchImage(path, signal) {
+  const response = await fetch(path, { headers: { authorization: `Bearer ${getApiKey()}` }, signal });
+  if (!response.ok)
+    throw new ApiError(`The image at ${path} could not be loaded.`, { status: response.status, code: 'IMAGE' });
+  return response.blob();
+}
+
+/**
+ * GET /v1/images/:id
+ * @param {string} id
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{ id: string, payload: Payload }>}
+ */
+export async function getImage(id, signal) {
+  return /** @type {Promise<{ id: string, payload: Payload }>} */ (call(imagePath(id), { signal }));
+}
+
+/**
+ * GET /v1/facets
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<Facets>}
+ */
+export async function getFacets(signal) {
+  return /** @type {Promise<Facets>} */ (call('/v1/facets', { signal }));
+}
+
+/**
+ * GET /v1/audits (`{ audits: [...] }`; a bare array is read too), newest first.
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<AuditSummary[]>}
+ */
+export async function listAudits(signal) {
+  const body = /** @type {AuditSummary[] | { audits: AuditSummary[] }} */ (await call('/v1/audits', { signal }));
+  const audits = Array.isArray(body) ? body : body.audits;
+  return [...audits].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+}
+
+/**
+ * @param {string} id
+ * @param {'' | '/thumbnail' | '/original'} [suffix]
+ */
+export function imagePath(id, suffix = '') {
+  return `/v1/images/${encodeURIComponent(id)}${suffix}`;
+}
+
+/**
+ * @param {string} id
+ * @param {'' | '/report'} [suffix]
+ */
+export function auditPath(id, suffix = '') {
+  return `/v1/audits/${encodeURIComponent(id)}${suffix}`;
+}
+
+/**
+ * A heading and a sentence for an error, in the words a user can act on; the API's own message is kept.
+ * @param {unknown} error
+ * @returns {{ title: string, detail: string, code?: string }}
+ */
+export function describeError(error) {
+  if (!(error instanceof ApiError)) {
+    return { title: 'Something went wrong', detail: error instanceof Error ? error.message : String(error) };
+  }
+  const { status, code, message } = error;
+  if (status === 0) return { title: 'API unreachable', detail: message, code };
+  if (status === 401) {
+    return {
+      title: 'API key required',
+      detail: `${message} Set a key with the “API key” button at the top right.`,
+      code,
+    };
+  }
+  if (status === 403) {
+    return { title: 'Not allowed', detail: `${message} The API key in use does not grant this request.`, code };
+  }
+  if (status === 429) {
+    const wait = error.retryAfter ? `Try again in ${error.retryAfter} s.` : 'Wait a moment and try again.';
+    return { title: 'Too many requests', detail: `${message} ${wait}`, code };
+  }
+  return { title: status >= 500 ? 'Server error' : 'Request refused', detail: message, code };
+}
