@@ -7,7 +7,7 @@
  *
  *   npm run bench:audit [-- --towers tiny-clip-clean,tiny-clip-fare4,vitb32 --queries 20 --full]
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,7 +36,10 @@ let peakRss = 0;
 const sample = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
 
 // Part 1: attack cost per query.
-const files = Array.from({ length: 6 }, (_, i) => `models/fixtures/images/s1007-00000${i}.png`);
+const FIXTURES = 'models/fixtures/images';
+const files = (await readdir(FIXTURES))
+  .filter((f) => f.endsWith('.png') && !f.includes('px.'))
+  .map((f) => `${FIXTURES}/${f}`);
 const images = await Promise.all(files.map(async (f) => decodeImage(await readFile(f))));
 const cacheDir = 'bench/.cache/vjp';
 for (const name of values.towers.split(',')) {

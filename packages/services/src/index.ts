@@ -119,7 +119,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
   };
   await store.ensureCollection(collection);
   const roots = [...config.ingest.roots, uploadsDir(config)];
-  const decode = { maxBytes: config.images.maxBytes, maxPixels: config.images.maxPixels };
+  const decode = {
+    maxBytes: config.images.maxBytes,
+    maxPixels: config.images.maxPixels,
+    allowSvg: config.images.allowSvg,
+  };
   const fetchLimits = {
     maxBytes: config.ingest.fetchMaxBytes,
     timeoutMs: config.ingest.fetchTimeoutMs,

@@ -78,6 +78,12 @@ describe(`${EmbeddedVectorStore.name}.optimize`, () => {
         hits += ann.filter((h) => truth.has(h.id)).length;
       }
       expect(hits / 200).toBeGreaterThanOrEqual(0.9);
+      // Every k the API allows (≤ 100) and the audit's depth + 1 work on the index (ef must cover refine × k).
+      for (const k of [26, 100, 101]) {
+        const ann = await store.search({ vector: points[7]!.vectors.robust, using: 'robust', k });
+        expect(ann).toHaveLength(k);
+        expect(ann[0]!.id).toBe(points[7]!.id);
+      }
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });

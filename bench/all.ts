@@ -1,0 +1,154 @@
+/**
+ * `npm run bench`: runs every benchmark one after another (never side by side: they would share the two cores) and
+ * writes one markdown report, bench/results/report.md, of the ratios each measured against its own baseline in the
+ * same run, with this machine's float32 matmul rate (measured by bench:encoder) as the limit column.
+ *
+ *   npm run bench [-- --only encoder,autodiff,ingest,audit,search,load] [--report-only]
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+
+const ALL = ['encoder', 'autodiff', 'ingest', 'audit', 'search', 'load'] as const;
+const { values } = parseArgs({
+  options: { only: { type: 'string', default: ALL.join(',') }, 'report-only': { type: 'boolean', default: false } },
+});
+const chosen = values.only.split(',').filter((b): b is (typeof ALL)[number] => (ALL as readonly string[]).includes(b));
+
+const ran: { bench: string; seconds: number; ok: boolean }[] = [];
+if (!values['report-only']) {
+  for (const bench of chosen) {
+    const t0 = performance.now();
+    let ok = true;
+    try {
+      console.error(`\n=== npm run bench:${bench} ===`);
+      execFileSync('npm', ['run', '--silent', `bench:${bench}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+    } catch {
+      ok = false;
+      console.error(`bench:${bench} failed; its row is left out of the report.`);
+    }
+    ran.push({ bench, seconds: (performance.now() - t0) / 1000, ok });
+  }
+}
+
+async function result<T>(name: string): Promise<T | undefined> {
+  const file = `bench/results/${name}.json`;
+  return existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as T) : undefined;
+}
+
+interface EncoderResult {
+  matmulGflops: number;
+  torch: string;
+  models: Record<
+    string,
+    {
+      macsPerImage: number;
+      limitImagesPerSecond: number;
+      results: { batch: number; typescript: number; pytorch: number; ratio: number; ofLimit: number }[];
+    }
+  >;
+}
+interface AutodiffResult {
+  models: Record<
+    string,
+    { rows: { batch: number; forwardMsPerImage: number; vjpMsPerImage: number; ratio: number }[] }
+  >;
+}
+interface IngestResult {
+  models: Record<
+    string,
+    { encoderOnly: { imagesPerSecond: number }; ingest: { imagesPerSecond: number }; ratio: number }
+  >;
+}
+interface AuditBench {
+  attacks: { tower: string; attack: string; batch: number; secondsPerQuery: number }[];
+  audit?: {
+    queries: number;
+    seconds: number;
+    projectedNightlySeconds: number;
+    overlapAt4: { robust: number; clean: number };
+  };
+}
+
+const encoder = await result<EncoderResult>('encoder');
+const autodiff = await result<AutodiffResult>('autodiff');
+const ingest = await result<IngestResult>('ingest');
+const audit = await result<AuditBench>('audit');
+const gflops = encoder?.matmulGflops;
+const macs = (tower: string) => encoder?.models[tower]?.macsPerImage;
+const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+
+const rows: string[] = [];
+const row = (what: string, measured: string, baseline: string, ratio: string, limit: string) =>
+  rows.push(`| ${what} | ${measured} | ${baseline} | ${ratio} | ${limit} |`);
+for (const [tower, m] of Object.entries(encoder?.models ?? {}))
+  for (const r of m.results)
+    row(
+      `encoder ${tower}, batch ${r.batch}: TypeScript vs PyTorch ${encoder!.torch}`,
+      `${f(r.typescript, 1)} img/s`,
+      `${f(r.pytorch, 1)} img/s`,
+      `${f(r.ratio)}×`,
+      `${f(m.limitImagesPerSecond, 1)} img/s (${(100 * r.ofLimit).toFixed(0)} %)`,
+    );
+for (const [tower, m] of Object.entries(autodiff?.models ?? {}))
+  for (const r of m.rows) {
+    // A gradient costs a forward and a backward (≈ 2 forwards): 3 × the forward's FLOPs at best.
+    const limit = gflops && macs(tower) ? (gflops * 1e9) / (2 * 3 * macs(tower)!) : undefined;
+    const rate = 1000 / r.vjpMsPerImage;
+    row(
+      `input gradient ${tower}, batch ${r.batch}: VJP ÷ forward`,
+      `${f(r.vjpMsPerImage)} ms/img`,
+      `${f(r.forwardMsPerImage)} ms/img`,
+      `${f(r.ratio)}×`,
+      limit ? `${f(limit, 1)} grad/s (${((100 * rate) / limit).toFixed(0)} %)` : '–',
+    );
+  }
+for (const [tower, m] of Object.entries(ingest?.models ?? {}))
+  row(
+    `ingest ${tower}, 1024×768 JPEG, both towers: end-to-end ÷ encoders only`,
+    `${f(m.ingest.imagesPerSecond, 1)} img/s`,
+    `${f(m.encoderOnly.imagesPerSecond, 1)} img/s`,
+    `${(100 * m.ratio).toFixed(0)} % (aim ≥ 85 %)`,
+    '–',
+  );
+for (const a of audit?.attacks ?? [])
+  row(
+    `audit ${a.tower}: ${a.attack}, ε = 4/255, batch ${a.batch}`,
+    `${f(a.secondsPerQuery, 3)} s/query`,
+    '–',
+    '–',
+    '–',
+  );
+if (audit?.audit)
+  row(
+    `nightly audit, tiny towers, 200 queries × {1,2,4,8}/255, APGD-100`,
+    `${f(audit.audit.projectedNightlySeconds / 60, 1)} min (from ${audit.audit.queries} queries)`,
+    '15 min aim',
+    `${f(audit.audit.projectedNightlySeconds / 900)}× the aim`,
+    '–',
+  );
+const extra = async (name: string, file: string): Promise<string> =>
+  existsSync(`bench/results/${file}.md`)
+    ? `\n### ${name}\n\n${await readFile(`bench/results/${file}.md`, 'utf8')}\n`
+    : '';
+
+const report = `# Lookalike benchmark report
+
+${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'} · load ${loadavg()
+  .map((l) => l.toFixed(1))
+  .join(' / ')} · float32 matmul ${gflops ? `${f(gflops, 1)} GFLOP/s` : 'not measured (run bench:encoder)'}
+
+Every ratio compares two things measured side by side in the same run of its benchmark; the limit is what this
+machine's matmul rate allows (FLOPs = 2 × MACs of the tower per image). See bench/README.md.
+
+| measure | measured | baseline | ratio | limit |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+${await extra('Search: ANN vs exact, 100,000 points', 'search')}${await extra('Load: 50 connections × 30 s', 'load')}
+${ran.length ? `Benchmarks run: ${ran.map((r) => `${r.bench} ${r.ok ? '' : '(FAILED) '}${r.seconds.toFixed(0)} s`).join(', ')}.` : ''}
+`;
+await writeFile('bench/results/report.md', report);
+console.log(report);
+if (ran.some((r) => !r.ok)) process.exitCode = 1;

@@ -1,0 +1,257 @@
+/**
+ * Issue #8: the search endpoints under load. A demo-sized catalog (`--images` synthetic 256 px PNGs, rendered and
+ * ingested once through `createServices` and the in-process runner into bench/.cache/load-<images>) is served by a
+ * real `createApp` on 127.0.0.1, and autocannon (on its own worker thread) drives `POST /v1/search` by `{ imageId }`
+ * (random stored ids), by `{ text }` (catalog captions) and by an uploaded image (one multipart body with a 256 px
+ * catalog PNG, built once), each with `--connections` connections for `--duration` seconds. Reports req/s, p50/p99 latency
+ * and errors (non-2xx responses, socket errors, timeouts), and FAILS (exit code 1) if there is any error.
+ *
+ * The API's rate limiter (RATE_LIMIT_PER_MINUTE, default 600 per key or address) would answer 429 to a load test
+ * from one address within a second; the bench sets it to 1,000,000. Logging is silent (pino-http still runs).
+ *
+ *   npm run bench:load [-- --images 400 --connections 50 --duration 30 --endpoints id,text,image]
+ *
+ * Writes bench/results/load.json and bench/results/load.md; prints peak RSS and the load average.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { createApp } from '@lookalike/api';
+import { parseConfig } from '@lookalike/core';
+import type { BatchResult } from '@lookalike/ingest';
+import type { InProcessJobRunner } from '@lookalike/queue';
+import { createServices } from '@lookalike/services';
+import { createRng, generateCatalog, type ManifestRecord } from '@lookalike/synth';
+import { pino } from 'pino';
+
+const { values } = parseArgs({
+  options: {
+    images: { type: 'string', default: '400' },
+    connections: { type: 'string', default: '50' },
+    duration: { type: 'string', default: '30' },
+    endpoints: { type: 'string', default: 'id,text,image' },
+  },
+});
+const IMAGES = Number(values.images);
+const CONNECTIONS = Number(values.connections);
+const DURATION = Number(values.duration);
+const CACHE = resolve(`bench/.cache/load-${IMAGES}`);
+const CATALOG = join(CACHE, 'catalog');
+
+let peakRss = process.memoryUsage().rss;
+const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+const config = parseConfig({
+  DATA_DIR: CACHE,
+  INGEST_ROOTS: CACHE,
+  MODELS_DIR: 'models',
+  LOG_LEVEL: 'silent',
+  // One address sends thousands of requests a minute here; the default 600 would turn most of them into 429s.
+  RATE_LIMIT_PER_MINUTE: '1000000',
+});
+
+interface Row {
+  endpoint: string;
+  connections: number;
+  seconds: number;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  max: number;
+  requests: number;
+  non2xx: number;
+  /** Socket errors, timeouts included. */
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  eventLoopDelayP99Ms: number;
+  peakRssMiB: number;
+}
+
+async function main(): Promise<void> {
+  const load: { start: number[]; end?: number[] } = { start: loadavg().map((x) => round(x)) };
+  if (!existsSync(join(CATALOG, 'catalog.json'))) {
+    console.error(`Rendering a ${IMAGES}-image catalog (256 px PNG) into ${CATALOG}...`);
+    await generateCatalog({ count: IMAGES, seed: 1, outDir: CATALOG, size: 256, overwrite: true });
+  }
+  const records = (await readFile(join(CATALOG, 'manifest.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ManifestRecord);
+  const services = await createServices(config);
+  try {
+    if ((await services.store.count()) < IMAGES) {
+      console.error(`Ingesting ${IMAGES} images into ${join(CACHE, 'store')} (once)...`);
+      const runner = services.runner as InProcessJobRunner;
+      const results: BatchResult[] = [];
+      runner.events.on('completed', (_id, name, r) => name === 'ingest-batch' && results.push(r as BatchResult));
+      await runner.enqueue('ingest-run', {
+        runId: 'load',
+        source: { kind: 'manifest', location: join(CATALOG, 'manifest.jsonl') },
+        batchSize: 32,
+      });
+      await runner.idle();
+      const failed = results.flatMap((r) => r.failed);
+      if (failed.length) throw new Error(`the ingest refused ${failed.length} images: ${JSON.stringify(failed[0])}`);
+    }
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await services.store.scroll({ limit: 1000, ...(cursor ? { cursor } : {}) });
+      ids.push(...page.points.map((p) => p.id));
+      cursor = page.next;
+    } while (cursor);
+    if (ids.length !== IMAGES) throw new Error(`the store holds ${ids.length} images, not ${IMAGES}`);
+
+    const app = createApp({
+      config,
+      logger: pino({ level: 'silent' }),
+      store: services.store,
+      encoders: services.encoders,
+      text: services.text,
+      runner: services.runner,
+    });
+    const server = createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    const rng = createRng(IMAGES, 'load');
+    const json = (body: unknown): autocannon.Request => ({
+      method: 'POST',
+      path: '/v1/search',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    // The query image: one catalog PNG. autocannon builds the multipart body (form-data) once from the file and
+    // sends the same bytes every time (a Buffer body does not survive the copy to its worker thread).
+    const queryFile = join(CATALOG, records[0]!.file);
+    const png = await readFile(queryFile);
+    const endpoints: Record<string, { name: string; options: autocannon.Options }> = {
+      id: {
+        name: 'POST /v1/search { imageId }',
+        options: { url, requests: Array.from({ length: 1000 }, () => json({ imageId: rng.pick(ids) })) },
+      },
+      text: {
+        name: 'POST /v1/search { text }',
+        options: { url, requests: Array.from({ length: 1000 }, () => json({ text: rng.pick(records).caption })) },
+      },
+      image: {
+        name: `POST /v1/search multipart image (${(png.length / 1024).toFixed(0)} KiB PNG)`,
+        options: {
+          url: `${url}/v1/search`,
+          method: 'POST',
+          form: {
+            k: { type: 'text', value: '12' },
+            image: { type: 'file', path: queryFile, options: { contentType: 'image/png' } },
+          },
+        },
+      },
+    };
+
+    // Each endpoint once by hand first: a wrong request would otherwise show up only as non-2xx counts.
+    for (const key of values.endpoints.split(',')) {
+      const endpoint = endpoints[key];
+      if (!endpoint) throw new Error(`unknown endpoint ${key}; use id, text, image`);
+      const first = endpoint.options.requests?.[0];
+      let init: RequestInit;
+      if (first)
+        init = { method: 'POST', headers: first.headers as Record<string, string>, body: first.body as string };
+      else {
+        const form = new FormData();
+        form.append('k', '12');
+        form.append('image', new Blob([png], { type: 'image/png' }), 'query.png');
+        init = { method: 'POST', body: form };
+      }
+      const res = await fetch(`${url}/v1/search`, init);
+      const body = (await res.json()) as { hits?: unknown[] };
+      if (res.status !== 200 || !body.hits?.length)
+        throw new Error(`${endpoint.name} answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+    }
+
+    const rows: Row[] = [];
+    try {
+      for (const key of values.endpoints.split(',')) {
+        const { name, options } = endpoints[key]!;
+        console.error(`autocannon: ${name}, ${CONNECTIONS} connections, ${DURATION} s`);
+        const delay = monitorEventLoopDelay({ resolution: 10 });
+        peakRss = process.memoryUsage().rss;
+        delay.enable();
+        const r = await autocannon({ ...options, connections: CONNECTIONS, duration: DURATION, workers: 1 });
+        delay.disable();
+        rows.push({
+          endpoint: name,
+          connections: CONNECTIONS,
+          seconds: DURATION,
+          reqPerSec: round(r.requests.average, 1),
+          p50: r.latency.p50,
+          p99: r.latency.p99,
+          max: r.latency.max,
+          requests: r.requests.total,
+          non2xx: r.non2xx,
+          errors: r.errors,
+          timeouts: r.timeouts,
+          statusCodes: Object.fromEntries(
+            Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]),
+          ),
+          eventLoopDelayP99Ms: round(delay.percentile(99) / 1e6, 1),
+          peakRssMiB: mib(peakRss),
+        });
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    clearInterval(rssSampler);
+    load.end = loadavg().map((x) => round(x));
+
+    const failed = rows.filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0);
+    const out = {
+      date: new Date().toISOString(),
+      cpu: cpus()[0]?.model,
+      cores: availableParallelism(),
+      loadAverage: load,
+      images: IMAGES,
+      rateLimitPerMinute: config.api.rateLimitPerMinute,
+      rows,
+      pass: failed.length === 0,
+    };
+    const md = [
+      `${IMAGES}-image catalog (256 px PNG), embedded store, tiny towers; ${CONNECTIONS} connections × ${DURATION} s per ` +
+        `endpoint; ${availableParallelism()} cores, load average ${load.start.join(' / ')} at start, ` +
+        `${load.end.join(' / ')} at the end; RATE_LIMIT_PER_MINUTE=${config.api.rateLimitPerMinute}.`,
+      '',
+      '| endpoint | req/s | p50 ms | p99 ms | max ms | requests | non-2xx | socket errors | timeouts | loop delay p99 ms | peak RSS MiB |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...rows.map(
+        (r) =>
+          `| ${r.endpoint} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.max} | ${r.requests} | ${r.non2xx} | ` +
+          `${r.errors} | ${r.timeouts} | ${r.eventLoopDelayP99Ms} | ${r.peakRssMiB} |`,
+      ),
+    ];
+    await mkdir('bench/results', { recursive: true });
+    await writeFile('bench/results/load.json', JSON.stringify(out, null, 2) + '\n');
+    await writeFile('bench/results/load.md', md.join('\n') + '\n');
+    console.log(md.join('\n'));
+    console.log(`\nPeak RSS ${Math.max(...rows.map((r) => r.peakRssMiB))} MiB.`);
+    if (failed.length) {
+      for (const r of failed)
+        console.error(
+          `FAIL: ${r.endpoint}: ${r.non2xx} non-2xx (${JSON.stringify(r.statusCodes)}), ${r.errors} socket errors, ` +
+            `${r.timeouts} timeouts`,
+        );
+      process.exitCode = 1;
+    } else console.log('PASS: no errors.');
+  } finally {
+    clearInterval(rssSampler);
+    await services.close();
+  }
+}
+
+await main();
