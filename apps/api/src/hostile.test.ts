@@ -448,11 +448,9 @@ describe('hostile input through the API', () => {
     expect(mustNot.body.hits.length).toBeGreaterThanOrEqual(count);
   });
 
-  // Known bug: the embedded store compiles each value as a literal of its JSON type whatever the column's type, and
-  // LanceDB refuses the comparison, so the API answers 503 STORE_UNAVAILABLE with LanceDB's internals in the message.
-  // The fix belongs in packages/store-embedded/src/where.ts (check values against the field's type: a typed 400, or
-  // integer bounds for fractional ranges). `it.fails` turns red once it is fixed: make it an `it` then.
-  it.fails('answers filter values of the wrong type for their field with 200 or a typed 400, never a 5xx', async () => {
+  // Each value is checked against the field's type in the embedded store's filter compiler (it used to reach LanceDB
+  // and come back as a 503 with LanceDB's internals in the message).
+  it('answers filter values of the wrong type for their field with 200 or a typed 400, never a 5xx', async () => {
     for (const filter of [
       { must: [{ field: 'width', match: '96' }] },
       { must: [{ field: 'width', match: true }] },

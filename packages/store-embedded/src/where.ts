@@ -26,14 +26,43 @@ function condition(c: Condition, fields: Map<string, string>): string {
     );
   }
   const col = fieldColumn(c.field);
-  if ('match' in c) return `${col} = ${literal(c.match)}`;
-  if ('any' in c) return `${col} IN (${c.any.map(literal).join(', ')})`;
+  const value = (v: FieldValue) => literal(checked(v, type, c.field));
+  if ('match' in c) return `${col} = ${value(c.match)}`;
+  if ('any' in c) return `${col} IN (${c.any.map(value).join(', ')})`;
+  if (type === 'keyword' || type === 'bool')
+    throw new ValidationError(
+      `${c.field} holds ${type === 'bool' ? 'true/false' : 'text'}; a range cannot apply to it`,
+    );
   const parts: string[] = [];
-  if (c.range.gt !== undefined) parts.push(`${col} > ${literal(c.range.gt)}`);
-  if (c.range.gte !== undefined) parts.push(`${col} >= ${literal(c.range.gte)}`);
-  if (c.range.lt !== undefined) parts.push(`${col} < ${literal(c.range.lt)}`);
-  if (c.range.lte !== undefined) parts.push(`${col} <= ${literal(c.range.lte)}`);
+  // On an integer column a fractional bound becomes the equivalent whole one (x > 0.5 ⇔ x ≥ 1 ⇔ x > 0), and a bound
+  // beyond ±2^62 is clamped, so the predicate always parses.
+  const int = (v: number, round: (x: number) => number) =>
+    type === 'integer' ? literal(Math.min(Math.max(round(v), -INT64_SAFE), INT64_SAFE)) : literal(v);
+  if (c.range.gt !== undefined) parts.push(`${col} > ${int(c.range.gt, Math.floor)}`);
+  if (c.range.gte !== undefined) parts.push(`${col} >= ${int(c.range.gte, Math.ceil)}`);
+  if (c.range.lt !== undefined) parts.push(`${col} < ${int(c.range.lt, Math.ceil)}`);
+  if (c.range.lte !== undefined) parts.push(`${col} <= ${int(c.range.lte, Math.floor)}`);
   return `(${parts.join(' AND ')})`;
+}
+
+/** Whole numbers up to here print exactly and fit the int64 columns. */
+const INT64_SAFE = 2 ** 62;
+
+/** A value of the field's type, or a typed 400 that says what the field holds. */
+function checked(v: FieldValue, type: string, field: string): FieldValue {
+  const ok =
+    type === 'keyword'
+      ? typeof v === 'string'
+      : type === 'bool'
+        ? typeof v === 'boolean'
+        : type === 'integer'
+          ? typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= INT64_SAFE
+          : typeof v === 'number';
+  if (!ok)
+    throw new ValidationError(
+      `${field} holds ${type === 'keyword' ? 'text' : type === 'bool' ? 'true/false' : type === 'integer' ? 'whole numbers' : 'numbers'}; ${JSON.stringify(v)} cannot match it`,
+    );
+  return v;
 }
 
 /** The SQL predicate of a filter, or undefined for no filter. Comparisons with NULL are false, as in Qdrant. */
