@@ -69,8 +69,7 @@ export function printAudit(services: Services, result: AuditResult): void {
     [`overlap@${result.k}`, (m) => pct(m.overlapAtK)],
     ['top-1 retention', (m) => pct(m.top1Retention)],
     [`precision@${result.k} attacked`, (m) => pct(m.precisionAtK?.attacked)],
-    // 1 − cos is never negative; float rounding can make it −0.0000001.
-    ['cosine drift', (m) => Math.max(0, m.cosineDrift).toFixed(3)],
+    ['cosine drift', (m) => m.cosineDrift.toFixed(3)],
     [`targeted success@${result.k}`, (m) => pct(m.targetedSuccessAtK)],
   ];
   const header = ['metric'.padEnd(26), 'encoder'.padEnd(8), ...eps.map((e) => `ε=${formatEpsilon(e)}`.padStart(10))];

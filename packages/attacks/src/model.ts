@@ -89,13 +89,17 @@ export class PixelSpaceModel {
 
   /** Embeds `[n, 3, S, S]` pixels in [0,1]; returns `[n, D]` unit vectors. */
   async embed(pixels: Float32Array, n: number): Promise<Float32Array> {
-    const input = normalize(pixels, this.spec, new Float32Array(pixels.length));
+    const z = await this.forward(normalize(pixels, this.spec, new Float32Array(pixels.length)), n);
+    return unitRows(z.slice(), n, this.dim);
+  }
+
+  /** The tower's raw output `[n, D]` for normalised inputs. */
+  private async forward(input: Float32Array, n: number): Promise<Float32Array> {
     const out = await this.forwardSession.run({
       [this.forwardSession.inputNames[0]!]: new ort.Tensor('float32', input, [n, 3, this.size, this.size]),
     });
     this.evaluations.forward += n;
-    const z = out[this.forwardSession.outputNames[0]!]!.data as Float32Array;
-    return unitRows(z.slice(), n, this.dim);
+    return out[this.forwardSession.outputNames[0]!]!.data as Float32Array;
   }
 
   /**
@@ -114,11 +118,7 @@ export class PixelSpaceModel {
     if (this.outputNormalized) {
       cotangent = anchors.map((t) => sign * t);
     } else {
-      const out = await this.forwardSession.run({
-        [this.forwardSession.inputNames[0]!]: new ort.Tensor('float32', input, [n, 3, this.size, this.size]),
-      });
-      this.evaluations.forward += n;
-      cotangent = cosineCotangent(out[this.forwardSession.outputNames[0]!]!.data as Float32Array, anchors, n, D, sign);
+      cotangent = cosineCotangent(await this.forward(input, n), anchors, n, D, sign);
     }
     const { embedding, grad } = await this.vjp.run(input, n, cotangent);
     this.evaluations.gradient += n;

@@ -5,15 +5,15 @@
 import {
   ENCODER_ROLES,
   NotFoundError,
+  cosine,
   type AuditExample,
   type EncoderRole,
   type ExampleHit,
   type PointPayload,
   type QueryOutcome,
-  type StoredPoint,
   type VectorStore,
 } from '@lookalike/core';
-import { runAttack, type PixelSpaceModel } from '@lookalike/attacks';
+import { runAttack, unitRows, type PixelSpaceModel } from '@lookalike/attacks';
 import { decodeImage, toPixels, type DecodeLimits } from '@lookalike/imaging';
 import type { AuditOptions } from '@lookalike/queue';
 import { classOf, overlapAtK, precisionAtK, rankOf } from './metrics.js';
@@ -94,6 +94,8 @@ export async function auditBatch(
       ...(s.payloads[i]!.caption ? { caption: s.payloads[i]!.caption } : {}),
     }));
 
+  const classes = points.map((p) => classOf(p.payload.labels));
+  const classesOf = (s: Searched) => s.payloads.map((p) => classOf(p.labels));
   for (const encoder of ENCODER_ROLES) {
     const model = deps.models[encoder];
     const S = model.size;
@@ -105,8 +107,6 @@ export async function auditBatch(
     const clean = await Promise.all(
       ids.map((id, i) => search(anchors.subarray(i * model.dim, (i + 1) * model.dim), encoder, id)),
     );
-    const classes = points.map((p) => classOf(p.payload.labels));
-    const classesOf = (s: Searched) => s.payloads.map((p) => classOf(p.labels));
     for (const [e, epsilon] of options.epsilons.entries()) {
       // The same seed for both towers: identical random starts.
       const seed = (options.seed + batch * 7919 + e * 104729) >>> 0;
@@ -132,7 +132,7 @@ export async function auditBatch(
         const anchorsT = new Float32Array(withTarget.length * model.dim);
         withTarget.forEach(({ q, i }, j) => {
           xt.set(x.subarray(i * per, (i + 1) * per), j * per);
-          anchorsT.set(unit(targets.get(q.targetId!)!.vectors![encoder]), j * model.dim);
+          anchorsT.set(unitRows(targets.get(q.targetId!)!.vectors![encoder].slice(), 1, model.dim), j * model.dim);
         });
         const t = await runAttack(model, xt, withTarget.length, anchorsT, 'targeted', {
           ...config,
@@ -149,8 +149,8 @@ export async function auditBatch(
       for (let i = 0; i < n; i++) {
         const before = clean[i]!;
         const now = after[i]!;
-        let cos = 0;
-        for (let j = 0; j < model.dim; j++) cos += attacked.embedding[i * model.dim + j]! * anchors[i * model.dim + j]!;
+        const row = (v: Float32Array) => v.subarray(i * model.dim, (i + 1) * model.dim);
+        const cos = cosine(row(attacked.embedding), row(anchors));
         const pc = precisionAtK(classes[i], classesOf(before), options.k);
         const pa = precisionAtK(classes[i], classesOf(now), options.k);
         const targeted = targetedHits.get(i);
@@ -160,7 +160,8 @@ export async function auditBatch(
           encoder,
           epsilon,
           loss: attacked.loss[i]!,
-          cosineDrift: 1 - cos,
+          // 1 − cos is never negative; float rounding can make it −1e-7 at ε = 0.
+          cosineDrift: Math.max(0, 1 - cos),
           cleanTopK: before.ids.slice(0, options.k),
           attackedTopK: now.ids.slice(0, options.k),
           overlapAtK: overlapAtK(before.ids, now.ids, options.k),
@@ -208,18 +209,4 @@ export async function auditBatch(
     gradientEvaluations,
     seconds: (performance.now() - started) / 1000,
   };
-}
-
-function unit(v: Float32Array): Float32Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-  return Float32Array.from(v, (x) => x * inv);
-}
-
-/** The stored point of an id with its vectors, or a typed not-found error. */
-export async function pointWithVectors(store: VectorStore, id: string): Promise<StoredPoint> {
-  const [p] = await store.get([id], { withVectors: true });
-  if (!p) throw new NotFoundError('image', id);
-  return p;
 }

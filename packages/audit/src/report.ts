@@ -22,7 +22,7 @@ const ROWS: { label: string; value: (m: AuditMetrics) => string; better: 'higher
   { label: 'overlap@k (clean vs attacked top-k)', value: (m) => pct(m.overlapAtK), better: 'higher' },
   { label: 'top-1 retention', value: (m) => pct(m.top1Retention), better: 'higher' },
   { label: 'mean rank of the clean top-1', value: (m) => num(m.meanRankOfCleanTop1, 1), better: 'lower' },
-  { label: 'cosine drift 1 − cos(φ(x+δ), φ(x))', value: (m) => num(Math.max(0, m.cosineDrift)), better: 'lower' },
+  { label: 'cosine drift 1 − cos(φ(x+δ), φ(x))', value: (m) => num(m.cosineDrift), better: 'lower' },
   {
     label: 'precision@k, attacked (same part + defect)',
     value: (m) => pct(m.precisionAtK?.attacked),
