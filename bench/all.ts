@@ -72,10 +72,31 @@ interface AuditBench {
   };
 }
 
+interface SearchBench {
+  store: { points: number };
+  recall: {
+    tower: string;
+    filter: string;
+    recallAtK: number;
+    annMs: { p50: number; p99: number };
+    exactMs: { p50: number; p99: number };
+  }[];
+  idLookup?: { scan: { p50: number }; btree: { p50: number } };
+}
+interface LoadBench {
+  bigUploads?: {
+    uploads: number;
+    poolOverBaseline: number;
+    rows: { mode: string; peakAboveStartMiB: number }[];
+  };
+}
+
 const encoder = await result<EncoderResult>('encoder');
 const autodiff = await result<AutodiffResult>('autodiff');
 const ingest = await result<IngestResult>('ingest');
 const audit = await result<AuditBench>('audit');
+const search = await result<SearchBench>('search');
+const load = await result<LoadBench>('load');
 const gflops = encoder?.matmulGflops;
 const macs = (tower: string) => encoder?.models[tower]?.macsPerImage;
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
@@ -129,6 +150,32 @@ if (audit?.audit)
     `${f(audit.audit.projectedNightlySeconds / 900)}× the aim`,
     '–',
   );
+for (const r of search?.recall ?? [])
+  row(
+    `ANN search ${r.tower}, ${search!.store.points.toLocaleString('en')} points, filter ${r.filter}: recall@10 and p50 vs exact`,
+    `recall ${f(r.recallAtK, 3)}, ${f(r.annMs.p50, 1)} ms`,
+    `exact, ${f(r.exactMs.p50, 1)} ms`,
+    `${f(r.exactMs.p50 / r.annMs.p50, 1)}× faster (aim recall ≥ 0.95)`,
+    '–',
+  );
+if (search?.idLookup)
+  row(
+    'lookup by id (a search by id starts with it): BTREE index vs scan',
+    `${f(search.idLookup.btree.p50)} ms p50`,
+    `${f(search.idLookup.scan.p50)} ms p50`,
+    `${f(search.idLookup.scan.p50 / search.idLookup.btree.p50, 1)}× faster`,
+    '–',
+  );
+if (load?.bigUploads) {
+  const [pool, baseline] = load.bigUploads.rows;
+  row(
+    `memory, ${load.bigUploads.uploads} concurrent 36 MP query uploads: decoded in the pool vs on each request`,
+    `+${pool?.peakAboveStartMiB ?? '–'} MiB peak RSS`,
+    `+${baseline?.peakAboveStartMiB ?? '–'} MiB`,
+    `${f(load.bigUploads.poolOverBaseline)}×`,
+    '–',
+  );
+}
 const extra = async (name: string, file: string): Promise<string> =>
   existsSync(`bench/results/${file}.md`)
     ? `\n### ${name}\n\n${await readFile(`bench/results/${file}.md`, 'utf8')}\n`

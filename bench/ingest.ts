@@ -26,15 +26,15 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ENCODER_ROLES, type EncoderRole, type ImageEncoder, type PixelBatch } from '@lookalike/core';
 import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
-import { decodeImage, preprocessBatch } from '@lookalike/imaging';
 import {
   MainThreadPreparer,
   PreprocessPool,
-  createIngestHandlers,
+  decodeImage,
   defaultPreprocessThreads,
-  type BatchResult,
+  preprocessBatch,
   type ImagePreparer,
-} from '@lookalike/ingest';
+} from '@lookalike/imaging';
+import { createIngestHandlers, type BatchResult } from '@lookalike/ingest';
 import { InProcessJobRunner } from '@lookalike/queue';
 import { INDEXED_FIELDS } from '@lookalike/services';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';

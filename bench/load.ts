@@ -11,22 +11,31 @@
  *
  *   npm run bench:load [-- --images 400 --connections 50 --duration 30 --endpoints id,text,image]
  *
+ * Then memory under concurrent large uploads: `--big-uploads` (16) multipart searches at once, each a 6000 × 6000
+ * (36 MP) JPEG, first through the API as it runs (query images decoded in the services' preprocessing pool, at most
+ * two per thread at a time), then through an app that decodes each upload on its request (the baseline): peak RSS
+ * above the RSS before each burst, and the ratio of the two.
+ *
  * Writes bench/results/load.json and bench/results/load.md; prints peak RSS and the load average.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import sharp from 'sharp';
 import { createApp } from '@lookalike/api';
 import { parseConfig } from '@lookalike/core';
 import type { BatchResult } from '@lookalike/ingest';
 import type { InProcessJobRunner } from '@lookalike/queue';
-import { createServices } from '@lookalike/services';
+import { createServices, type Services } from '@lookalike/services';
 import { createRng, generateCatalog, type ManifestRecord } from '@lookalike/synth';
 import { pino } from 'pino';
 
@@ -36,8 +45,11 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     duration: { type: 'string', default: '30' },
     endpoints: { type: 'string', default: 'id,text,image' },
+    'big-uploads': { type: 'string', default: '16' },
+    'big-upload-mode': { type: 'string' },
   },
 });
+const BIG_UPLOADS = Number(values['big-uploads']);
 const IMAGES = Number(values.images);
 const CONNECTIONS = Number(values.connections);
 const DURATION = Number(values.duration);
@@ -76,6 +88,125 @@ interface Row {
   peakRssMiB: number;
 }
 
+interface BigUploadRow {
+  mode: string;
+  uploadBytes: number;
+  ok: number;
+  statuses: number[];
+  seconds: number;
+  startMiB: number;
+  peakMiB: number;
+  peakAboveStartMiB: number;
+}
+
+/** A 6000 × 6000 photo-like JPEG (blurred noise, so it compresses like a photo rather than a flat colour). */
+async function bigJpeg(): Promise<Buffer> {
+  const small = await sharp({
+    create: {
+      width: 750,
+      height: 750,
+      channels: 3,
+      background: '#7a8088',
+      noise: { type: 'gaussian', mean: 120, sigma: 40 },
+    },
+  })
+    .png()
+    .toBuffer();
+  return sharp(small).resize(6000, 6000, { kernel: 'cubic' }).jpeg({ quality: 90 }).toBuffer();
+}
+
+const BIG_MODES = { pool: 'in the preprocessing pool (as served)', request: 'on each request (baseline)' } as const;
+type BigMode = keyof typeof BIG_MODES;
+
+/** The API on `services`, silent; query uploads decoded in the services' pool when `pool`, else on each request. */
+function appOn(services: Services, pool: boolean): ReturnType<typeof createApp> {
+  return createApp({
+    config,
+    logger: pino({ level: 'silent' }),
+    store: services.store,
+    encoders: services.encoders,
+    text: services.text,
+    runner: services.runner,
+    ...(pool ? { preparer: services.preparer } : {}),
+  });
+}
+
+/**
+ * The server side of one burst, in a process of its own (memory a burst leaves behind, and the client's copies of
+ * the uploads, would otherwise count): serves an app over the cached catalog that decodes query uploads as `mode`
+ * says, warms it up with one small upload (the pool thread starts), prints its port, and once BIG_UPLOADS searches
+ * have been answered prints its row (peak RSS above the RSS before the burst) and exits.
+ */
+async function bigUploadServer(mode: BigMode): Promise<void> {
+  const services = await createServices(config);
+  const app = appOn(services, mode === 'pool');
+  const server = createServer(app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const warm = new FormData();
+  const small = await sharp(await bigJpeg())
+    .resize(256)
+    .jpeg()
+    .toBuffer();
+  warm.append('image', new Blob([small], { type: 'image/jpeg' }), 'small.jpg');
+  await (await fetch(`http://127.0.0.1:${port}/v1/search`, { method: 'POST', body: warm })).arrayBuffer();
+  await new Promise((r) => setTimeout(r, 1000));
+  const start = process.memoryUsage().rss;
+  peakRss = start;
+  const statuses: number[] = [];
+  let first = 0;
+  const done = new Promise<void>((resolve) =>
+    server.on('request', (_req, res) => {
+      first ||= performance.now();
+      res.on('finish', () => statuses.push(res.statusCode) === BIG_UPLOADS && resolve());
+    }),
+  );
+  process.stdout.write(JSON.stringify({ port }) + '\n');
+  await done;
+  const peak = Math.max(peakRss, process.memoryUsage().rss);
+  const row: BigUploadRow = {
+    mode: BIG_MODES[mode],
+    uploadBytes: 0,
+    ok: statuses.filter((s) => s === 200).length,
+    statuses,
+    seconds: round((performance.now() - first) / 1000, 1),
+    startMiB: mib(start),
+    peakMiB: mib(peak),
+    peakAboveStartMiB: mib(peak - start),
+  };
+  process.stdout.write(JSON.stringify(row) + '\n');
+  clearInterval(rssSampler);
+  await new Promise((r) => server.close(r));
+  await services.close();
+}
+
+/** Starts {@link bigUploadServer} for `mode` in a child process (same loader flags), sends the burst, returns its row. */
+async function bigUploadBurst(mode: BigMode, jpeg: Buffer): Promise<BigUploadRow> {
+  console.error(`${BIG_UPLOADS} concurrent 36 MP uploads, decoded ${BIG_MODES[mode]}...`);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--big-upload-mode', mode],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const line = await lines.next();
+    if (line.done) throw new Error(`the ${mode} upload server exited early`);
+    return JSON.parse(line.value) as Record<string, unknown>;
+  };
+  const { port } = (await next()) as { port: number };
+  await Promise.all(
+    Array.from({ length: BIG_UPLOADS }, async () => {
+      const form = new FormData();
+      form.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'big.jpg');
+      await (await fetch(`http://127.0.0.1:${port}/v1/search`, { method: 'POST', body: form })).arrayBuffer();
+    }),
+  );
+  const row = (await next()) as unknown as BigUploadRow;
+  await new Promise((r) => child.once('exit', r));
+  return { ...row, uploadBytes: jpeg.length };
+}
+
 async function main(): Promise<void> {
   const load: { start: number[]; end?: number[] } = { start: loadavg().map((x) => round(x)) };
   if (!existsSync(join(CATALOG, 'catalog.json'))) {
@@ -102,6 +233,8 @@ async function main(): Promise<void> {
       const failed = results.flatMap((r) => r.failed);
       if (failed.length) throw new Error(`the ingest refused ${failed.length} images: ${JSON.stringify(failed[0])}`);
     }
+    // The steady state a server sees: compacted, ids indexed (the store does this by itself once ingest pauses).
+    await services.store.optimize?.();
     const ids: string[] = [];
     let cursor: string | undefined;
     do {
@@ -111,14 +244,7 @@ async function main(): Promise<void> {
     } while (cursor);
     if (ids.length !== IMAGES) throw new Error(`the store holds ${ids.length} images, not ${IMAGES}`);
 
-    const app = createApp({
-      config,
-      logger: pino({ level: 'silent' }),
-      store: services.store,
-      encoders: services.encoders,
-      text: services.text,
-      runner: services.runner,
-    });
+    const app = appOn(services, true);
     const server = createServer(app);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -208,6 +334,11 @@ async function main(): Promise<void> {
     } finally {
       await new Promise((r) => server.close(r));
     }
+    const big: BigUploadRow[] = [];
+    if (BIG_UPLOADS > 0) {
+      const jpeg = await bigJpeg();
+      for (const mode of ['pool', 'request'] as const) big.push(await bigUploadBurst(mode, jpeg));
+    }
     clearInterval(rssSampler);
     load.end = loadavg().map((x) => round(x));
 
@@ -220,7 +351,14 @@ async function main(): Promise<void> {
       images: IMAGES,
       rateLimitPerMinute: config.api.rateLimitPerMinute,
       rows,
-      pass: failed.length === 0,
+      bigUploads: big.length
+        ? {
+            uploads: BIG_UPLOADS,
+            rows: big,
+            poolOverBaseline: round(big[0]!.peakAboveStartMiB / big[1]!.peakAboveStartMiB),
+          }
+        : undefined,
+      pass: failed.length === 0 && big.every((b) => b.ok === BIG_UPLOADS),
     };
     const md = [
       `${IMAGES}-image catalog (256 px PNG), embedded store, tiny towers; ${CONNECTIONS} connections × ${DURATION} s per ` +
@@ -234,13 +372,33 @@ async function main(): Promise<void> {
           `| ${r.endpoint} | ${r.reqPerSec} | ${r.p50} | ${r.p99} | ${r.max} | ${r.requests} | ${r.non2xx} | ` +
           `${r.errors} | ${r.timeouts} | ${r.eventLoopDelayP99Ms} | ${r.peakRssMiB} |`,
       ),
+      ...(big.length
+        ? [
+            '',
+            `${BIG_UPLOADS} concurrent searches by upload of a 6000 × 6000 JPEG (36 MP, ` +
+              `${(big[0]!.uploadBytes / 2 ** 20).toFixed(1)} MiB), where the query image is decoded:`,
+            '',
+            '| decoded | ok | seconds | RSS before MiB | peak RSS MiB | peak above before MiB |',
+            '| --- | --- | --- | --- | --- | --- |',
+            ...big.map(
+              (b) =>
+                `| ${b.mode} | ${b.ok}/${BIG_UPLOADS} | ${b.seconds} | ${b.startMiB} | ${b.peakMiB} | ${b.peakAboveStartMiB} |`,
+            ),
+            '',
+            `Peak above before, pool ÷ baseline: ${out.bigUploads!.poolOverBaseline}.`,
+          ]
+        : []),
     ];
     await mkdir('bench/results', { recursive: true });
     await writeFile('bench/results/load.json', JSON.stringify(out, null, 2) + '\n');
     await writeFile('bench/results/load.md', md.join('\n') + '\n');
     console.log(md.join('\n'));
     console.log(`\nPeak RSS ${Math.max(...rows.map((r) => r.peakRssMiB))} MiB.`);
-    if (failed.length) {
+    for (const b of big.filter((b) => b.ok !== BIG_UPLOADS))
+      console.error(
+        `FAIL: big uploads decoded ${b.mode}: ${b.ok}/${BIG_UPLOADS} answered 200 (${b.statuses.join(',')})`,
+      );
+    if (!out.pass) {
       for (const r of failed)
         console.error(
           `FAIL: ${r.endpoint}: ${r.non2xx} non-2xx (${JSON.stringify(r.statusCodes)}), ${r.errors} socket errors, ` +
@@ -254,4 +412,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+const childMode = values['big-upload-mode'];
+if (childMode === undefined) await main();
+else if (childMode in BIG_MODES) await bigUploadServer(childMode as BigMode);
+else throw new Error(`--big-upload-mode must be pool or request, not ${childMode}`);

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { AppError, type AuditRepository, type Config, type EncoderRole, type ImageEncoder } from '@lookalike/core';
 import type { TextEncoder, VectorStore } from '@lookalike/core';
+import type { ImagePreparer } from '@lookalike/imaging';
 import type { AuditOptions, JobRunner } from '@lookalike/queue';
 import { SearchService } from '@lookalike/search';
 import { uploadsDir } from '@lookalike/services';
@@ -42,6 +43,8 @@ export interface AppDeps {
   runner: JobRunner;
   /** Built from the store and encoders when not given. */
   search?: SearchService;
+  /** Where the built search service decodes uploaded query images (the services' pool); default this thread. */
+  preparer?: ImagePreparer;
   /** Finished robustness audits; without it the audit routes answer 503. */
   audits?: AuditRepository;
   /** The configured audit options that `POST /v1/audits` starts from (AUDIT_* variables). */
@@ -102,6 +105,7 @@ export function createApp(deps: AppDeps): Express {
         maxPixels: config.images.maxPixels,
         allowSvg: config.images.allowSvg,
       },
+      ...(deps.preparer ? { preparer: deps.preparer } : {}),
     });
   deps.runner.events.on('completed', (_id, name, result) => {
     if (name === 'ingest-batch' && (result as { done?: number } | undefined)?.done !== 0) search.invalidate();

@@ -14,7 +14,13 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel });
   // With Redis, jobs run in the worker processes: attacks and embedding would otherwise share this process's cores
   // and event loop with the requests. Without Redis the in-process runner has to run them here.
-  const services = await createServices(config, { workers: config.redis ? [] : undefined });
+  const services = await createServices(config, {
+    workers: config.redis ? [] : undefined,
+    onStoreOptimize: (outcome) =>
+      'error' in outcome
+        ? logger.warn({ err: outcome.error }, 'store optimize failed; the next writes try again')
+        : logger.info({ optimize: outcome.result }, 'store optimized'),
+  });
   const running = await startServer(services, { logger });
   logger.info(
     `Lookalike API listening on ${running.url} (${config.store.kind} store, ` +

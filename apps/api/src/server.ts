@@ -46,6 +46,7 @@ export async function startServer(services: Services, options: ServerOptions): P
     encoders: services.encoders,
     text: services.text,
     runner: services.runner,
+    preparer: services.preparer,
     audits: options.audits ?? services.audits,
     auditDefaults: services.auditDefaults,
     ...(webRoot ? { webRoot } : {}),

@@ -83,6 +83,7 @@ export async function buildFixture(
         encoders: services.encoders,
         text: services.text,
         runner: services.runner,
+        preparer: services.preparer,
         ...extra,
       }),
     async close() {

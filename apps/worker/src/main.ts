@@ -17,7 +17,16 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const services = await createServices(config, { jobEvents: false });
+  const services = await createServices(config, {
+    jobEvents: false,
+    onStoreOptimize: (outcome) =>
+      'error' in outcome
+        ? console.error(`Store optimize failed (the next writes try again): ${outcome.error.message}`)
+        : console.log(
+            `Store optimized in ${(outcome.result.ms / 1000).toFixed(1)} s: ${outcome.result.fragments.before} → ` +
+              `${outcome.result.fragments.after} data files${outcome.result.indexed ? ', ANN indexes up to date' : ''}.`,
+          ),
+  });
   console.log(
     `Worker ready: ingest and audit jobs from ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} into the ${config.store.kind} store ` +
       `with models ${services.encoders.robust.info.id} and ${services.encoders.clean.info.id}.`,

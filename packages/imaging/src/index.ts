@@ -23,3 +23,16 @@ export {
   preprocessHash,
   PREPROCESS_VERSION,
 } from './preprocess.js';
+export {
+  PreprocessPool,
+  MainThreadPreparer,
+  prepareImage,
+  defaultPreprocessThreads,
+  isPrepareFailure,
+  type ImagePreparer,
+  type PreprocessPoolOptions,
+  type PixelSpec,
+  type PreparedImage,
+  type PrepareFailure,
+  type PrepareOutcome,
+} from './preprocess-pool.js';

@@ -15,15 +15,3 @@ export {
   type RunResult,
 } from './processor.js';
 export { getRunStatus, isRunStatus, type RunStatus, type RunStatusOptions } from './run-status.js';
-export {
-  PreprocessPool,
-  MainThreadPreparer,
-  defaultPreprocessThreads,
-  isPrepareFailure,
-  type ImagePreparer,
-  type PreprocessPoolOptions,
-  type PixelSpec,
-  type PreparedImage,
-  type PrepareFailure,
-  type PrepareOutcome,
-} from './preprocess-pool.js';

@@ -8,7 +8,7 @@ import { InProcessJobRunner, type IngestSource } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { generateCatalog } from '@lookalike/synth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MainThreadPreparer, type ImagePreparer } from './preprocess-pool.js';
+import { MainThreadPreparer, type ImagePreparer } from '@lookalike/imaging';
 import { createIngestHandlers, type BatchResult, type IngestDeps } from './processor.js';
 
 // Real parts end to end: the committed tiny towers, the embedded LanceDB store, the in-process job runner.

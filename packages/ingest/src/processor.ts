@@ -19,18 +19,18 @@ import {
   type PointPayload,
   type VectorStore,
 } from '@lookalike/core';
-import type { DecodeLimits } from '@lookalike/imaging';
-import type { IngestItem, JobHandlers } from '@lookalike/queue';
-import { BadInputError } from '@lookalike/queue';
-import { fetchImage, type FetchLimits } from './fetch-url.js';
 import {
-  isPrepareFailure,
   PreprocessPool,
+  isPrepareFailure,
+  type DecodeLimits,
   type ImagePreparer,
   type PixelSpec,
   type PreparedImage,
   type PrepareOutcome,
-} from './preprocess-pool.js';
+} from '@lookalike/imaging';
+import type { IngestItem, JobHandlers } from '@lookalike/queue';
+import { BadInputError } from '@lookalike/queue';
+import { fetchImage, type FetchLimits } from './fetch-url.js';
 import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
 
 export interface IngestDeps {

@@ -11,10 +11,12 @@ import {
   type TextEncoder,
 } from '@lookalike/core';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
+import { PreprocessPool } from '@lookalike/imaging';
 import { createIngestHandlers } from '@lookalike/ingest';
 import { InProcessJobRunner, type JobPayload } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { generateCatalog, type ManifestRecord } from '@lookalike/synth';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SearchService } from './search-service.js';
 
@@ -144,6 +146,34 @@ describe(SearchService.name, () => {
     const notImage = service.byImage(Buffer.from('hello, this is text'));
     await expect(notImage).rejects.toBeInstanceOf(ImageRejectedError);
     await expect(notImage).rejects.toMatchObject({ code: 'IMAGE_NOT_AN_IMAGE' });
+  });
+
+  it('decodes uploads in a preprocessing pool with the same results, and refuses bad bytes there with the same codes', async () => {
+    const pool = new PreprocessPool({ threads: 1 });
+    const pooled = new SearchService({ store, encoders, text, decode: { maxPixels: 1_000_000 }, preparer: pool });
+    try {
+      // Concurrent uploads queue for the one thread and all come back right.
+      const queries = records.slice(0, 8);
+      const results = await Promise.all(queries.map(async (r) => pooled.byImage(await imageBytes(r), { k: 5 })));
+      for (const [i, result] of results.entries()) {
+        const direct = await service.byImage(await imageBytes(queries[i]!), { k: 5 });
+        expect(result.hits.map((h) => h.id)).toEqual(direct.hits.map((h) => h.id));
+        for (const [j, hit] of result.hits.entries()) expect(hit.score).toBeCloseTo(direct.hits[j]!.score, 6);
+      }
+      const notImage = pooled.byImage(Buffer.from('hello, this is text'));
+      await expect(notImage).rejects.toBeInstanceOf(ImageRejectedError);
+      await expect(notImage).rejects.toMatchObject({ code: 'IMAGE_NOT_AN_IMAGE' });
+      // 2000 × 2000 declares 4 MP, over this service's 1 MP limit: refused from the header, in the thread.
+      const big = await sharp({ create: { width: 2000, height: 2000, channels: 3, background: '#888' } })
+        .png()
+        .toBuffer();
+      await expect(pooled.byImage(big)).rejects.toMatchObject({
+        code: 'IMAGE_TOO_MANY_PIXELS',
+        details: { width: 2000, height: 2000 },
+      });
+    } finally {
+      await pool.close();
+    }
   });
 
   it('lists the label facets and sees new values only after invalidate()', async () => {

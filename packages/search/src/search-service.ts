@@ -1,16 +1,19 @@
 import {
+  AppError,
   ENCODER_ROLES,
+  ImageRejectedError,
   NotFoundError,
   ValidationError,
   type EncoderRole,
   type FieldValue,
   type Filter,
+  type ImageRejectionCode,
   type ImageEncoder,
   type SearchHit,
   type TextEncoder,
   type VectorStore,
 } from '@lookalike/core';
-import { decodeImage, toPixels, type DecodeLimits } from '@lookalike/imaging';
+import { isPrepareFailure, prepareImage, type DecodeLimits, type ImagePreparer } from '@lookalike/imaging';
 
 /** Smallest and largest number of hits one search may ask for. */
 export const K_RANGE = { min: 1, max: 100, default: 12 } as const;
@@ -49,6 +52,12 @@ export interface SearchDeps {
   text: TextEncoder;
   /** Limits for uploaded query images; the same ones ingest applies. */
   decode?: DecodeLimits;
+  /**
+   * Where uploaded query images are decoded and preprocessed: a `PreprocessPool` (shared with ingest in one process)
+   * keeps that work off the request thread and bounds how many images are decoded at once, whatever the number of
+   * concurrent uploads; queued uploads wait as their compressed bytes. Default: this thread, no bound.
+   */
+  preparer?: ImagePreparer;
   /** Distinct values kept per facet field; default 1000. */
   maxFacetValues?: number;
 }
@@ -67,7 +76,8 @@ export class SearchService {
 
   /**
    * Searches with an uploaded image: decoded under the decode limits (hostile files are refused before any pixel
-   * buffer exists) and preprocessed exactly as ingest does.
+   * buffer exists) and preprocessed exactly as ingest does, by the preparer when one is given. The bytes may be
+   * handed to another thread: do not use them afterwards.
    *
    * @throws ImageRejectedError when the bytes are not an acceptable image
    */
@@ -75,11 +85,19 @@ export class SearchService {
     const { encoder, k, filter } = resolveOptions(options);
     const tower = this.deps.encoders[encoder];
     const started = performance.now();
-    const image = await decodeImage(bytes, this.deps.decode);
-    const { size } = tower.info.preprocess;
+    const spec = tower.info.preprocess;
+    const [outcome] = this.deps.preparer
+      ? await this.deps.preparer.prepare([bytes], [spec], this.deps.decode)
+      : [await prepareImage(bytes, [spec], this.deps.decode)];
+    if (!outcome) throw new AppError('INTERNAL', 'the preprocessing pool returned no outcome for the query image');
+    if (isPrepareFailure(outcome)) {
+      const options = outcome.details ? { details: outcome.details } : {};
+      throw outcome.code.startsWith('IMAGE_')
+        ? new ImageRejectedError(outcome.code as ImageRejectionCode, outcome.reason, options)
+        : new AppError(outcome.code, outcome.reason, options);
+    }
     // [1, 3, S, S] in [0,1]; the encoder normalises.
-    const data = toPixels(image, tower.info.preprocess);
-    const [vector] = await tower.embed({ data, n: 1, height: size, width: size });
+    const [vector] = await tower.embed({ data: outcome.pixels[0]!, n: 1, height: spec.size, width: spec.size });
     const embedMs = performance.now() - started;
     return this.search(vector!, encoder, k, filter, embedMs);
   }

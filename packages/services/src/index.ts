@@ -19,6 +19,7 @@ import {
 import { PixelSpaceModel } from '@lookalike/attacks';
 import { createAuditHandlers, FileAuditStore } from '@lookalike/audit';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
+import { PreprocessPool, type ImagePreparer } from '@lookalike/imaging';
 import { createIngestHandlers, fetchImage, resolveInsideRoots } from '@lookalike/ingest';
 import {
   auditOptionsSchema,
@@ -29,7 +30,7 @@ import {
   type JobRunner,
   type QueueKey,
 } from '@lookalike/queue';
-import { EmbeddedVectorStore } from '@lookalike/store-embedded';
+import { EmbeddedVectorStore, type EmbeddedStoreOptions } from '@lookalike/store-embedded';
 import { QdrantVectorStore } from '@lookalike/store-qdrant';
 
 /** Payload fields every collection indexes for filters (the synthetic catalog's labels and image facts). */
@@ -55,16 +56,31 @@ export interface ServiceOptions {
   workers?: readonly QueueKey[];
   /** Whether the runner relays job events (progress bars, caches); worker processes need none. Default true. */
   jobEvents?: boolean;
+  /**
+   * Told of each optimize the embedded store runs by itself (compaction and indexes, every few dozen writes).
+   * Default: failures go to stderr (the next writes try again), successes are not reported.
+   */
+  onStoreOptimize?: EmbeddedStoreOptions['onOptimize'];
+}
+
+function reportOptimizeFailure(outcome: { result: unknown } | { error: Error }): void {
+  if ('error' in outcome) console.error(`The embedded store could not optimize itself: ${outcome.error.message}`);
 }
 
 export interface Services {
   config: Config;
+  /** The store; the embedded one can also be optimized (compacted and indexed) on demand. */
   store: VectorStore & { optimize?: () => Promise<{ indexed: boolean }> };
   encoders: Record<EncoderRole, ImageEncoder>;
   /** The text tower shared by both image towers (zero-shot text search). */
   text: TextEncoder;
   /** The models folder, for components that need the model files themselves (the audit's gradient graphs). */
   registry: ModelRegistry;
+  /**
+   * The process's image decoding and preprocessing threads (a `PreprocessPool`, started on first use), shared by
+   * ingest and query uploads: at most two images per thread are decoded at once, whatever the load.
+   */
+  preparer: ImagePreparer;
   runner: JobRunner;
   collection: CollectionSpec;
   /** Finished audits (JSON and HTML reports) under `DATA_DIR/audits`. */
@@ -76,7 +92,10 @@ export interface Services {
    * one schedule. Returns false without Redis (in-process runs have no scheduler).
    */
   scheduleAudits(): Promise<boolean>;
-  /** Closes in order: the workers and runner (finishing running jobs), the encoders and models, the store. */
+  /**
+   * Closes in order: the workers and runner (finishing running jobs), the preprocessing threads, the encoders and
+   * models, the store.
+   */
   close(): Promise<void>;
 }
 
@@ -111,7 +130,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
           collection: config.store.collection,
           ...(config.store.apiKey ? { apiKey: config.store.apiKey } : {}),
         })
-      : await EmbeddedVectorStore.open(join(config.paths.data, 'store'), config.store.collection);
+      : await EmbeddedVectorStore.open(join(config.paths.data, 'store'), config.store.collection, {
+          onOptimize: options.onStoreOptimize ?? reportOptimizeFailure,
+        });
   const collection: CollectionSpec = {
     name: config.store.collection,
     dims: { robust: encoders.robust.info.dim, clean: encoders.clean.info.dim },
@@ -129,7 +150,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
     timeoutMs: config.ingest.fetchTimeoutMs,
     allowlist: config.ingest.urlAllowlist,
   };
-  const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits });
+  let pool: PreprocessPool | undefined;
+  const preparer: ImagePreparer = {
+    prepare: (images, specs, limits) => (pool ??= new PreprocessPool()).prepare(images, specs, limits),
+    close: async () => pool?.close(),
+  };
+  const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits, preparer });
 
   // The audit's attackers: each tower's VJP model, built on first use and cached under DATA_DIR/cache/vjp.
   let models: Promise<Record<EncoderRole, PixelSpaceModel>> | undefined;
@@ -200,6 +226,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     encoders,
     text,
     registry,
+    preparer,
     runner,
     collection,
     audits,
@@ -213,6 +240,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       await Promise.all(workers.map((w) => w.close()));
       await runner.close();
       await ingest.close();
+      await preparer.close();
       await Promise.all([...Object.values(encoders), text].map((e) => e.close()));
       if (models) await Promise.all(Object.values(await models).map((m) => m.release()));
       await store.close();

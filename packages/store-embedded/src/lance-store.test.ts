@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filterSchema } from '@lookalike/core';
 import { contractPoint, describeVectorStoreContract } from '@lookalike/store-contract';
+import { connect } from '@lancedb/lancedb';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EmbeddedVectorStore } from './lance-store.js';
 import { whereClause } from './where.js';
 
@@ -68,7 +69,7 @@ describe(`${EmbeddedVectorStore.name}.optimize`, () => {
       await store.ensureCollection({ name: 'ann', dims: { robust: dim, clean: dim }, indexedFields: [] });
       const points = Array.from({ length: 5000 }, (_, i) => contractPoint(i, dim));
       for (let i = 0; i < points.length; i += 1000) await store.upsert(points.slice(i, i + 1000));
-      expect(await store.optimize()).toEqual({ indexed: true });
+      expect(await store.optimize()).toMatchObject({ indexed: true, fragments: { before: 5, after: 1 } });
       let hits = 0;
       for (let q = 0; q < 20; q++) {
         const vector = contractPoint(100_000 + q, dim).vectors.robust;
@@ -110,5 +111,103 @@ describe(EmbeddedVectorStore.name, () => {
       await reader.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe(`${EmbeddedVectorStore.name} maintenance`, () => {
+  const spec = { name: 'lookalike', dims: { robust: 8, clean: 8 }, indexedFields: [] };
+
+  async function withStore(
+    options: Parameters<typeof EmbeddedVectorStore.open>[2],
+    body: (store: EmbeddedVectorStore, dir: string) => Promise<void>,
+  ): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'lance-maint-'));
+    const store = await EmbeddedVectorStore.open(dir, 'lookalike', options);
+    try {
+      await store.ensureCollection(spec);
+      await body(store, dir);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('compacts its data files and indexes ids on demand, below the ANN threshold too', async () => {
+    await withStore({ optimizeEvery: 0, optimizeIdleMs: 0 }, async (store, dir) => {
+      for (let i = 0; i < 6; i++) await store.upsert([contractPoint(i, 8)]);
+      const result = await store.optimize();
+      expect(result.indexed).toBe(false);
+      expect(result.fragments.before).toBe(6);
+      expect(result.fragments.after).toBe(1);
+      const table = await (await connect(dir)).openTable('lookalike');
+      expect((await table.listIndices()).map((i) => [i.columns.join(','), i.indexType])).toEqual([['id', 'BTree']]);
+      // Lookups and upserts by id read the index and still find every point.
+      await store.upsert([{ ...contractPoint(3, 8), payload: { ...contractPoint(3, 8).payload, caption: 'moved' } }]);
+      expect((await store.get([contractPoint(3, 8).id]))[0]!.payload.caption).toBe('moved');
+      expect(await store.count()).toBe(6);
+      table.close();
+    });
+  });
+
+  it('optimizes itself in the background every N writes, and writes racing it lose nothing', async () => {
+    const outcomes: { fragments: { before: number; after: number } }[] = [];
+    const errors: Error[] = [];
+    await withStore(
+      {
+        optimizeEvery: 4,
+        optimizeIdleMs: 0,
+        onOptimize: (o) => ('error' in o ? errors.push(o.error) : outcomes.push(o.result)),
+      },
+      async (store) => {
+        // 40 writes of one point each, all started at once: they queue behind each other and the optimizes.
+        await Promise.all(Array.from({ length: 40 }, (_, i) => store.upsert([contractPoint(i, 8)])));
+        await store.optimize();
+        expect(errors).toEqual([]);
+        expect(outcomes.length).toBeGreaterThanOrEqual(1);
+        expect(outcomes[0]!.fragments.before).toBeGreaterThanOrEqual(4);
+        expect(outcomes[0]!.fragments.after).toBe(1);
+        expect(await store.count()).toBe(40);
+        const ids = new Set<string>();
+        let cursor: string | undefined;
+        do {
+          const page = await store.scroll({ limit: 7, ...(cursor ? { cursor } : {}) });
+          for (const p of page.points) ids.add(p.id);
+          cursor = page.next;
+        } while (cursor);
+        expect(ids.size).toBe(40);
+        const hit = await store.search({ vector: contractPoint(17, 8).vectors.robust, using: 'robust', k: 1 });
+        expect(hit[0]!.id).toBe(contractPoint(17, 8).id);
+      },
+    );
+  });
+
+  it('optimizes what was written once writes pause', async () => {
+    const outcomes: { fragments: { before: number; after: number } }[] = [];
+    await withStore(
+      { optimizeEvery: 0, optimizeIdleMs: 1500, onOptimize: (o) => 'result' in o && outcomes.push(o.result) },
+      async (store) => {
+        for (let i = 0; i < 5; i++) await store.upsert([contractPoint(i, 8)]);
+        expect(outcomes).toEqual([]);
+        await vi.waitFor(() => expect(outcomes).toHaveLength(1), { timeout: 10_000, interval: 50 });
+        expect(outcomes[0]!.fragments).toEqual({ before: 5, after: 1 });
+        // Nothing written since: no second optimize.
+        await new Promise((r) => setTimeout(r, 1800));
+        expect(outcomes).toHaveLength(1);
+      },
+    );
+  });
+
+  it('never optimizes by itself when told not to', async () => {
+    const seen: unknown[] = [];
+    await withStore({ optimizeEvery: 0, optimizeIdleMs: 0, onOptimize: (o) => seen.push(o) }, async (store) => {
+      for (let i = 0; i < 10; i++) await store.upsert([contractPoint(i, 8)]);
+      await store.close();
+      expect(seen).toEqual([]);
+    });
+  });
+
+  it('refuses a nonsensical optimizeEvery', async () => {
+    await expect(EmbeddedVectorStore.open(tmpdir(), 'x', { optimizeEvery: -1 })).rejects.toThrow(RangeError);
+    await expect(EmbeddedVectorStore.open(tmpdir(), 'x', { optimizeIdleMs: Number.NaN })).rejects.toThrow(RangeError);
   });
 });

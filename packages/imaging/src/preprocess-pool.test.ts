@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
-import { decodeImage, preprocessBatch } from '@lookalike/imaging';
 import { generateCatalog } from '@lookalike/synth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,6 +14,8 @@ import {
   type PrepareOutcome,
   type PreparedImage,
 } from './preprocess-pool.js';
+import { decodeImage } from './decode.js';
+import { preprocessBatch } from './preprocess.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../models/fixtures/images/', import.meta.url));
 const SPECS: PixelSpec[] = [

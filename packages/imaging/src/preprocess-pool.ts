@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { isAppError, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
-import { decodeImage, toPixels, type DecodeLimits, type ImageFormat } from '@lookalike/imaging';
+import { decodeImage, type DecodeLimits, type ImageFormat } from './decode.js';
+import { toPixels } from './preprocess.js';
 import { Piscina } from 'piscina';
 
 /** What decides the pixels of one image for one model: the side of the square input and the resampling filter. */
@@ -29,6 +30,8 @@ export interface PreparedImage {
 export interface PrepareFailure {
   code: ErrorCode;
   reason: string;
+  /** The error's structured details (the limit, the declared size, …), when it had any. */
+  details?: Record<string, unknown>;
 }
 
 export type PrepareOutcome = PreparedImage | PrepareFailure;
@@ -71,7 +74,8 @@ export async function prepareImage(
     const pixels = specs.map((spec) => toPixels(image, spec));
     return { format: image.format, width: image.width, height: image.height, pixels };
   } catch (error) {
-    if (isAppError(error)) return { code: error.code, reason: error.message };
+    if (isAppError(error))
+      return { code: error.code, reason: error.message, ...(error.details ? { details: error.details } : {}) };
     throw error;
   }
 }
