@@ -4,3 +4,4 @@ export * from './filter.js';
 export type * from './ports.js';
 export * from './retrieval.js';
 export * from './types.js';
+export * from './thread-module.js';

@@ -1,10 +1,10 @@
-import * as ort from 'onnxruntime-node';
 import { ValidationError, type ImageEncoder, type ImageEncoderInfo, type PixelBatch } from '@lookalike/core';
 import { normalize, preprocessHash } from '@lookalike/imaging';
 import { MicroBatcher } from './batcher.js';
 import type { ImageModelManifest } from './manifest.js';
 import type { ModelRegistry } from './registry.js';
 import { DEFAULT_RUNTIME_OPTIONS, openSession, splitRows, type EncoderRuntimeOptions } from './runtime.js';
+import type { ModelSession } from './session.js';
 
 /**
  * An image tower served by onnxruntime-node. Takes [0,1] pixels, normalises them with the manifest's mean/std into
@@ -16,7 +16,7 @@ export class OnnxImageEncoder implements ImageEncoder {
   private readonly plane: number;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     private readonly manifest: ImageModelManifest,
     options: Required<EncoderRuntimeOptions>,
   ) {
@@ -48,7 +48,7 @@ export class OnnxImageEncoder implements ImageEncoder {
     const session = await openSession(
       registry.file(id, manifest.files.model),
       { input: manifest.input.name, output: manifest.output.name },
-      resolved.threads,
+      resolved,
     );
     return new OnnxImageEncoder(session, manifest, resolved);
   }
@@ -84,12 +84,12 @@ export class OnnxImageEncoder implements ImageEncoder {
     const pixels = new Float32Array(n * stride);
     images.forEach((image, i) => pixels.set(image, i * stride));
     const { size, name } = this.manifest.input;
-    // `pixels` is this call's own copy, so it is normalised in place (imaging's torch-exact float32 arithmetic).
-    const input = new ort.Tensor('float32', normalize(pixels, this.manifest.input), [n, 3, size, size]);
-    const outputs = await this.session.run({ [name]: input });
-    const output = outputs[this.manifest.output.name]!;
-    const rows = splitRows(output.data as Float32Array, n, this.manifest.output.dim, !this.manifest.output.normalized);
-    for (const tensor of Object.values(outputs)) tensor.dispose();
-    return rows;
+    // `pixels` is this call's own copy, so it is normalised in place (imaging's torch-exact float32 arithmetic) and
+    // moved to the session's thread.
+    const input = { type: 'float32', data: normalize(pixels, this.manifest.input), dims: [n, 3, size, size] } as const;
+    const outputName = this.manifest.output.name;
+    const outputs = await this.session.run({ [name]: input }, [outputName], { transfer: true });
+    const output = outputs[outputName]!;
+    return splitRows(output.data as Float32Array, n, this.manifest.output.dim, !this.manifest.output.normalized);
   }
 }

@@ -1,5 +1,5 @@
-import * as ort from 'onnxruntime-node';
 import { ModelError } from '@lookalike/core';
+import { openModelSession, type ModelSession } from './session.js';
 
 /** Runtime knobs shared by the image and text encoders. */
 export interface EncoderRuntimeOptions {
@@ -9,29 +9,37 @@ export interface EncoderRuntimeOptions {
   maxBatch?: number;
   /** How long a lone request waits for others to share its batch, in ms. */
   maxWaitMs?: number;
+  /**
+   * Run the session on a worker thread of its own (default), so that a model run never holds the event loop; false
+   * runs it on the calling thread.
+   */
+  worker?: boolean;
 }
 
-/** Defaults chosen for interactive search on a small CPU: batches of 32, at most 5 ms of added latency. */
-export const DEFAULT_RUNTIME_OPTIONS: Required<EncoderRuntimeOptions> = { threads: 0, maxBatch: 32, maxWaitMs: 5 };
+/**
+ * Defaults chosen for interactive search on a small CPU: batches of 32, at most 5 ms of added latency, the session
+ * off the event loop.
+ */
+export const DEFAULT_RUNTIME_OPTIONS: Required<EncoderRuntimeOptions> = {
+  threads: 0,
+  maxBatch: 32,
+  maxWaitMs: 5,
+  worker: true,
+};
 
 /**
- * Opens an onnxruntime-node CPU session for `file` and checks that it has the named input and output. Sequential
- * execution with one inter-op thread: our graphs are chains, and the batcher already runs one call at a time.
+ * Opens an onnxruntime-node CPU session for `file` (on its own worker thread unless `worker` is false) and checks
+ * that it has the named input and output. Sequential execution with one inter-op thread: our graphs are chains, and
+ * the batcher already runs one call at a time.
  */
 export async function openSession(
   file: string,
   io: { input: string; output: string },
-  threads: number | undefined,
-): Promise<ort.InferenceSession> {
-  let session: ort.InferenceSession;
+  options: { threads?: number; worker: boolean },
+): Promise<ModelSession> {
+  let session: ModelSession;
   try {
-    session = await ort.InferenceSession.create(file, {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      interOpNumThreads: 1,
-      ...(threads ? { intraOpNumThreads: threads } : {}),
-    });
+    session = await openModelSession(file, { threads: options.threads ?? 0, worker: options.worker });
   } catch (error) {
     throw new ModelError(`onnxruntime could not load ${file}: ${(error as Error).message}`, { cause: error });
   }

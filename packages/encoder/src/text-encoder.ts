@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import * as ort from 'onnxruntime-node';
 import { ModelError, ValidationError, type TextEncoder } from '@lookalike/core';
 import { MicroBatcher } from './batcher.js';
 import { Tokenizer, type HfTokenizer } from './hf-tokenizers.js';
 import type { TextModelManifest } from './manifest.js';
 import type { ModelRegistry } from './registry.js';
 import { DEFAULT_RUNTIME_OPTIONS, openSession, splitRows, type EncoderRuntimeOptions } from './runtime.js';
+import type { ModelSession, TensorData } from './session.js';
 
 /** Longest query text accepted, in characters; far beyond any context length, it bounds tokenizer work. */
 export const MAX_TEXT_LENGTH = 2000;
@@ -19,7 +19,7 @@ export class OnnxTextEncoder implements TextEncoder {
   private readonly batcher: MicroBatcher<string, Float32Array>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     private readonly tokenizer: HfTokenizer,
     private readonly manifest: TextModelManifest,
     options: Required<EncoderRuntimeOptions>,
@@ -59,7 +59,7 @@ export class OnnxTextEncoder implements TextEncoder {
     const session = await openSession(
       registry.file(id, manifest.files.model),
       { input: manifest.text.name, output: manifest.output.name },
-      resolved.threads,
+      resolved,
     );
     return new OnnxTextEncoder(session, tokenizer, manifest, resolved);
   }
@@ -94,18 +94,13 @@ export class OnnxTextEncoder implements TextEncoder {
     const { contextLength, name, dtype } = this.manifest.text;
     const n = texts.length;
     const ids = texts.flatMap((t) => this.tokenize(t));
-    const input =
+    const input: TensorData =
       dtype === 'int64'
-        ? new ort.Tensor(
-            'int64',
-            BigInt64Array.from(ids, (v) => BigInt(v)),
-            [n, contextLength],
-          )
-        : new ort.Tensor('int32', Int32Array.from(ids), [n, contextLength]);
-    const outputs = await this.session.run({ [name]: input });
-    const output = outputs[this.manifest.output.name]!;
-    const rows = splitRows(output.data as Float32Array, n, this.manifest.output.dim, !this.manifest.output.normalized);
-    for (const tensor of Object.values(outputs)) tensor.dispose();
-    return rows;
+        ? { type: 'int64', data: BigInt64Array.from(ids, (v) => BigInt(v)), dims: [n, contextLength] }
+        : { type: 'int32', data: Int32Array.from(ids), dims: [n, contextLength] };
+    const outputName = this.manifest.output.name;
+    const outputs = await this.session.run({ [name]: input }, [outputName], { transfer: true });
+    const output = outputs[outputName]!;
+    return splitRows(output.data as Float32Array, n, this.manifest.output.dim, !this.manifest.output.normalized);
   }
 }

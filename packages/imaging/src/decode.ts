@@ -176,6 +176,21 @@ const SHARP_OPTIONS = {
 } as const satisfies sharp.SharpOptions;
 
 /**
+ * The pixel count the image's header declares (width × height), read without decoding; undefined when the bytes
+ * have no header sharp can read (decoding them then says why). For choosing where to decode, never for refusing.
+ */
+export async function declaredPixels(bytes: Uint8Array): Promise<number | undefined> {
+  if (bytes.length === 0) return undefined;
+  const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  try {
+    const { width, height } = await sharp(input, SHARP_OPTIONS).metadata();
+    return width && height ? width * height : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Decodes untrusted bytes to upright 8-bit sRGB RGB, `[H, W, 3]`. Checks, in order and before any pixel buffer
  * exists: `IMAGE_EMPTY`, `IMAGE_TOO_MANY_BYTES`, the signature (`IMAGE_UNSUPPORTED_FORMAT` for SVG unless
  * allowed, BMP, PDF, HEIC, …; `IMAGE_NOT_AN_IMAGE` for text and unknown bytes), then `IMAGE_TOO_MANY_PIXELS` from

@@ -4,6 +4,7 @@
  */
 export {
   decodeImage,
+  declaredPixels,
   sniffFormat,
   DEFAULT_LIMITS,
   SUPPORTED_FORMATS,

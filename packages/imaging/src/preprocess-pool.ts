@@ -4,10 +4,8 @@
  * renewal and the API's requests; {@link PreprocessPool} runs decode, resize and pixel conversion on worker threads
  * and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for comparison.
  */
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
-import { isAppError, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
+import { isAppError, threadModule, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
 import { decodeImage, type DecodeLimits, type ImageFormat } from './decode.js';
 import { toPixels } from './preprocess.js';
 import { Piscina } from 'piscina';
@@ -109,20 +107,6 @@ export function defaultPreprocessThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
-/**
- * The worker module and how to load it. Built code runs `preprocess-worker.js` beside this file; under vitest or
- * tsx this file is the `.ts` source, and a thread needs tsx's loader and the `source` export condition to run the
- * `.ts` worker and the workspace packages' sources (the parent's own flags are not inherited: some are refused in
- * worker threads).
- */
-function workerModule(): { filename: string; execArgv?: string[] } {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const filename = new URL(`./preprocess-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
-  if (!fromSource) return { filename };
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return { filename, execArgv: ['--import', tsx, '--conditions=source'] };
-}
-
 /** A buffer that only `view` uses can move to another thread; anything else (Node's pooled slabs) is copied. */
 function ownsBuffer(view: Uint8Array): view is Uint8Array<ArrayBuffer> {
   return view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
@@ -147,7 +131,7 @@ export class PreprocessPool implements ImagePreparer {
       throw new RangeError(`a preprocessing pool needs a whole number of threads ≥ 1, not ${threads}`);
     this.threads = threads;
     this.pool = new Piscina<PrepareTask, PrepareOutcome[]>({
-      ...workerModule(),
+      ...threadModule(import.meta.url, 'preprocess-worker'),
       name: 'default',
       minThreads: threads,
       maxThreads: threads,

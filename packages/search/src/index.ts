@@ -4,6 +4,7 @@
  */
 export {
   SearchService,
+  POOL_MIN_PIXELS,
   FACET_FIELDS,
   K_RANGE,
   type FacetField,

@@ -11,7 +11,7 @@ import {
   type TextEncoder,
 } from '@lookalike/core';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
-import { PreprocessPool } from '@lookalike/imaging';
+import { PreprocessPool, type ImagePreparer } from '@lookalike/imaging';
 import { createIngestHandlers } from '@lookalike/ingest';
 import { InProcessJobRunner, type JobPayload } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
@@ -150,7 +150,14 @@ describe(SearchService.name, () => {
 
   it('decodes uploads in a preprocessing pool with the same results, and refuses bad bytes there with the same codes', async () => {
     const pool = new PreprocessPool({ threads: 1 });
-    const pooled = new SearchService({ store, encoders, text, decode: { maxPixels: 1_000_000 }, preparer: pool });
+    const pooled = new SearchService({
+      store,
+      encoders,
+      text,
+      decode: { maxPixels: 1_000_000 },
+      preparer: pool,
+      poolMinPixels: 0,
+    });
     try {
       // Concurrent uploads queue for the one thread and all come back right.
       const queries = records.slice(0, 8);
@@ -173,6 +180,31 @@ describe(SearchService.name, () => {
       });
     } finally {
       await pool.close();
+    }
+  });
+
+  it('sends only uploads that declare more than poolMinPixels to the preparer', async () => {
+    const pool = new PreprocessPool({ threads: 1 });
+    let pooledImages = 0;
+    const preparer: ImagePreparer = {
+      prepare: (images, specs, limits) => ((pooledImages += images.length), pool.prepare(images, specs, limits)),
+      close: () => pool.close(),
+    };
+    const split = new SearchService({ store, encoders, text, preparer, poolMinPixels: 200 * 200 });
+    try {
+      const small = await imageBytes(records[2]!); // 96 × 96
+      const large = await sharp(small).resize(400, 400).png().toBuffer();
+      const a = await split.byImage(small, { k: 3 });
+      expect(pooledImages).toBe(0);
+      const b = await split.byImage(large, { k: 3 });
+      expect(pooledImages).toBe(1);
+      expect(a.hits[0]!.payload.caption).toBe(records[2]!.caption);
+      expect(b.hits[0]!.payload.caption).toBe(records[2]!.caption);
+      // Bytes without a readable header are decoded here, where they get their typed code.
+      await expect(split.byImage(Buffer.from('not an image'))).rejects.toMatchObject({ code: 'IMAGE_NOT_AN_IMAGE' });
+      expect(pooledImages).toBe(1);
+    } finally {
+      await preparer.close();
     }
   });
 

@@ -1,0 +1,186 @@
+/**
+ * Where a tower's onnxruntime session runs. onnxruntime-node runs `session.run` on the calling thread: a ViT-B/32
+ * batch holds the event loop for about a second, and an API process would answer nothing meanwhile, nor renew a
+ * worker's job locks. {@link WorkerSession} owns the session on a worker thread of its own and moves tensors in and
+ * out without copying; {@link InThreadSession} runs it here (for comparison, and where a thread is not wanted).
+ */
+import * as ort from 'onnxruntime-node';
+import { Piscina } from 'piscina';
+import { ModelError, threadModule } from '@lookalike/core';
+
+/** A tensor handed to or returned by a {@link ModelSession}: plain data, so it can cross to a worker thread. */
+export interface TensorData {
+  type: 'float32' | 'int64' | 'int32';
+  data: Float32Array | BigInt64Array | Int32Array;
+  dims: readonly number[];
+}
+
+/** What {@link openModelSession} passes to `ort.InferenceSession.create`. */
+export interface SessionSettings {
+  /** Intra-op threads; 0 lets onnxruntime choose (one per core). */
+  threads: number;
+}
+
+/** An open onnxruntime session, wherever it runs. */
+export interface ModelSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /**
+   * Runs the model once and returns the named outputs. With `transfer`, the feeds' buffers move to the session's
+   * thread and the caller must not use them afterwards.
+   */
+  run(
+    feeds: Record<string, TensorData>,
+    outputs: readonly string[],
+    options?: { transfer?: boolean },
+  ): Promise<Record<string, TensorData>>;
+  /** Frees the session (and stops its thread). Calls after it reject. */
+  release(): Promise<void>;
+}
+
+/** The options every session of ours is created with: sequential chains, one inter-op thread. */
+export function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+    ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
+  };
+}
+
+/** Runs `session` on `feeds` and copies the named outputs out as plain {@link TensorData}, disposing the rest. */
+export async function runOnnx(
+  session: ort.InferenceSession,
+  feeds: Record<string, TensorData>,
+  outputs: readonly string[],
+): Promise<Record<string, TensorData>> {
+  const tensors = Object.fromEntries(
+    Object.entries(feeds).map(([name, t]) => [name, new ort.Tensor(t.type, t.data, [...t.dims])]),
+  );
+  const result = await session.run(tensors, [...outputs]);
+  const out: Record<string, TensorData> = {};
+  for (const [name, tensor] of Object.entries(result)) {
+    if (outputs.includes(name))
+      out[name] = {
+        type: tensor.type as TensorData['type'],
+        data: tensor.data as TensorData['data'],
+        dims: [...tensor.dims],
+      };
+    else tensor.dispose();
+  }
+  return out;
+}
+
+/** A session on the calling thread. */
+export class InThreadSession implements ModelSession {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async open(file: string, settings: SessionSettings): Promise<InThreadSession> {
+    return new InThreadSession(await ort.InferenceSession.create(file, sessionOptions(settings)));
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  run(feeds: Record<string, TensorData>, outputs: readonly string[]): Promise<Record<string, TensorData>> {
+    return runOnnx(this.session, feeds, outputs);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/** A task for the session thread (`session-worker.ts`). */
+export type SessionTask =
+  | { kind: 'names' }
+  | { kind: 'run'; feeds: Record<string, TensorData>; outputs: readonly string[] }
+  | { kind: 'release' };
+
+/** What the session thread is started with. */
+export interface SessionThreadData {
+  file: string;
+  settings: SessionSettings;
+}
+
+/** The buffers of `tensors` that can move to another thread (whole, unshared ArrayBuffers, each once). */
+export function transferable(tensors: Iterable<TensorData>): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const { data } of tensors)
+    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength)
+      buffers.add(data.buffer);
+  return [...buffers];
+}
+
+/**
+ * A session that lives on a worker thread of its own (a one-thread piscina pool, which also loads the thread's
+ * TypeScript source under tsx). Calls run one at a time, in order; an idle thread does not keep the process alive.
+ * An onnxruntime failure rejects that call with a `ModelError`; if the thread dies, piscina starts another, which
+ * opens the model again on its next call.
+ */
+export class WorkerSession implements ModelSession {
+  private released: Promise<void> | undefined;
+
+  private constructor(
+    private readonly pool: Piscina<SessionTask, unknown>,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+    private readonly file: string,
+  ) {}
+
+  static async open(file: string, settings: SessionSettings): Promise<WorkerSession> {
+    const pool = new Piscina<SessionTask, unknown>({
+      ...threadModule(import.meta.url, 'session-worker'),
+      workerData: { file, settings } satisfies SessionThreadData,
+      minThreads: 1,
+      maxThreads: 1,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.POSITIVE_INFINITY,
+    });
+    try {
+      const names = (await pool.run({ kind: 'names' })) as { inputNames: string[]; outputNames: string[] };
+      return new WorkerSession(pool, names.inputNames, names.outputNames, file);
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+  }
+
+  async run(
+    feeds: Record<string, TensorData>,
+    outputs: readonly string[],
+    options: { transfer?: boolean } = {},
+  ): Promise<Record<string, TensorData>> {
+    if (this.released) throw new ModelError(`the session for ${this.file} was released`);
+    const task: SessionTask = { kind: 'run', feeds, outputs };
+    try {
+      return (await this.pool.run(task, {
+        transferList: options.transfer ? transferable(Object.values(feeds)) : [],
+      })) as Record<string, TensorData>;
+    } catch (error) {
+      throw new ModelError(`onnxruntime failed on ${this.file}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  release(): Promise<void> {
+    this.released ??= (async () => {
+      try {
+        await this.pool.run({ kind: 'release' });
+      } finally {
+        await this.pool.close();
+      }
+    })();
+    return this.released;
+  }
+}
+
+/** Opens `file` on a worker thread of its own (`worker`) or on this thread. */
+export function openModelSession(file: string, settings: SessionSettings & { worker: boolean }): Promise<ModelSession> {
+  return settings.worker ? WorkerSession.open(file, settings) : InThreadSession.open(file, settings);
+}
