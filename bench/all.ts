@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -31,6 +31,11 @@ if (!values['report-only']) {
     }
     ran.push({ bench, seconds: (performance.now() - t0) / 1000, ok });
   }
+  await mkdir('bench/results', { recursive: true });
+  await writeFile('bench/results/runs.json', JSON.stringify(ran, null, 2) + '\n');
+} else if (existsSync('bench/results/runs.json')) {
+  // The report rebuilt from the last run's results names that run's benchmarks and durations.
+  ran.push(...(JSON.parse(await readFile('bench/results/runs.json', 'utf8')) as typeof ran));
 }
 
 async function result<T>(name: string): Promise<T | undefined> {
@@ -115,8 +120,9 @@ for (const [tower, m] of Object.entries(encoder?.models ?? {}))
     );
 for (const [tower, m] of Object.entries(autodiff?.models ?? {}))
   for (const r of m.rows) {
-    // A gradient costs a forward and a backward (≈ 2 forwards): 3 × the forward's FLOPs at best.
-    const limit = gflops && macs(tower) ? (gflops * 1e9) / (2 * 3 * macs(tower)!) : undefined;
+    // An input gradient costs a forward and a backward that computes only activation gradients (one matmul per
+    // forward matmul, no weight gradients): 2 × the forward's FLOPs at best.
+    const limit = gflops && macs(tower) ? (gflops * 1e9) / (2 * 2 * macs(tower)!) : undefined;
     const rate = 1000 / r.vjpMsPerImage;
     row(
       `input gradient ${tower}, batch ${r.batch}: VJP ÷ forward`,
