@@ -78,7 +78,7 @@ export interface Services {
   registry: ModelRegistry;
   /**
    * The process's image decoding and preprocessing threads (a `PreprocessPool`, started on first use), shared by
-   * ingest and query uploads: at most two images per thread are decoded at once, whatever the load.
+   * ingest and by query uploads over 1 MP: at most two images per thread are decoded at once, whatever the load.
    */
   preparer: ImagePreparer;
   runner: JobRunner;
