@@ -31,7 +31,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
-import { createApp } from '@lookalike/api';
+import { createApp, servicesDeps } from '@lookalike/api';
 import { parseConfig } from '@lookalike/core';
 import type { BatchResult } from '@lookalike/ingest';
 import type { InProcessJobRunner } from '@lookalike/queue';
@@ -123,11 +123,8 @@ function appOn(services: Services, pool: boolean): ReturnType<typeof createApp> 
   return createApp({
     config,
     logger: pino({ level: 'silent' }),
-    store: services.store,
-    encoders: services.encoders,
-    text: services.text,
-    runner: services.runner,
-    ...(pool ? { preparer: services.preparer } : {}),
+    ...servicesDeps(services),
+    preparer: pool ? services.preparer : undefined,
   });
 }
 

@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as lancedb from '@lancedb/lancedb';
 import autocannon from 'autocannon';
-import { createApp } from '@lookalike/api';
+import { createApp, servicesDeps } from '@lookalike/api';
 import {
   ENCODER_ROLES,
   parseConfig,
@@ -621,13 +621,7 @@ async function http(
   withoutIdIndex: VectorStore,
 ): Promise<HttpRow[]> {
   const logger = pino({ level: 'silent' });
-  const deps = {
-    config: configFor(),
-    logger,
-    encoders: services.encoders,
-    text: services.text,
-    runner: services.runner,
-  };
+  const deps = { config: configFor(), logger, ...servicesDeps(services) };
   const ann = await listen(createApp({ ...deps, store: services.store }));
   const exact = await listen(createApp({ ...deps, store: exactStore(services.store) }));
   const unindexed = await listen(createApp({ ...deps, store: withoutIdIndex }));

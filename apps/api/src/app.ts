@@ -4,7 +4,7 @@ import type { TextEncoder, VectorStore } from '@lookalike/core';
 import type { ImagePreparer } from '@lookalike/imaging';
 import type { AuditOptions, JobRunner } from '@lookalike/queue';
 import { SearchService } from '@lookalike/search';
-import { uploadsDir } from '@lookalike/services';
+import { uploadsDir, type Services } from '@lookalike/services';
 import { clientRoutes, contentSecurityPolicy as uiContentSecurityPolicy } from '@lookalike/web';
 import express, { type Express, type RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
@@ -53,6 +53,12 @@ export interface AppDeps {
   webRoot?: string;
   /** Checks beyond the built-in ones (store, queue, models). */
   readiness?: readonly ReadinessCheck[];
+}
+
+/** The parts of {@link AppDeps} that come straight from the composition root's `Services`. */
+export function servicesDeps(services: Services): Pick<AppDeps, 'store' | 'encoders' | 'text' | 'runner' | 'preparer'> {
+  const { store, encoders, text, runner, preparer } = services;
+  return { store, encoders, text, runner, preparer };
 }
 
 /** What the route modules are handed. */

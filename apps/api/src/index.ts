@@ -1,4 +1,4 @@
-export { createApp, type AppDeps, type ReadinessCheck, type RouteContext } from './app.js';
+export { createApp, servicesDeps, type AppDeps, type ReadinessCheck, type RouteContext } from './app.js';
 export { errorHandler, notFoundHandler } from './error-handler.js';
 export {
   closeOnSignals,

@@ -3,7 +3,7 @@ import type { AuditRepository } from '@lookalike/core';
 import type { Services } from '@lookalike/services';
 import { webRoot as uiRoot } from '@lookalike/web';
 import { pino, type Logger } from 'pino';
-import { createApp } from './app.js';
+import { createApp, servicesDeps } from './app.js';
 
 /** Options of {@link startServer}. */
 export interface ServerOptions {
@@ -42,11 +42,7 @@ export async function startServer(services: Services, options: ServerOptions): P
   const app = createApp({
     config,
     logger,
-    store: services.store,
-    encoders: services.encoders,
-    text: services.text,
-    runner: services.runner,
-    preparer: services.preparer,
+    ...servicesDeps(services),
     audits: options.audits ?? services.audits,
     auditDefaults: services.auditDefaults,
     ...(webRoot ? { webRoot } : {}),

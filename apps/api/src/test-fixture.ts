@@ -14,7 +14,7 @@ import { createServices, type Services } from '@lookalike/services';
 import { generateCatalog, type ManifestRecord } from '@lookalike/synth';
 import type { Express } from 'express';
 import { pino } from 'pino';
-import { createApp, type AppDeps } from './app.js';
+import { createApp, servicesDeps, type AppDeps } from './app.js';
 
 export const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 export const logger = pino({ level: 'silent' });
@@ -79,11 +79,7 @@ export async function buildFixture(
       createApp({
         config: config(env),
         logger,
-        store: services.store,
-        encoders: services.encoders,
-        text: services.text,
-        runner: services.runner,
-        preparer: services.preparer,
+        ...servicesDeps(services),
         ...extra,
       }),
     async close() {

@@ -1,6 +1,14 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
+/**
+ * True when `view` spans the whole of a plain (not shared) ArrayBuffer, so that handing its buffer to another thread
+ * moves exactly its data; anything else (Node's pooled slabs, subarrays) must be copied instead.
+ */
+export function ownsWholeBuffer<T extends ArrayBufferView>(view: T): view is T & { buffer: ArrayBuffer } {
+  return view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+}
+
 /** How to start a worker thread on one of a package's own modules (see {@link threadModule}). */
 export interface ThreadModule {
   /** The module's URL, for `new Worker(...)` or piscina's `filename`. */

@@ -6,7 +6,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
-import { ModelError, threadModule } from '@lookalike/core';
+import { ModelError, ownsWholeBuffer, threadModule } from '@lookalike/core';
 
 /** A tensor handed to or returned by a {@link ModelSession}: plain data, so it can cross to a worker thread. */
 export interface TensorData {
@@ -112,9 +112,7 @@ export interface SessionThreadData {
 /** The buffers of `tensors` that can move to another thread (whole, unshared ArrayBuffers, each once). */
 export function transferable(tensors: Iterable<TensorData>): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();
-  for (const { data } of tensors)
-    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength)
-      buffers.add(data.buffer);
+  for (const { data } of tensors) if (ownsWholeBuffer(data)) buffers.add(data.buffer);
   return [...buffers];
 }
 

@@ -5,7 +5,7 @@
  * and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for comparison.
  */
 import { availableParallelism } from 'node:os';
-import { isAppError, threadModule, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
+import { isAppError, ownsWholeBuffer, threadModule, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
 import { decodeImage, type DecodeLimits, type ImageFormat } from './decode.js';
 import { toPixels } from './preprocess.js';
 import { Piscina } from 'piscina';
@@ -107,16 +107,10 @@ export function defaultPreprocessThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
-/** A buffer that only `view` uses can move to another thread; anything else (Node's pooled slabs) is copied. */
-function ownsBuffer(view: Uint8Array): view is Uint8Array<ArrayBuffer> {
-  return view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
-}
-
 /**
  * A pool of worker threads (piscina) that decode and preprocess images. A call is split into one slice per thread
- * and every slice is handed over at once, so the threads keep working while this thread is busy (onnxruntime-node
- * runs a model synchronously on the calling thread); within a slice a thread resizes one image while sharp decodes
- * the next. Bytes move to the threads when they own their buffer and the pixels move back, so nothing large is
+ * and every slice is handed over at once, so the threads keep working while this thread embeds the previous chunk;
+ * within a slice a thread resizes one image while sharp decodes the next. Bytes move to the threads when they own their buffer and the pixels move back, so nothing large is
  * copied. The threads start with the pool and live until {@link PreprocessPool.close}; while idle they are unref'd, so
  * an unclosed pool never keeps a process alive.
  */
@@ -153,7 +147,7 @@ export class PreprocessPool implements ImagePreparer {
     const slices: Promise<PrepareOutcome[]>[] = [];
     for (let i = 0; i < images.length; i += per) {
       const slice = images.slice(i, i + per);
-      const transferList = slice.filter(ownsBuffer).flatMap((b) => (uses.get(b.buffer) === 1 ? [b.buffer] : []));
+      const transferList = slice.filter(ownsWholeBuffer).flatMap((b) => (uses.get(b.buffer) === 1 ? [b.buffer] : []));
       slices.push(this.pool.run({ images: slice, specs: plain, limits }, { transferList }));
     }
     return (await Promise.all(slices)).flat();
