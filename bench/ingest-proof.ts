@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { inspect, parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { scrollPoints } from '@lookalike/core';
 import { ModelRegistry } from '@lookalike/encoder';
 import type { BatchResult, RunResult } from '@lookalike/ingest';
 import { BullJobRunner, type JobName } from '@lookalike/queue';
@@ -103,12 +104,7 @@ async function countStore(dataDir: string): Promise<{ points: number; distinctId
       indexedFields: INDEXED_FIELDS,
     });
     const ids = new Set<string>();
-    let cursor: string | undefined;
-    do {
-      const page = await store.scroll({ limit: 1000, ...(cursor ? { cursor } : {}) });
-      for (const p of page.points) ids.add(p.id);
-      cursor = page.next;
-    } while (cursor);
+    for await (const p of scrollPoints(store)) ids.add(p.id);
     return { points: await store.count(), distinctIds: ids.size };
   } finally {
     await store.close();

@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { createApp, servicesDeps } from '@lookalike/api';
-import { parseConfig } from '@lookalike/core';
+import { parseConfig, scrollPoints } from '@lookalike/core';
 import type { BatchResult } from '@lookalike/ingest';
 import type { InProcessJobRunner } from '@lookalike/queue';
 import { createServices, type Services } from '@lookalike/services';
@@ -233,12 +233,7 @@ async function main(): Promise<void> {
     // The steady state a server sees: compacted, ids indexed (the store does this by itself once ingest pauses).
     await services.store.optimize?.();
     const ids: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await services.store.scroll({ limit: 1000, ...(cursor ? { cursor } : {}) });
-      ids.push(...page.points.map((p) => p.id));
-      cursor = page.next;
-    } while (cursor);
+    for await (const p of scrollPoints(services.store)) ids.push(p.id);
     if (ids.length !== IMAGES) throw new Error(`the store holds ${ids.length} images, not ${IMAGES}`);
 
     const app = appOn(services, true);

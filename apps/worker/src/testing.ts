@@ -1,6 +1,7 @@
 /** Shared by the worker's process-level tests: how they start workers and read back what the workers stored. */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scrollPoints } from '@lookalike/core';
 import { INDEXED_FIELDS } from '@lookalike/services';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 
@@ -30,12 +31,7 @@ export async function storedIds(dir: string): Promise<string[]> {
       indexedFields: INDEXED_FIELDS,
     });
     const ids: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await store.scroll({ limit: 50, ...(cursor ? { cursor } : {}) });
-      ids.push(...page.points.map((p) => p.id));
-      cursor = page.next;
-    } while (cursor);
+    for await (const p of scrollPoints(store, { pageSize: 50 })) ids.push(p.id);
     return ids;
   } finally {
     await store.close();

@@ -1,5 +1,5 @@
 /** Which catalog images an audit attacks, and toward which other image the targeted attacks pull them. */
-import type { Filter, VectorStore } from '@lookalike/core';
+import { scrollPoints, type Filter, type VectorStore } from '@lookalike/core';
 import { seededRandom } from '@lookalike/attacks';
 import type { AuditQuery } from './batch.js';
 import { classOf } from './metrics.js';
@@ -13,16 +13,8 @@ export async function selectQueries(
   options: { queries: number; targetedQueries: number; seed: number; filter?: Filter },
 ): Promise<{ queries: AuditQuery[]; catalogSize: number }> {
   const all: { id: string; cls: string | undefined }[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.scroll({
-      limit: 1000,
-      ...(options.filter ? { filter: options.filter } : {}),
-      ...(cursor ? { cursor } : {}),
-    });
-    for (const p of page.points) all.push({ id: p.id, cls: classOf(p.payload.labels) });
-    cursor = page.next;
-  } while (cursor);
+  for await (const p of scrollPoints(store, options.filter ? { filter: options.filter } : {}))
+    all.push({ id: p.id, cls: classOf(p.payload.labels) });
   // Sorted first so that the draw depends on the seed and the catalog, not on the store's scroll order.
   all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const random = seededRandom(options.seed);

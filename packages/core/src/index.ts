@@ -3,5 +3,6 @@ export * from './config.js';
 export * from './filter.js';
 export type * from './ports.js';
 export * from './retrieval.js';
+export * from './scroll.js';
 export * from './types.js';
 export * from './thread-module.js';

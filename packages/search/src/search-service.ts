@@ -3,6 +3,7 @@ import {
   ENCODER_ROLES,
   ImageRejectedError,
   NotFoundError,
+  scrollPoints,
   ValidationError,
   type EncoderRole,
   type FieldValue,
@@ -204,17 +205,11 @@ export class SearchService {
       FacetField,
       Set<string>
     >;
-    let cursor: string | undefined;
-    do {
-      const page = await this.deps.store.scroll({ limit: FACET_PAGE, ...(cursor ? { cursor } : {}) });
-      for (const point of page.points) {
-        for (const field of FACET_FIELDS) {
-          const value = labelValue(point.payload.labels, field);
-          if (value !== undefined && values[field].size < max) values[field].add(value);
-        }
+    for await (const point of scrollPoints(this.deps.store, { pageSize: FACET_PAGE }))
+      for (const field of FACET_FIELDS) {
+        const value = labelValue(point.payload.labels, field);
+        if (value !== undefined && values[field].size < max) values[field].add(value);
       }
-      cursor = page.next;
-    } while (cursor);
     return Object.fromEntries(
       FACET_FIELDS.map((f) => [f, [...values[f]].sort((a, b) => a.localeCompare(b))]),
     ) as Record<FacetField, string[]>;

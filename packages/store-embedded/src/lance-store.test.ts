@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { filterSchema } from '@lookalike/core';
+import { filterSchema, scrollPoints } from '@lookalike/core';
 import { contractPoint, describeVectorStoreContract } from '@lookalike/store-contract';
 import { connect } from '@lancedb/lancedb';
 import fc from 'fast-check';
@@ -168,12 +168,7 @@ describe(`${EmbeddedVectorStore.name} maintenance`, () => {
         expect(outcomes[0]!.fragments.after).toBe(1);
         expect(await store.count()).toBe(40);
         const ids = new Set<string>();
-        let cursor: string | undefined;
-        do {
-          const page = await store.scroll({ limit: 7, ...(cursor ? { cursor } : {}) });
-          for (const p of page.points) ids.add(p.id);
-          cursor = page.next;
-        } while (cursor);
+        for await (const p of scrollPoints(store, { pageSize: 7 })) ids.add(p.id);
         expect(ids.size).toBe(40);
         const hit = await store.search({ vector: contractPoint(17, 8).vectors.robust, using: 'robust', k: 1 });
         expect(hit[0]!.id).toBe(contractPoint(17, 8).id);
