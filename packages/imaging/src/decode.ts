@@ -7,6 +7,7 @@
 import { ImageRejectedError } from '@lookalike/core';
 import sharp from 'sharp';
 import type { RgbImage } from './resize.js';
+import { decodeTiff, needsTiffRoute, readTiffHeader, tiffRouteSupports, type TiffHeader } from './tiff.js';
 
 // No operation cache: inputs are untrusted buffers that must not outlive the call. Concurrency stays default.
 sharp.cache(false);
@@ -190,13 +191,41 @@ export async function declaredPixels(bytes: Uint8Array): Promise<number | undefi
   }
 }
 
+/** `IMAGE_TOO_MANY_PIXELS` when the header's size is over the limit. */
+function refuseTooManyPixels(width: number, height: number, maxPixels: number): void {
+  if (width * height > maxPixels)
+    throw new ImageRejectedError(
+      'IMAGE_TOO_MANY_PIXELS',
+      `the image is ${width} × ${height} pixels (${fmtMegapixels(width * height)} megapixels); the limit is ` +
+        `${fmtMegapixels(maxPixels)} megapixels; upload a smaller version`,
+      { details: { width, height, maxPixels } },
+    );
+}
+
+/** Decodes a TIFF through geotiff (`./tiff.ts`), after the same pixel check as libvips' route. */
+async function decodeTiffRoute(input: Buffer, header: TiffHeader, maxPixels: number): Promise<DecodedImage> {
+  refuseTooManyPixels(header.width, header.height, maxPixels);
+  const { data, width, height } = await decodeTiff(input);
+  return {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width,
+    height,
+    format: 'tiff',
+    originalWidth: header.width,
+    originalHeight: header.height,
+    ...(header.orientation === undefined ? {} : { orientation: header.orientation }),
+  };
+}
+
 /**
  * Decodes untrusted bytes to upright 8-bit sRGB RGB, `[H, W, 3]`. Checks, in order and before any pixel buffer
  * exists: `IMAGE_EMPTY`, `IMAGE_TOO_MANY_BYTES`, the signature (`IMAGE_UNSUPPORTED_FORMAT` for SVG unless
  * allowed, BMP, PDF, HEIC, …; `IMAGE_NOT_AN_IMAGE` for text and unknown bytes), then `IMAGE_TOO_MANY_PIXELS` from
  * the header. Decoding failures are `IMAGE_TRUNCATED` or `IMAGE_DECODE_FAILED`. Animated images give their first
  * frame; EXIF orientation is applied; CMYK, greyscale, palette and 16-bit images become 8-bit sRGB; alpha is
- * dropped as PIL's `convert('RGB')` drops it (not blended), which is what CLIP's preprocessing does.
+ * dropped as PIL's `convert('RGB')` drops it (not blended), which is what CLIP's preprocessing does. TIFFs with
+ * samples libvips cannot read right (over 16 bits, signed or float) are decoded through geotiff (`./tiff.ts`), and a
+ * TIFF libvips refuses gets that second route before it is called damaged.
  *
  * @throws ImageRejectedError
  */
@@ -215,24 +244,33 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}):
   const format = acceptedFormat(bytes, limits.allowSvg ?? DEFAULT_LIMITS.allowSvg);
   const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
+  // TIFF samples libvips misreads (over 16 bits, signed, float) take the geotiff route; so does a TIFF libvips
+  // refuses, before it is called damaged.
+  const tiff = format === 'tiff' ? await readTiffHeader(input) : undefined;
+  if (tiff && needsTiffRoute(tiff)) return decodeTiffRoute(input, tiff, maxPixels);
+  const secondRoute = async (error: unknown): Promise<DecodedImage> => {
+    const failure = decodeFailure(error, format);
+    if (!tiff || !tiffRouteSupports(tiff) || failure.code === 'IMAGE_TRUNCATED') throw failure;
+    try {
+      return await decodeTiffRoute(input, tiff, maxPixels);
+    } catch (second) {
+      if (second instanceof ImageRejectedError && second.code === 'IMAGE_TOO_MANY_PIXELS') throw second;
+      throw failure;
+    }
+  };
+
   let meta: sharp.Metadata;
   try {
     meta = await sharp(input, SHARP_OPTIONS).metadata();
   } catch (error) {
-    throw decodeFailure(error, format);
+    return secondRoute(error);
   }
   const { width, height } = meta;
   if (!width || !height)
     throw new ImageRejectedError('IMAGE_DECODE_FAILED', `the ${format.toUpperCase()} header declares no size`, {
       details: { format },
     });
-  if (width * height > maxPixels)
-    throw new ImageRejectedError(
-      'IMAGE_TOO_MANY_PIXELS',
-      `the image is ${width} × ${height} pixels (${fmtMegapixels(width * height)} megapixels); the limit is ` +
-        `${fmtMegapixels(maxPixels)} megapixels; upload a smaller version`,
-      { details: { width, height, maxPixels } },
-    );
+  refuseTooManyPixels(width, height, maxPixels);
   const orientation = meta.orientation;
   const swaps = orientation !== undefined && orientation >= 5 && orientation <= 8;
 
@@ -245,7 +283,7 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}):
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
-    throw decodeFailure(error, format);
+    return secondRoute(error);
   }
   const { data, info } = decoded;
   const expected = swaps ? { width: height, height: width } : { width, height };

@@ -131,6 +131,9 @@ export class PreprocessPool implements ImagePreparer {
       maxThreads: threads,
       // A second slice waits in the thread rather than in this thread's queue, which only moves between model runs.
       concurrentTasksPerWorker: 2,
+      // Some object, never `undefined`: geotiff's `web-worker` dependency takes over any thread whose workerData is
+      // undefined when it is imported (the deep-TIFF route in ./tiff.ts), which would kill this pool's threads.
+      workerData: {},
     });
   }
 
