@@ -2,8 +2,8 @@
 #   node apps/api/dist/main.js   (the default)
 #   node apps/worker/dist/main.js
 #   node apps/cli/dist/main.js <command>
-# sharp, onnxruntime-node (CPU; .npmrc skips its CUDA download) and LanceDB install prebuilt linux binaries, so no
-# compiler is needed. apps/worker/test/deploy.test.ts checks the paths and settings below.
+# sharp, onnxruntime-node (CPU; allowScripts in package.json denies its CUDA download) and LanceDB install prebuilt
+# linux binaries, so no compiler is needed. apps/worker/test/deploy.test.ts checks the paths and settings below.
 
 # Only the package manifests, so `npm ci` below is cached until a dependency changes.
 FROM node:20.20.2-bookworm-slim AS manifests

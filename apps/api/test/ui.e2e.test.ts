@@ -14,25 +14,16 @@ import type { InProcessJobRunner } from '@lookalike/queue';
 import { createServices, type Services } from '@lookalike/services';
 import { generateCatalog, type ManifestRecord } from '@lookalike/synth';
 import { webRoot } from '@lookalike/web';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '@lookalike/testkit';
+import type { Browser, Page } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 
 // The web UI as people use it: the real API (embedded store, the committed tiny towers, in-process jobs) over a
-// 40-image synthetic catalog, driven in the system Chromium. Screenshots land in test-artifacts/ui/ for review.
+// 40-image synthetic catalog, driven in the system Chromium (`@lookalike/testkit`). Screenshots land in test-artifacts/ui/ for review.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/ui/', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const K = 12;
 
 let dir: string;
@@ -51,15 +42,8 @@ const idOf = (item: ManifestRecord) => ids.get(item.id)!;
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 beforeAll(async () => {
-  // First, so a machine without Chromium fails at once and says why (never a silent skip).
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  } catch (error) {
-    throw new Error(
-      `Chromium could not start from ${CHROMIUM}, so the web UI was not tested (install Debian's chromium). ` +
-        `Cause: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
+  // First, so a machine without Chromium fails at once and says why (never a silent skip); `npm test` installs it.
+  browser = await launchChromium(process.env);
   dir = await mkdtemp(join(tmpdir(), 'ui-e2e-'));
   await mkdir(ARTIFACTS, { recursive: true });
   const catalog = join(dir, 'catalog');

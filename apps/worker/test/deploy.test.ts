@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envSchema } from '@lookalike/core';
+import { findCompose } from '@lookalike/testkit';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
 // The production deployment (docker-compose.yml, Dockerfile, .dockerignore, .env.example) checked without a Docker
 // engine: the compose file with a real YAML parser, against the configuration schema and the installed Qdrant
-// client, and with `docker compose config` where a compose binary is installed.
+// engine, and with `docker compose config` (the setup step of `npm test` installs a compose binary where none is).
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (file: string) => readFileSync(join(root, file), 'utf8');
@@ -211,13 +212,13 @@ describe('docker-compose.yml', () => {
   });
 
   it('passes `docker compose config` with .env copied from .env.example', () => {
-    const binary = [['docker', 'compose'], ['docker-compose']].find(
-      ([cmd, ...args]) => spawnSync(cmd!, [...args, 'version'], { stdio: 'ignore' }).status === 0,
-    );
-    if (!binary) {
-      console.warn('docker-compose not installed: compose file validated with the YAML parser only');
-      return;
-    }
+    // `npm test`'s setup step installs Debian's docker-compose where none is there (packages/testkit).
+    const binary = findCompose();
+    if (!binary)
+      throw new Error(
+        'No docker compose on this machine, so docker-compose.yml was not checked: install docker compose, or run ' +
+          '`npm run test:setup` (as root it installs it).',
+      );
     const dir = mkdtempSync(join(tmpdir(), 'lookalike-compose-'));
     try {
       copyFileSync(join(root, 'docker-compose.yml'), join(dir, 'docker-compose.yml'));

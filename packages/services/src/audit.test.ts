@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, type AuditResult } from '@lookalike/core';
 import type { InProcessJobRunner } from '@lookalike/queue';
 import { generateCatalog } from '@lookalike/synth';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '@lookalike/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServices, type Services } from './index.js';
 
@@ -120,15 +120,7 @@ describe('the robustness audit, end to end', () => {
     const html = await services.audits.report(result.id);
     expect(html).toContain('the robust tower keeps');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
-    let browser;
-    try {
-      browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-      });
-    } catch (error) {
-      throw new Error(`Chromium (/usr/bin/chromium) could not start, so the report was not checked: ${String(error)}`);
-    }
+    const browser = await launchChromium(process.env);
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];
