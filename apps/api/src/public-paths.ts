@@ -85,12 +85,20 @@ export class PublicPaths {
         manifestProblems: status.manifestProblems.map((p) => ({ ...p, reason: this.text(p.reason) })),
       };
     const result = status.result as { failed?: unknown } | null | undefined;
+    // An ingest batch's result (an upload's job): its failures in the shape ingest reports them.
     const failed =
-      result !== null && typeof result === 'object' && Array.isArray(result.failed) ? result.failed : undefined;
+      result !== null &&
+      typeof result === 'object' &&
+      Array.isArray(result.failed) &&
+      result.failed.every(
+        (f: Partial<IngestFailure> | null) => typeof f?.location === 'string' && typeof f.reason === 'string',
+      )
+        ? (result.failed as IngestFailure[])
+        : undefined;
     return {
       ...status,
       ...failedReason,
-      ...(failed ? { result: { ...result, failed: (failed as IngestFailure[]).map(failure) } } : {}),
+      ...(failed ? { result: { ...result, failed: failed.map(failure) } } : {}),
     };
   }
 }
