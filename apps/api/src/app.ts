@@ -10,12 +10,14 @@ import express, { type Express, type RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
 import { callerOf, identifyCaller, requireAccess, type Access } from './auth.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { ImageFiles } from './image-files.js';
+import { requestLogger } from './logging.js';
 import { createMetrics, type ApiMetrics } from './metrics.js';
 import { ApiRoutes } from './openapi.js';
+import { PublicPaths } from './public-paths.js';
+import { refuseCrossSiteWrites, requireAllowedHost } from './request-guards.js';
 import { auditRoutes } from './routes/audits.js';
 import { imageRoutes } from './routes/images.js';
 import { ingestRoutes } from './routes/ingest.js';
@@ -68,6 +70,8 @@ export interface RouteContext {
   search: SearchService;
   metrics: ApiMetrics;
   files: ImageFiles;
+  /** Turns server paths into what responses may show. */
+  paths: PublicPaths;
   /** Refuses requests whose API key does not grant the access. */
   access: (access: Access) => RequestHandler;
   /** Reads the one image file of a multipart request (field `image`). */
@@ -95,7 +99,9 @@ export function createApp(deps: AppDeps): Express {
       contentSecurityPolicy: { useDefaults: false, directives: { ...uiContentSecurityPolicy } },
     }),
   );
-  app.use(pinoHttp({ logger: deps.logger, autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+  app.use(requestLogger(deps.logger));
+  // Before anything answers: a foreign Host is a rebinding page, a cross-site write a page acting for its visitor.
+  app.use(requireAllowedHost(config.api.allowedHosts), refuseCrossSiteWrites());
 
   const metrics = createMetrics(deps.runner);
   app.use(metrics.middleware);
@@ -130,15 +136,17 @@ export function createApp(deps: AppDeps): Express {
       maxBytes: config.images.maxBytes,
       maxPixels: config.images.maxPixels,
     }),
+    paths: new PublicPaths({ roots: config.ingest.roots, uploadsDir: uploads, dataDir: config.paths.data }),
     access: (access) => requireAccess(access, config.api.keys),
     upload: singleUpload('image', config.api.maxUploadBytes),
     uploadsDir: uploads,
   };
 
+  // Identifying never refuses; routes refuse by their access (`/metrics` needs a read key where read keys exist).
+  app.use(identifyCaller(config.api.keys));
   systemRoutes(ctx);
   app.use(
     '/v1',
-    identifyCaller(config.api.keys),
     rateLimit({
       windowMs: 60_000,
       limit: config.api.rateLimitPerMinute,

@@ -6,12 +6,12 @@
  */
 import { ConfigError, loadConfig } from '@lookalike/core';
 import { createServices } from '@lookalike/services';
-import { pino } from 'pino';
+import { createLogger } from './logging.js';
 import { closeOnSignals, shutdownLog, startServer } from './server.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const logger = pino({ level: config.logLevel });
+  const logger = createLogger(config.logLevel);
   // With Redis, jobs run in the worker processes: attacks and embedding would otherwise share this process's cores
   // and event loop with the requests. Without Redis the in-process runner has to run them here.
   const services = await createServices(config, {

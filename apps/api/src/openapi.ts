@@ -23,11 +23,18 @@ const error = (description: string) => ({
 
 /** Error responses every route of an access level can give. */
 function commonErrors(access: Access): RouteConfig['responses'] {
-  if (access === 'public') return { 500: error('Unexpected server error (logged; no details are sent).') };
+  const host = 'the Host header names no allowed host (`HOST_NOT_ALLOWED`; see ALLOWED_HOSTS)';
+  if (access === 'public')
+    return { 403: error(`Refused: ${host}.`), 500: error('Unexpected server error (logged; no details are sent).') };
   return {
     400: error('The request is invalid (`VALIDATION_FAILED`); `details.issues` lists every problem.'),
     401: error('No API key, or one that matches no configured key (`UNAUTHORIZED`).'),
-    ...(access === 'write' ? { 403: error('The key is read-only (`FORBIDDEN`).') } : {}),
+    403: error(
+      access === 'write'
+        ? `Refused: the key is read-only (\`FORBIDDEN\`), a browser sent this from a page on another site ` +
+            `(\`CROSS_SITE_REFUSED\`), or ${host}.`
+        : `Refused: ${host}.`,
+    ),
     429: error('Too many requests from this key or address (`RATE_LIMITED`); see the RateLimit headers.'),
     500: error('Unexpected server error (logged; no details are sent).'),
   };

@@ -109,7 +109,11 @@ export const searchFormSchema = searchFieldsSchema
 export const payloadSchema = z
   .object({
     id: imageIdSchema,
-    source: z.string().meta({ description: 'Where the bytes came from: a path under an ingest root or a URL.' }),
+    source: z.string().meta({
+      description:
+        'Where the bytes came from: a path relative to its ingest root, `upload:<file>` for an upload, or a URL ' +
+        '(never a server path).',
+    }),
     format: z.string(),
     width: z.number().int(),
     height: z.number().int(),

@@ -2,12 +2,13 @@ import { createServer, type Server } from 'node:http';
 import type { AuditRepository } from '@lookalike/core';
 import type { Services } from '@lookalike/services';
 import { webRoot as uiRoot } from '@lookalike/web';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { createApp, servicesDeps } from './app.js';
+import { createLogger } from './logging.js';
 
 /** Options of {@link startServer}. */
 export interface ServerOptions {
-  /** Defaults to pino at the configuration's LOG_LEVEL. */
+  /** Defaults to pino at the configuration's LOG_LEVEL, redacting credentials ({@link createLogger}). */
   logger?: Logger;
   /** Defaults to the configuration's HOST and PORT (`0` picks a free port). */
   host?: string;
@@ -37,7 +38,7 @@ export interface RunningServer {
 /** Builds the app on `services`, listens, and returns a handle that shuts everything down in order. */
 export async function startServer(services: Services, options: ServerOptions): Promise<RunningServer> {
   const { config } = services;
-  const logger = options.logger ?? pino({ level: config.logLevel });
+  const logger = options.logger ?? createLogger(config.logLevel);
   const webRoot = options.webRoot === null ? undefined : (options.webRoot ?? uiRoot);
   const app = createApp({
     config,

@@ -32,6 +32,24 @@ describe(parseConfig.name, () => {
     expect(config.images.allowSvg).toBe(true);
   });
 
+  it('answers loopback names and the bound host by default, plus ALLOWED_HOSTS', () => {
+    expect(parseConfig({}).api.allowedHosts).toEqual(['localhost', '127.0.0.1', '::1']);
+    expect(parseConfig({ HOST: 'Lookalike.Internal' }).api.allowedHosts).toEqual([
+      'localhost',
+      '127.0.0.1',
+      '::1',
+      'lookalike.internal',
+    ]);
+    // A wildcard bind address is no name a client sends.
+    expect(parseConfig({ HOST: '0.0.0.0' }).api.allowedHosts).toEqual(['localhost', '127.0.0.1', '::1']);
+    expect(
+      parseConfig({ HOST: '::', ALLOWED_HOSTS: 'search.example.com, [FD00::5], 10.0.0.5' }).api.allowedHosts,
+    ).toEqual(['localhost', '127.0.0.1', '::1', 'search.example.com', 'fd00::5', '10.0.0.5']);
+    expect(parseConfig({ ALLOWED_HOSTS: 'a.example,*' }).api.allowedHosts).toEqual(['*']);
+    expect(() => parseConfig({ ALLOWED_HOSTS: 'search.example.com:8080' })).toThrow(/ALLOWED_HOSTS/);
+    expect(() => parseConfig({ ALLOWED_HOSTS: 'https://search.example.com' })).toThrow(/ALLOWED_HOSTS/);
+  });
+
   it('lists every bad variable in one error', () => {
     let error: unknown;
     try {

@@ -55,6 +55,20 @@ const apiKey = z
     return { scope, sha256: hash };
   });
 
+/** A Host name the API answers: a DNS name, an IPv4 address, an IPv6 address (brackets optional) or `*`. */
+const hostName = z
+  .string()
+  .regex(
+    /^(\*|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[?[0-9A-Fa-f:.]+\]?)$/,
+    {
+      message: 'each entry must be a host name or address without a port (search.example.com, 10.0.0.5, ::1) or *',
+    },
+  )
+  .transform((s) => s.toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+
+/** Host names every instance answers: a request naming one was sent to this machine's loopback interface. */
+export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'] as const;
+
 const cron = z
   .string()
   .trim()
@@ -97,6 +111,8 @@ export const envSchema = z
           .filter(Boolean),
       )
       .pipe(z.array(apiKey)),
+    /** Host names answered besides the loopback names and HOST; `*` answers any (a proxy in front checks them). */
+    ALLOWED_HOSTS: list.pipe(z.array(hostName)),
     RATE_LIMIT_PER_MINUTE: int(1, 1_000_000, 600),
     MAX_UPLOAD_BYTES: int(1024, 1024 * MiB, 32 * MiB),
     MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
@@ -150,6 +166,11 @@ export interface Config {
     host: string;
     port: number;
     keys: { scope: 'read' | 'write'; sha256: string }[];
+    /**
+     * Host names (lowercase, IPv6 without brackets, no port) whose requests are answered: the loopback names, HOST
+     * unless it is a wildcard address, and ALLOWED_HOSTS. `['*']` answers any.
+     */
+    allowedHosts: string[];
     rateLimitPerMinute: number;
     maxUploadBytes: number;
   };
@@ -200,6 +221,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       host: e.HOST,
       port: e.PORT,
       keys: e.API_KEYS,
+      allowedHosts: allowedHosts(e.HOST, e.ALLOWED_HOSTS),
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
       maxUploadBytes: e.MAX_UPLOAD_BYTES,
     },
@@ -222,6 +244,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       attack: e.AUDIT_ATTACK,
     },
   };
+}
+
+/** The Host names of {@link Config}'s `api.allowedHosts`: loopback, the bound host, the configured ones. */
+function allowedHosts(bound: string, configured: readonly string[]): string[] {
+  if (configured.includes('*')) return ['*'];
+  const host = bound.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  // A wildcard address is not a name any client sends: reached through it, the name is the machine's own.
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+  return [...new Set([...LOOPBACK_HOSTS, ...(wildcard ? [] : [host]), ...configured])];
 }
 
 let cached: { env: Record<string, string | undefined>; config: Config } | undefined;

@@ -128,6 +128,17 @@ describe(decodeImage.name, () => {
       expect(at(img, 5, 3)).toEqual([255, 0, 0]);
     });
 
+    it('rasterises an SVG that begins with a comment or a DOCTYPE with an internal subset', async () => {
+      const body =
+        '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="4"><rect width="8" height="4" fill="#00f"/></svg>';
+      const doctype = `<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "svg11.dtd" [\n<!-- ${'pad '.repeat(200)} -->\n]>\n`;
+      for (const svg of [`<!-- exported -->\n${body}`, `<?xml version="1.0"?>\n${doctype}${body}`]) {
+        const img = await decodeImage(Buffer.from(svg), { allowSvg: true });
+        expect(img).toMatchObject({ format: 'svg', width: 8, height: 4 });
+        expect(at(img, 4, 2)).toEqual([0, 0, 255]);
+      }
+    });
+
     it('refuses known but unsupported formats by name: BMP, PDF, HEIC', async () => {
       // A 1 × 1 24-bit BMP: 14-byte file header, 40-byte info header, one padded pixel row.
       const bmp = Buffer.alloc(58);
@@ -308,5 +319,23 @@ describe(sniffFormat.name, () => {
     expect(sniffFormat(Buffer.from('\0\0\0\x1cftypheic\0\0\0\0'))).toEqual({ kind: 'unsupported', name: 'HEIC' });
     expect(sniffFormat(Buffer.from('  \n<svg>')).kind).toBe('svg');
     expect(sniffFormat(Buffer.from('{"not": "an image"}')).kind).toBe('text');
+  });
+
+  it('finds SVG after a prolog of comments, processing instructions and a long DOCTYPE, and nothing else', () => {
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>';
+    const subset = `[\n${'  <!ENTITY ns_extend "http://ns.adobe.com/Extensibility/1.0/">\n'.repeat(20)}]`;
+    for (const prolog of [
+      '<!-- Generator: Adobe Illustrator 27.0.0, SVG Export Plug-In -->\n',
+      '<?xml version="1.0"?>\n<?xml-stylesheet href="style.css"?>\n',
+      `<?xml version="1.0"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "svg11.dtd" ${subset}>\n`,
+      `\ufeff<!-- a -->  <?pi x?>\n<!-- ${'long '.repeat(300)} -->\n<!DOCTYPE svg>\n`,
+    ])
+      expect(sniffFormat(Buffer.from(prolog + svg)).kind, prolog.slice(0, 40)).toBe('svg');
+    expect(sniffFormat(Buffer.from('<svg:svg xmlns:svg="http://www.w3.org/2000/svg"/>')).kind).toBe('svg');
+    // The first element decides: markup that only contains an <svg> somewhere is not an SVG image.
+    expect(sniffFormat(Buffer.from('<!-- x --><html><body><svg></svg></body></html>')).kind).toBe('text');
+    expect(sniffFormat(Buffer.from('<?xml version="1.0"?><feed><svg/></feed>')).kind).toBe('text');
+    expect(sniffFormat(Buffer.from('<svgfoo/>')).kind).toBe('text');
+    expect(sniffFormat(Buffer.from(`<!-- ${'x'.repeat(100_000)}`)).kind).toBe('text');
   });
 });

@@ -63,6 +63,63 @@ const startsWith = (b: Uint8Array, sig: readonly number[], at = 0): boolean =>
 
 const ascii = (b: Uint8Array, at: number, len: number): string => String.fromCharCode(...b.subarray(at, at + len));
 
+/** How far into a file the XML prolog is read for its root element; a prolog longer than this is not an image. */
+const PROLOG_LIMIT = 64 * 1024;
+
+/**
+ * The local name of the first element of an XML document (`svg` for `<svg` and `<svg:svg`), after a UTF-8 BOM and
+ * the prolog: whitespace, the XML declaration and other processing instructions, comments and a DOCTYPE with its
+ * internal subset. `undefined` when the bytes do not start that way or the prolog runs past {@link PROLOG_LIMIT}.
+ */
+function rootElement(b: Uint8Array): string | undefined {
+  const text = Buffer.from(b.buffer, b.byteOffset, Math.min(b.byteLength, PROLOG_LIMIT)).toString('latin1');
+  let i = text.startsWith('\xef\xbb\xbf') ? 3 : 0;
+  const skip = (end: string) => {
+    const at = text.indexOf(end, i);
+    i = at < 0 ? text.length : at + end.length;
+    return at >= 0;
+  };
+  for (;;) {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+    if (text.startsWith('<?', i)) {
+      if (!skip('?>')) return undefined;
+    } else if (text.startsWith('<!--', i)) {
+      if (!skip('-->')) return undefined;
+    } else if (text.slice(i, i + 9).toUpperCase() === '<!DOCTYPE') {
+      if (!skipDoctype()) return undefined;
+    } else break;
+  }
+  const name = /^<([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s/>]/.exec(text.slice(i, i + 256));
+  return name?.[2]!.toLowerCase();
+
+  /** Past `<!DOCTYPE … [ internal subset ] >`: quoted strings, comments and PIs may hold `>` or `]`. */
+  function skipDoctype(): boolean {
+    i += 9;
+    let subset = false;
+    while (i < text.length) {
+      const c = text[i]!;
+      if (c === '"' || c === "'") {
+        i++;
+        if (!skip(c)) return false;
+      } else if (subset && text.startsWith('<!--', i)) {
+        if (!skip('-->')) return false;
+      } else if (subset && text.startsWith('<?', i)) {
+        if (!skip('?>')) return false;
+      } else if (c === '[') {
+        subset = true;
+        i++;
+      } else if (c === ']' && subset) {
+        subset = false;
+        i++;
+      } else if (c === '>' && !subset) {
+        i++;
+        return true;
+      } else i++;
+    }
+    return false;
+  }
+}
+
 /** Identifies the container from its first bytes, never trusting file names or declared types. */
 export function sniffFormat(b: Uint8Array): { kind: SniffedKind; name?: string } {
   if (startsWith(b, [0xff, 0xd8, 0xff])) return { kind: 'jpeg' };
@@ -81,16 +138,7 @@ export function sniffFormat(b: Uint8Array): { kind: SniffedKind; name?: string }
   if (ascii(b, 0, 4) === '8BPS') return { kind: 'unsupported', name: 'Photoshop (PSD)' };
   if (startsWith(b, [0xff, 0x0a]) || startsWith(b, [0x00, 0x00, 0x00, 0x0c, 0x4a, 0x58, 0x4c, 0x20]))
     return { kind: 'unsupported', name: 'JPEG XL' };
-  // Text: skip a UTF-8 BOM and whitespace, then look for markup.
-  let i = startsWith(b, [0xef, 0xbb, 0xbf]) ? 3 : 0;
-  while (i < b.length && i < 4096 && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++;
-  const head = ascii(b, i, Math.min(512, b.length - i)).toLowerCase();
-  if (
-    head.startsWith('<svg') ||
-    (head.startsWith('<?xml') && head.includes('<svg')) ||
-    head.startsWith('<!doctype svg')
-  )
-    return { kind: 'svg' };
+  if (rootElement(b) === 'svg') return { kind: 'svg' };
   const sample = b.subarray(0, 512);
   const printable = sample.filter((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c < 127) || c >= 128).length;
   if (sample.length > 0 && printable / sample.length > 0.95) return { kind: 'text' };

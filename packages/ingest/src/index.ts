@@ -1,9 +1,11 @@
 export { fetchImage, refusedAddress, type FetchLimits } from './fetch-url.js';
 export {
+  assertPatternConfined,
   listDirectory,
   parseManifest,
   manifestFormat,
   resolveInsideRoots,
+  type ResolveOptions,
   DEFAULT_INCLUDE,
   type ManifestProblem,
 } from './sources.js';

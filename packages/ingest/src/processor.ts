@@ -313,7 +313,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
       try {
         if (source.kind === 'items') items = source.items;
         else if (source.kind === 'directory') {
-          const root = await resolveInsideRoots(source.root, deps.roots);
+          const root = await resolveInsideRoots(source.root, deps.roots, { label: 'the folder' });
           items = await listDirectory(root, {
             ...(source.include ? { include: source.include } : {}),
             ...(source.exclude ? { exclude: source.exclude } : {}),
@@ -321,7 +321,9 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
         } else {
           const format = source.format ?? manifestFormat(source.location);
           const isUrl = /^https?:\/\//i.test(source.location);
-          const path = isUrl ? undefined : await resolveInsideRoots(source.location, deps.roots);
+          const path = isUrl
+            ? undefined
+            : await resolveInsideRoots(source.location, deps.roots, { label: 'the manifest' });
           const bytes = isUrl
             ? await fetchImage(source.location, { ...deps.fetch, maxBytes: 256 * 1024 * 1024 })
             : await readLocal(path!, 256 * 1024 * 1024);

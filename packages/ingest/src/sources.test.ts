@@ -28,6 +28,27 @@ describe(listDirectory.name, () => {
     const some = await listDirectory(root, { include: ['**/*.png'], exclude: ['**/skip.*'] });
     expect(some.map((i) => i.location.slice(root.length + 1))).toEqual(['one.png']);
   });
+
+  it('refuses include patterns that leave the root before walking, however they spell ..', async () => {
+    const name = outside.slice(outside.lastIndexOf('/') + 1);
+    for (const include of [
+      [`../${name}/*`],
+      ['../*/*.png'],
+      [`${outside}/*`],
+      ['/etc/**'],
+      ['a/../../*'],
+      [`\\.\\./${name}/*`],
+      [`..\\/${name}/*`],
+      ['{..,a}/*'],
+      ['@(..)/*'],
+      ['**/*.png', '../**'],
+    ])
+      await expect(listDirectory(root, { include }), JSON.stringify(include)).rejects.toThrow(/include pattern/);
+    // Dots that are no parent step are fine.
+    expect(await listDirectory(root, { include: ['**/*..png', '.hidden.png'] })).toEqual([
+      { location: join(root, '.hidden.png') },
+    ]);
+  });
 });
 
 describe(resolveInsideRoots.name, () => {
@@ -38,6 +59,27 @@ describe(resolveInsideRoots.name, () => {
     );
     await expect(resolveInsideRoots(join(root, 'link.png'), [root])).rejects.toThrow(/outside the folders/);
     await expect(resolveInsideRoots(join(root, 'nope.png'), [root])).rejects.toThrow(/does not exist/);
+  });
+
+  it('says the same of a path outside the roots whether or not it exists, naming neither it nor the roots', async () => {
+    const refusal = (path: string) =>
+      resolveInsideRoots(path, [root]).then(
+        () => 'accepted',
+        (error: Error) => error.message,
+      );
+    const exists = await refusal(join(outside, 'secret.png'));
+    expect(exists).toMatch(/outside the folders ingest may read/);
+    expect(await refusal(join(outside, 'missing.png'))).toBe(exists);
+    expect(await refusal('/no/such/folder/at/all')).toBe(exists);
+    // Through a link to a folder out of the roots, a missing file is outside too.
+    await symlink(outside, join(root, 'out-dir')).catch(() => undefined);
+    expect(await refusal(join(root, 'out-dir', 'secret.png'))).toBe(exists);
+    expect(await refusal(join(root, 'out-dir', 'missing.png'))).toBe(exists);
+    for (const message of [exists, await refusal(join(root, 'nope.png'))]) {
+      expect(message).not.toContain(root);
+      expect(message).not.toContain(outside);
+    }
+    await expect(resolveInsideRoots(join(outside, 'x'), [root], { label: '"x"' })).rejects.toThrow(/^"x" is outside/);
   });
 });
 

@@ -3,7 +3,7 @@
  * list of items. Local paths must resolve, symlinks followed, inside one of the configured roots.
  */
 import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { glob } from 'tinyglobby';
 import { ValidationError } from '@lookalike/core';
@@ -12,44 +12,122 @@ import { ingestItemSchema, type IngestItem } from '@lookalike/queue';
 /** Image file extensions a directory listing picks up by default. */
 export const DEFAULT_INCLUDE = ['**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,JPG,JPEG,PNG,WEBP,GIF,TIF,TIFF,AVIF}'];
 
-/**
- * The real path of `path` if it lies inside one of `roots` (after resolving symlinks), else a `ValidationError`:
- * `../` tricks and links out of the roots are refused.
- */
-export async function resolveInsideRoots(path: string, roots: readonly string[]): Promise<string> {
-  let real: string;
-  try {
-    real = await realpath(resolve(path));
-  } catch {
-    throw new ValidationError(`${path} does not exist or cannot be read`);
-  }
-  for (const root of roots) {
-    const realRoot = await realpath(resolve(root)).catch(() => undefined);
-    if (!realRoot) continue;
-    const rel = relative(realRoot, real);
-    if (rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel))) return real;
-  }
-  throw new ValidationError(`${path} is outside the folders ingest may read (${roots.join(', ')}); set INGEST_ROOTS`);
+/** `path` lies in `dir` (or is it): no `..` step and no other root between them. */
+function isWithin(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+}
+
+/** Options of {@link resolveInsideRoots}. */
+export interface ResolveOptions {
+  /** How messages name the path, e.g. the path as a client sent it; default "the file". */
+  label?: string;
 }
 
 /**
- * Files under `root` matching `include` and not `exclude`, sorted, as ingest items with absolute locations. Symbolic
- * links are not followed, so a listing never leaves the root.
+ * The real path of `path` if it lies inside one of `roots` (after resolving symlinks), else a `ValidationError`:
+ * `../` tricks and links out of the roots are refused. A path outside the roots gets one message whether or not
+ * it exists, and is refused before anything is read from it; only a path inside the roots can be told missing.
+ * Messages name neither the resolved path nor the roots (a client must not learn the server's layout).
+ */
+export async function resolveInsideRoots(
+  path: string,
+  roots: readonly string[],
+  options: ResolveOptions = {},
+): Promise<string> {
+  const label = options.label ?? 'the file';
+  const outside = () =>
+    new ValidationError(
+      `${label} is outside the folders ingest may read; give a path under one of them (the operator sets them ` +
+        'in INGEST_ROOTS)',
+    );
+  const target = resolve(path);
+  const realRoots = (await Promise.all(roots.map((root) => realpath(resolve(root)).catch(() => undefined)))).filter(
+    (root): root is string => root !== undefined,
+  );
+  // Lexically outside every root (as given, or as the roots really are): refused without touching the path.
+  if (!roots.some((root) => isWithin(resolve(root), target)) && !realRoots.some((root) => isWithin(root, target)))
+    throw outside();
+  let real: string;
+  try {
+    real = await realpath(target);
+  } catch {
+    // Missing, but through a link out of the roots it would be outside: say so, as for a file that exists there.
+    if (!(await realRootsHold(dirname(target), realRoots))) throw outside();
+    throw new ValidationError(`${label} does not exist or cannot be read`);
+  }
+  if (realRoots.some((root) => isWithin(root, real))) return real;
+  throw outside();
+}
+
+/** The nearest existing folder of `dir` (itself or an ancestor) really lies inside one of `realRoots`. */
+async function realRootsHold(dir: string, realRoots: readonly string[]): Promise<boolean> {
+  for (let at = dir; ; at = dirname(at)) {
+    const real = await realpath(at).catch(() => undefined);
+    if (real !== undefined) return realRoots.some((root) => isWithin(root, real));
+    if (dirname(at) === at) return false;
+  }
+}
+
+/**
+ * Refuses a glob pattern that could match outside the folder it is applied to, before anything is listed: an
+ * absolute pattern, or one with a `..` step anywhere (also escaped as `\.\.`, or inside braces and extglobs).
+ *
+ * @throws ValidationError naming the pattern
+ */
+export function assertPatternConfined(pattern: string): void {
+  // Backslashes only escape in globs; without them `\.\./` is `../`.
+  const bare = pattern.replace(/\\/g, '');
+  const absolute = bare.startsWith('/') || /^[A-Za-z]:/.test(bare);
+  const parentStep = bare.split(/[/{},()|]/).some((part) => part.replace(/^[!@+*?]/, '') === '..');
+  if (absolute || parentStep)
+    throw new ValidationError(
+      `the include pattern ${JSON.stringify(pattern)} reaches outside the folder; patterns are relative to it and ` +
+        'may not start with / or contain ..',
+      [{ path: 'include', message: 'must stay inside the folder' }],
+    );
+}
+
+/**
+ * Files under `root` matching `include` and not `exclude`, sorted, as ingest items with absolute locations. Include
+ * patterns that leave the root are refused before the walk ({@link assertPatternConfined}); symbolic links are not
+ * followed, and every file listed is checked to lie inside the root once more, as its real path, so a listing never
+ * leaves the root: a file that does not is left out.
+ *
+ * @throws ValidationError for a pattern that leaves the root
  */
 export async function listDirectory(
   root: string,
   options: { include?: readonly string[]; exclude?: readonly string[] } = {},
 ): Promise<IngestItem[]> {
-  const files = await glob([...(options.include ?? DEFAULT_INCLUDE)], {
-    cwd: root,
+  const include = [...(options.include ?? DEFAULT_INCLUDE)];
+  for (const pattern of include) assertPatternConfined(pattern);
+  const base = await realpath(resolve(root));
+  const files = await glob(include, {
+    cwd: base,
     ignore: [...(options.exclude ?? [])],
     onlyFiles: true,
     followSymbolicLinks: false,
     dot: false,
     expandDirectories: false,
   });
-  return files.sort().map((f) => ({ location: resolve(root, f) }));
+  const locations = files.map((f) => resolve(base, f));
+  const escaped = locations.find((location) => !isWithin(base, location));
+  if (escaped !== undefined)
+    throw new ValidationError('an include pattern matched files outside the folder; make the patterns relative to it');
+  const inside: string[] = [];
+  for (let i = 0; i < locations.length; i += REALPATH_CHUNK) {
+    const chunk = locations.slice(i, i + REALPATH_CHUNK);
+    const reals = await Promise.all(chunk.map((location) => realpath(location).catch(() => undefined)));
+    chunk.forEach((location, k) => {
+      if (reals[k] !== undefined && isWithin(base, reals[k])) inside.push(location);
+    });
+  }
+  return inside.sort().map((location) => ({ location }));
 }
+
+/** Real paths resolved at once while checking a listing. */
+const REALPATH_CHUNK = 256;
 
 /** A manifest line that could not be used, with its 1-based line number. */
 export interface ManifestProblem {

@@ -99,7 +99,7 @@ export function waitForJob(runner: JobRunner, jobId: string, timeoutMs: number):
 }
 
 /** `GET /v1/images/:id` (+ `/thumbnail`, `/original`) and `POST /v1/images`. */
-export function imageRoutes({ routes, deps, files, search, access, upload, uploadsDir }: RouteContext): void {
+export function imageRoutes({ routes, deps, files, paths, search, access, upload, uploadsDir }: RouteContext): void {
   const { config, store, runner } = deps;
   const immutable = `${config.api.keys.some((k) => k.scope === 'read') ? 'private' : 'public'}, max-age=${YEAR_SECONDS}, immutable`;
 
@@ -121,7 +121,7 @@ export function imageRoutes({ routes, deps, files, search, access, upload, uploa
       const { id } = parse(idParamsSchema, req.params, 'image id');
       const [point] = await store.get([id]);
       if (!point) throw new NotFoundError('image', id);
-      res.json({ id: point.id, payload: point.payload });
+      res.json({ id: point.id, payload: paths.payload(point.payload) });
     },
   );
 
@@ -244,17 +244,17 @@ export function imageRoutes({ routes, deps, files, search, access, upload, uploa
       if (status.state === 'failed')
         throw new AppError(
           'STORE_UNAVAILABLE',
-          `The image was saved but could not be stored: ${status.failedReason ?? 'unknown'}.`,
+          `The image was saved but could not be stored: ${paths.text(status.failedReason ?? 'unknown')}.`,
         );
       const failure = (status.result as BatchResult | undefined)?.failed[0];
       if (failure) {
         const code: ErrorCode = failure.code in ERROR_CODES ? (failure.code as ErrorCode) : 'IMAGE_DECODE_FAILED';
-        throw new AppError(code, failure.reason);
+        throw new AppError(code, paths.text(failure.reason));
       }
       search.invalidate();
       const [point] = await store.get([id]);
       if (!point) throw new AppError('INTERNAL', `The ingest job finished but image ${id} is not in the store.`);
-      res.status(201).json({ id, jobId, payload: point.payload });
+      res.status(201).json({ id, jobId, payload: paths.payload(point.payload) });
     },
   );
 }

@@ -119,7 +119,8 @@ describe(ingestRoutes.name, () => {
     });
     expect(run.failed).toEqual([
       {
-        location: join(folder, 'images', 'broken.png'),
+        // Relative to the ingest root: responses never name server paths.
+        location: 'bulk/images/broken.png',
         code: 'IMAGE_NOT_AN_IMAGE',
         reason: expect.stringMatching(/text, not an image/),
       },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { NotFoundError, ValidationError } from '@lookalike/core';
-import { getRunStatus, resolveInsideRoots } from '@lookalike/ingest';
+import { assertPatternConfined, getRunStatus, resolveInsideRoots } from '@lookalike/ingest';
 import type { IngestSource } from '@lookalike/queue';
 import type { RouteContext } from '../app.js';
 import { errorResponse } from '../openapi.js';
@@ -11,13 +11,16 @@ const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /**
  * The source with its local path made absolute (relative paths are taken from the first root) and checked to lie
- * inside `roots`, symlinks resolved; URL manifests are left to the ingest job's address checks.
+ * inside `roots`, symlinks resolved, and its include patterns checked to stay inside it; URL manifests are left to
+ * the ingest job's address checks. Refusals name the path as it was sent, never the server's folders.
  */
 export async function confineSource(source: IngestSource, roots: readonly string[]): Promise<IngestSource> {
   const base = roots[0] ?? '.';
-  const inside = (path: string) => resolveInsideRoots(isAbsolute(path) ? path : resolve(base, path), roots);
+  const inside = (path: string) =>
+    resolveInsideRoots(isAbsolute(path) ? path : resolve(base, path), roots, { label: JSON.stringify(path) });
   switch (source.kind) {
     case 'directory':
+      for (const pattern of source.include ?? []) assertPatternConfined(pattern);
       return { ...source, root: await inside(source.root) };
     case 'manifest':
       return isUrl(source.location) ? source : { ...source, location: await inside(source.location) };
@@ -27,7 +30,7 @@ export async function confineSource(source: IngestSource, roots: readonly string
 }
 
 /** `POST /v1/ingest` and `GET /v1/jobs/:id`. */
-export function ingestRoutes({ routes, deps, access }: RouteContext): void {
+export function ingestRoutes({ routes, deps, access, paths }: RouteContext): void {
   const { config, runner } = deps;
 
   routes.add(
@@ -37,8 +40,9 @@ export function ingestRoutes({ routes, deps, access }: RouteContext): void {
       access: 'write',
       summary: 'Start a bulk ingest of a folder or a JSONL/CSV manifest under INGEST_ROOTS.',
       description:
-        'Paths outside INGEST_ROOTS (after resolving `..` and symbolic links) are refused. Progress and the reasons ' +
-        'of files that could not be ingested are at `GET /v1/jobs/{jobId}`.',
+        'Paths outside INGEST_ROOTS (after resolving `..` and symbolic links) and include patterns that leave the ' +
+        'folder (absolute, or with `..`) are refused. Progress and the reasons of files that could not be ingested ' +
+        'are at `GET /v1/jobs/{jobId}`, with paths relative to their root.',
       tags: ['ingest'],
       request: { body: { required: true, content: { 'application/json': { schema: ingestRequestSchema } } } },
       responses: {
@@ -78,7 +82,7 @@ export function ingestRoutes({ routes, deps, access }: RouteContext): void {
       const { id } = parse(jobIdParamsSchema, req.params, 'job id');
       const status = await getRunStatus(runner, id);
       if (!status) throw new NotFoundError('job', id);
-      res.json(status);
+      res.json(paths.jobStatus(status));
     },
   );
 }

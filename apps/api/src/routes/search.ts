@@ -1,6 +1,7 @@
 import { ValidationError } from '@lookalike/core';
 import type { SearchOptions, SearchResult } from '@lookalike/search';
 import type { ApiMetrics } from '../metrics.js';
+import type { PublicPaths } from '../public-paths.js';
 import type { RouteContext } from '../app.js';
 import { errorResponse } from '../openapi.js';
 import {
@@ -14,7 +15,7 @@ import {
 } from '../schemas.js';
 
 /** The response of every search: the hits with a thumbnail URL each, and the server time spent. */
-export function searchResponse(result: SearchResult, started: number) {
+export function searchResponse(result: SearchResult, started: number, paths: PublicPaths) {
   return {
     encoder: result.encoder,
     k: result.k,
@@ -22,7 +23,7 @@ export function searchResponse(result: SearchResult, started: number) {
     hits: result.hits.map((h) => ({
       id: h.id,
       score: h.score,
-      payload: h.payload,
+      payload: paths.payload(h.payload),
       thumbnailUrl: `/v1/images/${h.id}/thumbnail`,
     })),
   };
@@ -53,7 +54,7 @@ const searchResponses = {
 };
 
 /** `POST /v1/search`, `GET /v1/images/:id/similar` and `GET /v1/facets`. */
-export function searchRoutes({ routes, search, metrics, access, upload }: RouteContext): void {
+export function searchRoutes({ routes, search, metrics, access, upload, paths }: RouteContext): void {
   routes.add(
     {
       method: 'post',
@@ -108,7 +109,7 @@ export function searchRoutes({ routes, search, metrics, access, upload }: RouteC
             'image in the field "image".',
         );
       }
-      res.json(searchResponse(result, started));
+      res.json(searchResponse(result, started, paths));
     },
   );
 
@@ -129,7 +130,7 @@ export function searchRoutes({ routes, search, metrics, access, upload }: RouteC
       const fields = parse(searchFieldsSchema, req.query, 'query string');
       const result = await search.similar(id, searchOptions(fields));
       observeSearch(metrics, result, 'id');
-      res.json(searchResponse(result, started));
+      res.json(searchResponse(result, started, paths));
     },
   );
 

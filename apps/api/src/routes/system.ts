@@ -2,8 +2,11 @@ import { z } from 'zod';
 import type { ReadinessCheck, RouteContext } from '../app.js';
 import { healthSchema, readinessSchema } from '../schemas.js';
 
-/** `/healthz`, `/readyz`, `/metrics` and `/openapi.json`: public, unthrottled, outside `/v1`. */
-export function systemRoutes({ routes, deps, metrics }: RouteContext): void {
+/**
+ * `/healthz`, `/readyz`, `/metrics` and `/openapi.json`: unthrottled, outside `/v1`, and public but for `/metrics`,
+ * which needs a read key where read keys are configured (it tells the runtime, memory and traffic per route).
+ */
+export function systemRoutes({ routes, deps, metrics, access }: RouteContext): void {
   const checks: ReadinessCheck[] = [
     { name: 'store', check: () => deps.store.ping() },
     // BullMQ: counting jobs is a round trip to Redis; in-process: always answers.
@@ -70,11 +73,15 @@ export function systemRoutes({ routes, deps, metrics }: RouteContext): void {
     {
       method: 'get',
       path: '/metrics',
-      access: 'public',
+      access: 'read',
       summary: 'Prometheus metrics: request, embedding and search latency histograms, queue depths.',
+      description:
+        'Needs a read (or write) key when read keys are configured, like every read route; scrape it with ' +
+        '`authorization: { credentials: <key> }`.',
       tags: ['operations'],
       responses: { 200: { description: 'Prometheus text format.', content: { 'text/plain': { schema: z.string() } } } },
     },
+    access('read'),
     async (_req, res) => {
       const body = await metrics.registry.metrics();
       res.type(metrics.registry.contentType).send(body);
