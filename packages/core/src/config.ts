@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
 import type { ValidationIssue } from './errors/validation-error.js';
+import { PREPROCESS_MODES, type PreprocessMode } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -101,6 +102,8 @@ export const envSchema = z
     MAX_UPLOAD_BYTES: int(1024, 1024 * MiB, 32 * MiB),
     MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
     ALLOW_SVG: bool(false),
+    /** How images are resized to the model input: `fast` (libvips shrink-on-load) or `exact` (Pillow, bit for bit). */
+    PREPROCESS: z.enum(PREPROCESS_MODES).default('fast'),
     INGEST_ROOTS: list,
     INGEST_BATCH_SIZE: int(1, 1024, 32),
     INGEST_CONCURRENCY: int(1, 64, 1),
@@ -153,7 +156,7 @@ export interface Config {
     rateLimitPerMinute: number;
     maxUploadBytes: number;
   };
-  images: { maxBytes: number; maxPixels: number; allowSvg: boolean };
+  images: { maxBytes: number; maxPixels: number; allowSvg: boolean; preprocess: PreprocessMode };
   ingest: {
     roots: string[];
     batchSize: number;
@@ -203,7 +206,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
       maxUploadBytes: e.MAX_UPLOAD_BYTES,
     },
-    images: { maxBytes: e.MAX_UPLOAD_BYTES, maxPixels: e.MAX_IMAGE_PIXELS, allowSvg: e.ALLOW_SVG },
+    images: {
+      maxBytes: e.MAX_UPLOAD_BYTES,
+      maxPixels: e.MAX_IMAGE_PIXELS,
+      allowSvg: e.ALLOW_SVG,
+      preprocess: e.PREPROCESS,
+    },
     ingest: {
       roots: e.INGEST_ROOTS.length > 0 ? e.INGEST_ROOTS : [e.DATA_DIR],
       batchSize: e.INGEST_BATCH_SIZE,

@@ -54,6 +54,19 @@ export interface DecodedImage extends RgbImage {
   orientation?: number;
 }
 
+/**
+ * A resize done by libvips while it decodes ({@link decodeImage}'s third argument): JPEG is decoded at 1/2, 1/4 or
+ * 1/8 scale straight from its DCT coefficients (WebP and HEIF/AVIF shrink on load too), and the rest of the way
+ * is a box shrink followed by an anti-aliased convolution that leaves at least a factor of 2 to the kernel. A
+ * 4000 × 3000 photo never exists at full size.
+ */
+export interface DecodeResize {
+  /** The size to resize to, given the upright (EXIF-oriented) size of the image; undefined decodes at full size. */
+  size(width: number, height: number): { width: number; height: number } | undefined;
+  /** libvips' kernel: `cubic` is Catmull-Rom (a = −0.5, Pillow's BICUBIC), `linear` is the triangle (BILINEAR). */
+  kernel: 'cubic' | 'linear';
+}
+
 /** What the first bytes of a file say it is. */
 export type SniffedKind = ImageFormat | 'unsupported' | 'text' | 'unknown';
 
@@ -198,9 +211,17 @@ export async function declaredPixels(bytes: Uint8Array): Promise<number | undefi
  * frame; EXIF orientation is applied; CMYK, greyscale, palette and 16-bit images become 8-bit sRGB; alpha is
  * dropped as PIL's `convert('RGB')` drops it (not blended), which is what CLIP's preprocessing does.
  *
+ * With `resize`, libvips resizes while it decodes and `data`, `width` and `height` are the resized image (the
+ * checks above still read the full size from the header; `originalWidth`, `originalHeight` and `orientation` still
+ * describe the file).
+ *
  * @throws ImageRejectedError
  */
-export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): Promise<DecodedImage> {
+export async function decodeImage(
+  bytes: Uint8Array,
+  limits: DecodeLimits = {},
+  resize?: DecodeResize,
+): Promise<DecodedImage> {
   const maxBytes = limits.maxBytes ?? DEFAULT_LIMITS.maxBytes;
   const maxPixels = limits.maxPixels ?? DEFAULT_LIMITS.maxPixels;
   if (bytes.length === 0)
@@ -236,19 +257,33 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}):
   const orientation = meta.orientation;
   const swaps = orientation !== undefined && orientation >= 5 && orientation <= 8;
 
+  const upright = swaps ? { width: height, height: width } : { width, height };
+  const target = resize?.size(upright.width, upright.height);
   let decoded: { data: Buffer; info: sharp.OutputInfo };
   try {
-    decoded = await sharp(input, SHARP_OPTIONS)
-      .rotate()
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    const full = sharp(input, SHARP_OPTIONS).rotate().toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' });
+    if (!resize || !target) decoded = await full.toBuffer({ resolveWithObject: true });
+    else if (meta.hasAlpha) {
+      // sharp premultiplies alpha around a resize, which blackens transparent pixels; PIL's convert('RGB') keeps
+      // their colour, so alpha goes first, at full size (PNG and GIF shrink only after decoding anyway).
+      const rgb = await full.toBuffer({ resolveWithObject: true });
+      decoded = await sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: 3 } })
+        .resize({ ...target, fit: 'fill', kernel: resize.kernel })
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+    } else
+      decoded = await sharp(input, SHARP_OPTIONS)
+        .rotate()
+        .resize({ ...target, fit: 'fill', kernel: resize.kernel })
+        .toColourspace('srgb')
+        .removeAlpha()
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
   } catch (error) {
     throw decodeFailure(error, format);
   }
   const { data, info } = decoded;
-  const expected = swaps ? { width: height, height: width } : { width, height };
+  const expected = target ?? upright;
   if (
     info.channels !== 3 ||
     info.width !== expected.width ||

@@ -95,10 +95,12 @@ function prepared(outcome: PrepareOutcome): PreparedImage {
 describe(PreprocessPool.name, () => {
   it('gives the same pixels, bit for bit, as preprocessBatch on the main thread, for JPEG and PNG files', async () => {
     expect(files.filter((f) => f.name.endsWith('.jpg'))).toHaveLength(3);
-    // 8 images over 2 threads: two slices, outcomes back in order.
+    // 8 images over 2 threads: two slices, outcomes back in order; the exact path, as the parity tests check it.
     const outcomes = await pool.prepare(
       files.map((f) => own(f.bytes)),
       SPECS,
+      undefined,
+      'exact',
     );
     expect(outcomes).toHaveLength(files.length);
     for (const [i, f] of files.entries()) {

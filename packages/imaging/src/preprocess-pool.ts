@@ -5,9 +5,16 @@
  * and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for comparison.
  */
 import { availableParallelism } from 'node:os';
-import { isAppError, ownsWholeBuffer, threadModule, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
-import { decodeImage, type DecodeLimits, type ImageFormat } from './decode.js';
-import { toPixels } from './preprocess.js';
+import {
+  isAppError,
+  ownsWholeBuffer,
+  threadModule,
+  type ErrorCode,
+  type PreprocessMode,
+  type PreprocessSpec,
+} from '@lookalike/core';
+import { decodeImage, type DecodeLimits, type DecodedImage, type ImageFormat } from './decode.js';
+import { fastResize, toPixels } from './preprocess.js';
 import { Piscina } from 'piscina';
 
 /** What decides the pixels of one image for one model: the side of the square input and the resampling filter. */
@@ -39,6 +46,7 @@ export interface PrepareTask {
   images: Uint8Array[];
   specs: PixelSpec[];
   limits: DecodeLimits | undefined;
+  mode: PreprocessMode;
 }
 
 /** True when the outcome is a refused image. */
@@ -54,23 +62,50 @@ export interface ImagePreparer {
   /**
    * Decodes each of `images` (see `decodeImage` for what is refused) and writes its pixels once per spec; outcomes
    * come back in the order of `images`. The bytes may be handed to another thread: the caller must not use them
-   * afterwards.
+   * afterwards. `mode` (default `fast`) says how the resize is done (see `PreprocessMode`).
    */
-  prepare(images: readonly Uint8Array[], specs: readonly PixelSpec[], limits?: DecodeLimits): Promise<PrepareOutcome[]>;
+  prepare(
+    images: readonly Uint8Array[],
+    specs: readonly PixelSpec[],
+    limits?: DecodeLimits,
+    mode?: PreprocessMode,
+  ): Promise<PrepareOutcome[]>;
   /** Waits for running work and releases the threads, if any. */
   close(): Promise<void>;
 }
 
-/** Decodes and preprocesses one image on the calling thread. */
+/** The image's size once EXIF orientation is applied, whatever size it was decoded at. */
+function uprightSize(image: DecodedImage): { width: number; height: number } {
+  const swaps = image.orientation !== undefined && image.orientation >= 5 && image.orientation <= 8;
+  return swaps
+    ? { width: image.originalHeight, height: image.originalWidth }
+    : { width: image.originalWidth, height: image.originalHeight };
+}
+
+/**
+ * Decodes and preprocesses one image on the calling thread. `exact` decodes once at full size for every spec;
+ * `fast` (the default) decodes once per spec, each time resized by libvips on the way (a second decode of a
+ * shrunk JPEG costs less than one full-size resize).
+ */
 export async function prepareImage(
   bytes: Uint8Array,
   specs: readonly PixelSpec[],
   limits?: DecodeLimits,
+  mode: PreprocessMode = 'fast',
 ): Promise<PrepareOutcome> {
   try {
-    const image = await decodeImage(bytes, limits);
-    const pixels = specs.map((spec) => toPixels(image, spec));
-    return { format: image.format, width: image.width, height: image.height, pixels };
+    if (mode === 'exact' || specs.length === 0) {
+      const image = await decodeImage(bytes, limits);
+      const pixels = specs.map((spec) => toPixels(image, spec));
+      return { format: image.format, ...uprightSize(image), pixels };
+    }
+    const pixels: Float32Array[] = [];
+    let image: DecodedImage | undefined;
+    for (const spec of specs) {
+      image = await decodeImage(bytes, limits, fastResize(spec));
+      pixels.push(toPixels(image, spec));
+    }
+    return { format: image!.format, ...uprightSize(image!), pixels };
   } catch (error) {
     if (isAppError(error))
       return { code: error.code, reason: error.message, ...(error.details ? { details: error.details } : {}) };
@@ -87,8 +122,9 @@ export class MainThreadPreparer implements ImagePreparer {
     images: readonly Uint8Array[],
     specs: readonly PixelSpec[],
     limits?: DecodeLimits,
+    mode?: PreprocessMode,
   ): Promise<PrepareOutcome[]> {
-    return Promise.all(images.map((bytes) => prepareImage(bytes, specs, limits)));
+    return Promise.all(images.map((bytes) => prepareImage(bytes, specs, limits, mode)));
   }
 
   close(): Promise<void> {
@@ -138,6 +174,7 @@ export class PreprocessPool implements ImagePreparer {
     images: readonly Uint8Array[],
     specs: readonly PixelSpec[],
     limits?: DecodeLimits,
+    mode: PreprocessMode = 'fast',
   ): Promise<PrepareOutcome[]> {
     const plain = specs.map(({ size, interpolation }) => ({ size, interpolation }));
     // A buffer listed twice may be sent to two threads, so only buffers listed once move.
@@ -148,7 +185,7 @@ export class PreprocessPool implements ImagePreparer {
     for (let i = 0; i < images.length; i += per) {
       const slice = images.slice(i, i + per);
       const transferList = slice.filter(ownsWholeBuffer).flatMap((b) => (uses.get(b.buffer) === 1 ? [b.buffer] : []));
-      slices.push(this.pool.run({ images: slice, specs: plain, limits }, { transferList }));
+      slices.push(this.pool.run({ images: slice, specs: plain, limits, mode }, { transferList }));
     }
     return (await Promise.all(slices)).flat();
   }
