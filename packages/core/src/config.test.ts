@@ -13,6 +13,7 @@ describe(parseConfig.name, () => {
       maxPixels: 40_000_000,
       allowSvg: false,
       preprocess: 'fast',
+      preprocessThreads: 0,
     });
     expect(config.ingest.roots).toEqual(['data']);
     expect(config.audit.epsilons).toEqual([0, 1 / 255, 2 / 255, 4 / 255, 8 / 255]);

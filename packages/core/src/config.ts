@@ -104,9 +104,15 @@ export const envSchema = z
     ALLOW_SVG: bool(false),
     /** How images are resized to the model input: `fast` (libvips shrink-on-load) or `exact` (Pillow, bit for bit). */
     PREPROCESS: z.enum(PREPROCESS_MODES).default('fast'),
+    /** Image decoding threads of the process; 0: a quarter of the cores, at least one. */
+    PREPROCESS_THREADS: int(0, 256, 0),
     INGEST_ROOTS: list,
     INGEST_BATCH_SIZE: int(1, 1024, 32),
-    INGEST_CONCURRENCY: int(1, 64, 1),
+    /**
+     * Batch jobs one worker runs at once. 2: a batch embeds while the next one is read and decoded (within a batch
+     * the next chunk already is); measured on 2 cores with the tiny towers, 2 ingests about 12 % faster than 1.
+     */
+    INGEST_CONCURRENCY: int(1, 64, 2),
     URL_ALLOWLIST: list,
     FETCH_TIMEOUT_MS: int(100, 600_000, 15_000),
     FETCH_MAX_BYTES: int(1024, 1024 * MiB, 32 * MiB),
@@ -156,7 +162,14 @@ export interface Config {
     rateLimitPerMinute: number;
     maxUploadBytes: number;
   };
-  images: { maxBytes: number; maxPixels: number; allowSvg: boolean; preprocess: PreprocessMode };
+  images: {
+    maxBytes: number;
+    maxPixels: number;
+    allowSvg: boolean;
+    preprocess: PreprocessMode;
+    /** Threads of the preprocessing pool; 0 picks the default (a quarter of the cores). */
+    preprocessThreads: number;
+  };
   ingest: {
     roots: string[];
     batchSize: number;
@@ -211,6 +224,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       maxPixels: e.MAX_IMAGE_PIXELS,
       allowSvg: e.ALLOW_SVG,
       preprocess: e.PREPROCESS,
+      preprocessThreads: e.PREPROCESS_THREADS,
     },
     ingest: {
       roots: e.INGEST_ROOTS.length > 0 ? e.INGEST_ROOTS : [e.DATA_DIR],

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MainThreadPreparer,
   PreprocessPool,
+  defaultPreprocessThreads,
   isPrepareFailure,
   type PixelSpec,
   type PrepareFailure,
@@ -163,5 +164,11 @@ describe(PreprocessPool.name, () => {
     const [one] = await small.prepare([own(files[0]!.bytes)], SPECS.slice(0, 1));
     expect(prepared(one!).pixels).toHaveLength(1);
     await small.close();
+  });
+});
+
+describe(defaultPreprocessThreads.name, () => {
+  it('is a quarter of the cores, at least one thread', () => {
+    expect([1, 2, 4, 8, 32].map((cores) => defaultPreprocessThreads(cores))).toEqual([1, 1, 1, 2, 8]);
   });
 });

@@ -50,7 +50,7 @@ export interface IngestDeps {
    * caller's to close.
    */
   preparer?: ImagePreparer;
-  /** Threads of the default pool. Default: max(1, available cores − 1). */
+  /** Threads of the default pool. Default: `defaultPreprocessThreads()`, a quarter of the cores, at least one. */
   preprocessThreads?: number;
   /**
    * How images are resized (PREPROCESS): `fast` (the default) or `exact`. Part of each vector's preprocessing

@@ -152,7 +152,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
   };
   let pool: PreprocessPool | undefined;
   const preparer: ImagePreparer = {
-    prepare: (images, specs, limits) => (pool ??= new PreprocessPool()).prepare(images, specs, limits),
+    prepare: (images, specs, limits, mode) =>
+      (pool ??= new PreprocessPool(
+        config.images.preprocessThreads ? { threads: config.images.preprocessThreads } : {},
+      )).prepare(images, specs, limits, mode),
     close: async () => pool?.close(),
   };
   const preprocess = config.images.preprocess;
