@@ -170,7 +170,7 @@ for (const [tower, m] of Object.entries(ingest?.models ?? {}))
       `${f(m.encoderOnly.imagesPerSecond, 1)} img/s`,
       `${(100 * k.ratio).toFixed(0)} %${aim ? ` (aim ≥ ${100 * aim} %)` : ''}; exact path ` +
         `${k.exactRatio === undefined ? '–' : `${(100 * k.exactRatio).toFixed(0)} %`}`,
-      `CPU-bound: ${ofLimit(m.encoderOnly.cpuMsPerImage / k.ingest.cpuMsPerImage)}`,
+      `encoders' share of ingest CPU: ${ofLimit(m.encoderOnly.cpuMsPerImage / k.ingest.cpuMsPerImage)}`,
     );
   }
 for (const a of audit?.attacks ?? [])
@@ -237,7 +237,7 @@ ${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'} 
 Every ratio compares two things measured side by side in the same run of its benchmark; the limit is what this
 machine's float32 matmul rate allows (FLOPs = 2 × MACs of the tower per image), so "of limit" is at most 100 %.
 For ingest the limit column is the encoders' share of ingest's CPU time: what ingest ÷ encoders would be with every
-core busy in both phases. See bench/README.md.
+core busy in both phases (a ratio above it means the encoders alone left cores idle). See bench/README.md.
 
 | measure | measured | baseline | ratio | limit |
 | --- | --- | --- | --- | --- |

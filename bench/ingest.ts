@@ -12,7 +12,7 @@
  * bench/results/ingest.md.
  *
  *   npm run bench:ingest [-- --models tiny,vitb32 --kinds jpeg,camera,png --images 128 --camera-images 32
- *                            --rounds 3 --batch-size 32 --chunk 16 --threads N --concurrency N --encoder-threads N
+ *                            --rounds 3 --batch-size 32 --chunk 16 --threads N --concurrency 2 --encoder-threads 0
  *                            --skip-exact]
  *
  * `tiny` is the committed tiny towers (a few ms of model per image: decode and resize weigh as much);
@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import {
   ENCODER_ROLES,
+  parseConfig,
   type EncoderRole,
   type ImageEncoder,
   type PixelBatch,
@@ -51,7 +52,7 @@ const { values } = parseArgs({
     'batch-size': { type: 'string', default: '32' },
     chunk: { type: 'string', default: '16' },
     threads: { type: 'string', default: String(defaultPreprocessThreads()) },
-    concurrency: { type: 'string', default: '1' },
+    concurrency: { type: 'string', default: String(parseConfig({}).ingest.concurrency) },
     'encoder-threads': { type: 'string', default: '0' },
     rounds: { type: 'string', default: '3' },
     'skip-exact': { type: 'boolean', default: false },

@@ -56,9 +56,9 @@ export interface DecodedImage extends RgbImage {
 
 /**
  * A resize done by libvips while it decodes ({@link decodeImage}'s third argument): JPEG is decoded at 1/2, 1/4 or
- * 1/8 scale straight from its DCT coefficients (WebP and HEIF/AVIF shrink on load too), and the rest of the way
- * is a box shrink followed by an anti-aliased convolution that leaves at least a factor of 2 to the kernel. A
- * 4000 × 3000 photo never exists at full size.
+ * 1/8 scale straight from its DCT coefficients (WebP and AVIF shrink on load too), and libvips' resize does the
+ * rest with the given kernel, widened with the reduction so that it anti-aliases as Pillow's does. A 4000 × 3000
+ * photo never exists at full size.
  */
 export interface DecodeResize {
   /** The size to resize to, given the upright (EXIF-oriented) size of the image; undefined decodes at full size. */

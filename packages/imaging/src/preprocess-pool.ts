@@ -1,8 +1,10 @@
 /**
- * Where ingest decodes and preprocesses images. Resizing a 1024 × 768 photo to a model input is tens of
- * milliseconds of JavaScript (a 4000 × 3000 one, hundreds), which on the main thread would starve BullMQ's lock
- * renewal and the API's requests; {@link PreprocessPool} runs decode, resize and pixel conversion on worker threads
- * and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for comparison.
+ * Where ingest decodes and preprocesses images. On the exact path resizing a 1024 × 768 photo to a model input is
+ * tens of milliseconds of JavaScript (a 4000 × 3000 one, hundreds); on the fast path (the default) libvips shrinks
+ * it while decoding in a few milliseconds, still CPU that the main thread must not spend: it would starve BullMQ's
+ * lock renewal and the API's requests. {@link PreprocessPool} runs decode, resize and pixel conversion on worker
+ * threads and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for
+ * comparison.
  */
 import { availableParallelism } from 'node:os';
 import {
