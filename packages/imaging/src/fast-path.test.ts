@@ -22,7 +22,7 @@ const SPECS: PixelSpec[] = [TINY, { size: 64, interpolation: 'bilinear' }];
 /**
  * How far the fast path's `[3, S, S]` pixels may lie from the exact path's, in 1/255 steps. Measured over the
  * fixtures below and bench/preprocess.ts's catalog images (1024 × 768 and 4000 × 3000 JPEG, 1024 px PNG): mean
- * |Δ| at most 0.73/255 (bilinear, 4× reduction) and 0.4/255 (bicubic); the largest single value 9/255, at sharp
+ * |Δ| at most 0.73/255 (bilinear, 4× reduction) and 0.4/255 (bicubic); the largest single value 10/255, at sharp
  * edges. The bounds leave some room for another libvips; a blackened transparent area, a missed rotation or a
  * wrong crop is far outside them.
  */
