@@ -117,6 +117,7 @@ export function createApp(deps: AppDeps): Express {
         maxPixels: config.images.maxPixels,
         allowSvg: config.images.allowSvg,
       },
+      preprocess: config.images.preprocess,
       ...(deps.preparer ? { preparer: deps.preparer } : {}),
     });
   deps.runner.events.on('completed', (_id, name, result) => {

@@ -10,11 +10,12 @@ import {
   type EncoderRole,
   type ExampleHit,
   type PointPayload,
+  type PreprocessMode,
   type QueryOutcome,
   type VectorStore,
 } from '@lookalike/core';
 import { runAttack, unitRows, type PixelSpaceModel } from '@lookalike/attacks';
-import { decodeImage, toPixels, type DecodeLimits } from '@lookalike/imaging';
+import { fromBytes, type DecodeLimits } from '@lookalike/imaging';
 import type { AuditOptions } from '@lookalike/queue';
 import { classOf, overlapAtK, precisionAtK, rankOf } from './metrics.js';
 import { pixelsToPng, perturbationToPng } from './png.js';
@@ -26,6 +27,8 @@ export interface AuditDeps {
   /** The original bytes of an indexed image (read from where it was ingested). */
   readImage: (payload: PointPayload) => Promise<Uint8Array>;
   decode?: DecodeLimits;
+  /** How the images are resized (PREPROCESS); default `fast`, the pixels ingest embedded. */
+  preprocess?: PreprocessMode;
 }
 
 /** One query of a batch and, optionally, the image to pull it toward. */
@@ -74,7 +77,6 @@ export async function auditBatch(
   const targetIds = [...new Set(queries.flatMap((q) => (q.targetId ? [q.targetId] : [])))];
   const targets = new Map((await deps.store.get(targetIds, { withVectors: true })).map((p) => [p.id, p]));
   const bytes = await Promise.all(points.map((p) => deps.readImage(p.payload)));
-  const images = await Promise.all(bytes.map((b) => decodeImage(b, deps.decode)));
   const n = queries.length;
   const showEpsilon = exampleEpsilon(options.epsilons);
   const exampleCount = Math.max(0, Math.min(n, options.examples - firstIndex));
@@ -100,9 +102,10 @@ export async function auditBatch(
     const model = deps.models[encoder];
     const S = model.size;
     const per = 3 * S * S;
-    // [n, 3, S, S] in [0,1]: the same resize and crop search uses.
+    // [n, 3, S, S] in [0,1]: the same resize and crop ingest and search use.
     const x = new Float32Array(n * per);
-    images.forEach((img, i) => toPixels(img, model.spec, x, i * per));
+    const pixels = await Promise.all(bytes.map((b) => fromBytes(b, model.spec, deps.decode, deps.preprocess)));
+    pixels.forEach((p, i) => x.set(p, i * per));
     const anchors = await model.embed(x, n);
     const clean = await Promise.all(
       ids.map((id, i) => search(anchors.subarray(i * model.dim, (i + 1) * model.dim), encoder, id)),

@@ -12,6 +12,7 @@ import {
   type EmbeddingProvenance,
   type EncoderRole,
   type PointPayload,
+  type PreprocessMode,
   type VectorStore,
 } from '@lookalike/core';
 import type { PixelSpaceModel } from '@lookalike/attacks';
@@ -32,6 +33,8 @@ export interface AuditServiceDeps {
   repository: FileAuditStore;
   provenance: Record<EncoderRole, EmbeddingProvenance>;
   decode?: DecodeLimits;
+  /** How catalog images are resized before they are attacked (PREPROCESS); default `fast`, as ingest does. */
+  preprocess?: PreprocessMode;
   now?: () => Date;
 }
 
@@ -150,7 +153,13 @@ export function createAuditHandlers(
     'audit-batch': async (payload, ctx) => {
       const models = await deps.models();
       const result = await auditBatch(
-        { store: deps.store, models, readImage: deps.readImage, ...(deps.decode ? { decode: deps.decode } : {}) },
+        {
+          store: deps.store,
+          models,
+          readImage: deps.readImage,
+          ...(deps.decode ? { decode: deps.decode } : {}),
+          ...(deps.preprocess ? { preprocess: deps.preprocess } : {}),
+        },
         payload.batch,
         payload.queries,
         payload.options,

@@ -8,7 +8,13 @@ describe(parseConfig.name, () => {
     expect(config.store).toEqual({ kind: 'embedded', collection: 'lookalike' });
     expect(config.redis).toBeUndefined();
     expect(config.api.port).toBe(8080);
-    expect(config.images).toEqual({ maxBytes: 32 * 1024 * 1024, maxPixels: 40_000_000, allowSvg: false });
+    expect(config.images).toEqual({
+      maxBytes: 32 * 1024 * 1024,
+      maxPixels: 40_000_000,
+      allowSvg: false,
+      preprocess: 'fast',
+      preprocessThreads: 0,
+    });
     expect(config.ingest.roots).toEqual(['data']);
     expect(config.audit.epsilons).toEqual([0, 1 / 255, 2 / 255, 4 / 255, 8 / 255]);
   });
@@ -21,6 +27,7 @@ describe(parseConfig.name, () => {
       API_KEYS: `read:${'a'.repeat(64)}, write:${'b'.repeat(64)}`,
       INGEST_ROOTS: '/srv/catalog, /mnt/defects',
       ALLOW_SVG: 'yes',
+      PREPROCESS: 'exact',
     });
     expect(config.store).toEqual({ kind: 'qdrant', url: 'http://qdrant:6333', apiKey: 'k', collection: 'lookalike' });
     expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'lookalike' });
@@ -30,6 +37,7 @@ describe(parseConfig.name, () => {
     ]);
     expect(config.ingest.roots).toEqual(['/srv/catalog', '/mnt/defects']);
     expect(config.images.allowSvg).toBe(true);
+    expect(config.images.preprocess).toBe('exact');
   });
 
   it('answers loopback names and the bound host by default, plus ALLOWED_HOSTS', () => {
@@ -60,6 +68,7 @@ describe(parseConfig.name, () => {
         AUDIT_EPSILONS: '4/255, 2',
         API_KEYS: 'admin:xyz',
         ALLOW_SVG: 'maybe',
+        PREPROCESS: 'pillow',
         QDRANT_API_KEY: 'orphan',
       });
     } catch (e) {
@@ -67,8 +76,10 @@ describe(parseConfig.name, () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     const paths = (error as ConfigError).issues.map((i) => i.path.split('.')[0]).sort();
-    expect(paths).toEqual(['ALLOW_SVG', 'API_KEYS', 'AUDIT_EPSILONS', 'MAX_IMAGE_PIXELS', 'PORT', 'REDIS_URL'].sort());
-    expect((error as ConfigError).message).toMatch(/6 problem\(s\)[\s\S]*PORT: must be a whole number/);
+    expect(paths).toEqual(
+      ['ALLOW_SVG', 'API_KEYS', 'AUDIT_EPSILONS', 'MAX_IMAGE_PIXELS', 'PORT', 'PREPROCESS', 'REDIS_URL'].sort(),
+    );
+    expect((error as ConfigError).message).toMatch(/7 problem\(s\)[\s\S]*PORT: must be a whole number/);
   });
 
   it('reports cross-field problems once the fields themselves parse', () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
 import type { ValidationIssue } from './errors/validation-error.js';
+import { PREPROCESS_MODES, type PreprocessMode } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -117,9 +118,17 @@ export const envSchema = z
     MAX_UPLOAD_BYTES: int(1024, 1024 * MiB, 32 * MiB),
     MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
     ALLOW_SVG: bool(false),
+    /** How images are resized to the model input: `fast` (libvips shrink-on-load) or `exact` (Pillow, bit for bit). */
+    PREPROCESS: z.enum(PREPROCESS_MODES).default('fast'),
+    /** Image decoding threads of the process; 0: a quarter of the cores, at least one. */
+    PREPROCESS_THREADS: int(0, 256, 0),
     INGEST_ROOTS: list,
     INGEST_BATCH_SIZE: int(1, 1024, 32),
-    INGEST_CONCURRENCY: int(1, 64, 1),
+    /**
+     * Batch jobs one worker runs at once. 2: a batch embeds while the next one is read and decoded (within a batch
+     * the next chunk already is); measured on 2 cores with the tiny towers, 2 ingests about 12 % faster than 1.
+     */
+    INGEST_CONCURRENCY: int(1, 64, 2),
     URL_ALLOWLIST: list,
     FETCH_TIMEOUT_MS: int(100, 600_000, 15_000),
     FETCH_MAX_BYTES: int(1024, 1024 * MiB, 32 * MiB),
@@ -174,7 +183,14 @@ export interface Config {
     rateLimitPerMinute: number;
     maxUploadBytes: number;
   };
-  images: { maxBytes: number; maxPixels: number; allowSvg: boolean };
+  images: {
+    maxBytes: number;
+    maxPixels: number;
+    allowSvg: boolean;
+    preprocess: PreprocessMode;
+    /** Threads of the preprocessing pool; 0 picks the default (a quarter of the cores). */
+    preprocessThreads: number;
+  };
   ingest: {
     roots: string[];
     batchSize: number;
@@ -225,7 +241,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
       maxUploadBytes: e.MAX_UPLOAD_BYTES,
     },
-    images: { maxBytes: e.MAX_UPLOAD_BYTES, maxPixels: e.MAX_IMAGE_PIXELS, allowSvg: e.ALLOW_SVG },
+    images: {
+      maxBytes: e.MAX_UPLOAD_BYTES,
+      maxPixels: e.MAX_IMAGE_PIXELS,
+      allowSvg: e.ALLOW_SVG,
+      preprocess: e.PREPROCESS,
+      preprocessThreads: e.PREPROCESS_THREADS,
+    },
     ingest: {
       roots: e.INGEST_ROOTS.length > 0 ? e.INGEST_ROOTS : [e.DATA_DIR],
       batchSize: e.INGEST_BATCH_SIZE,

@@ -9,7 +9,10 @@ export interface ImageEncoderInfo {
   /** Length of the (L2-normalised) embedding. */
   dim: number;
   preprocess: PreprocessSpec;
-  /** Hash of `preprocess` and the preprocessing code version; stored with every vector. */
+  /**
+   * Hash of `preprocess` and the preprocessing code version, for the `exact` mode. Stored vectors carry the hash of
+   * the mode they were made with (`preprocessHash(preprocess, mode)` in `@lookalike/imaging`).
+   */
   preprocessHash: string;
 }
 

@@ -3,7 +3,13 @@ import { normalize, preprocessHash } from '@lookalike/imaging';
 import { MicroBatcher } from './batcher.js';
 import type { ImageModelManifest } from './manifest.js';
 import type { ModelRegistry } from './registry.js';
-import { DEFAULT_RUNTIME_OPTIONS, openSession, splitRows, type EncoderRuntimeOptions } from './runtime.js';
+import {
+  DEFAULT_RUNTIME_OPTIONS,
+  imageTowerThreads,
+  openSession,
+  splitRows,
+  type EncoderRuntimeOptions,
+} from './runtime.js';
 import type { ModelSession } from './session.js';
 
 /**
@@ -45,10 +51,11 @@ export class OnnxImageEncoder implements ImageEncoder {
     const manifest = registry.image(id);
     await registry.verify(id);
     const resolved = { ...DEFAULT_RUNTIME_OPTIONS, ...options };
+    // Two towers share the cores with each other and with the image decoders: no spinning, half the cores each.
     const session = await openSession(
       registry.file(id, manifest.files.model),
       { input: manifest.input.name, output: manifest.output.name },
-      resolved,
+      { ...resolved, threads: resolved.threads || imageTowerThreads(), spinning: false },
     );
     return new OnnxImageEncoder(session, manifest, resolved);
   }

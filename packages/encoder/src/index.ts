@@ -9,7 +9,7 @@ export {
   type TextModelManifest,
 } from './manifest.js';
 export { ModelRegistry, sha256File } from './registry.js';
-export { DEFAULT_RUNTIME_OPTIONS, type EncoderRuntimeOptions } from './runtime.js';
+export { DEFAULT_RUNTIME_OPTIONS, imageTowerThreads, type EncoderRuntimeOptions } from './runtime.js';
 export { MAX_TEXT_LENGTH, OnnxTextEncoder } from './text-encoder.js';
 export {
   InThreadSession,

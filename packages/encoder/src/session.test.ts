@@ -4,7 +4,8 @@ import { ModelError } from '@lookalike/core';
 import { describe, expect, it } from 'vitest';
 import { OnnxImageEncoder } from './image-encoder.js';
 import { ModelRegistry } from './registry.js';
-import { InThreadSession, WorkerSession, type TensorData } from './session.js';
+import { imageTowerThreads } from './runtime.js';
+import { InThreadSession, WorkerSession, sessionOptions, type TensorData } from './session.js';
 
 // The committed tiny clean tower: a real CLIP-style ViT, 96 px input.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -96,5 +97,42 @@ describe(WorkerSession.name, () => {
     expect(result.stderr).toBe('');
     expect(result.stdout.trim()).toBe('embedded 128');
     expect(result.status).toBe(0);
+  });
+});
+
+describe(imageTowerThreads.name, () => {
+  it('gives each of the two towers half the cores, at least one', () => {
+    expect([1, 2, 3, 8, 32].map((cores) => imageTowerThreads(cores))).toEqual([1, 1, 1, 4, 16]);
+  });
+});
+
+describe(sessionOptions.name, () => {
+  it('turns spinning off only when asked, and leaves the thread count to onnxruntime at 0', () => {
+    expect(sessionOptions({ threads: 0 })).not.toHaveProperty('intraOpNumThreads');
+    expect(sessionOptions({ threads: 0 })).not.toHaveProperty('extra');
+    expect(sessionOptions({ threads: 3, spinning: false })).toMatchObject({
+      intraOpNumThreads: 3,
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+  });
+
+  it('opens a session without spinning that embeds as one with it', async () => {
+    const input: TensorData = {
+      type: 'float32',
+      data: new Float32Array(2 * 3 * 96 * 96).fill(0.25),
+      dims: [2, 3, 96, 96],
+    };
+    const [spin, calm] = await Promise.all([
+      InThreadSession.open(MODEL, { threads: 2 }),
+      InThreadSession.open(MODEL, { threads: 2, spinning: false }),
+    ]);
+    try {
+      const name = spin.outputNames[0]!;
+      const a = await spin.run({ [spin.inputNames[0]!]: input }, [name]);
+      const b = await calm.run({ [calm.inputNames[0]!]: input }, [name]);
+      expect(Array.from(b[name]!.data as Float32Array)).toEqual(Array.from(a[name]!.data as Float32Array));
+    } finally {
+      await Promise.all([spin.release(), calm.release()]);
+    }
   });
 });

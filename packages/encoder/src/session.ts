@@ -19,6 +19,11 @@ export interface TensorData {
 export interface SessionSettings {
   /** Intra-op threads; 0 lets onnxruntime choose (one per core). */
   threads: number;
+  /**
+   * Whether idle intra-op threads spin waiting for work (onnxruntime's default, true). Spinning buys a little
+   * latency for one stream alone and burns the cores that other sessions and the image decoders need otherwise.
+   */
+  spinning?: boolean;
 }
 
 /** An open onnxruntime session, wherever it runs. */
@@ -46,6 +51,7 @@ export function sessionOptions(settings: SessionSettings): ort.InferenceSession.
     executionMode: 'sequential',
     interOpNumThreads: 1,
     ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
+    ...(settings.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
 }
 

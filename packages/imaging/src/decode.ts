@@ -55,6 +55,19 @@ export interface DecodedImage extends RgbImage {
   orientation?: number;
 }
 
+/**
+ * A resize done by libvips while it decodes ({@link decodeImage}'s third argument): JPEG is decoded at 1/2, 1/4 or
+ * 1/8 scale straight from its DCT coefficients (WebP and AVIF shrink on load too), and libvips' resize does the
+ * rest with the given kernel, widened with the reduction so that it anti-aliases as Pillow's does. A 4000 × 3000
+ * photo never exists at full size.
+ */
+export interface DecodeResize {
+  /** The size to resize to, given the upright (EXIF-oriented) size of the image; undefined decodes at full size. */
+  size(width: number, height: number): { width: number; height: number } | undefined;
+  /** libvips' kernel: `cubic` is Catmull-Rom (a = −0.5, Pillow's BICUBIC), `linear` is the triangle (BILINEAR). */
+  kernel: 'cubic' | 'linear';
+}
+
 /** What the first bytes of a file say it is. */
 export type SniffedKind = ImageFormat | 'unsupported' | 'text' | 'unknown';
 
@@ -275,9 +288,17 @@ async function decodeTiffRoute(input: Buffer, header: TiffHeader, maxPixels: num
  * samples libvips cannot read right (over 16 bits, signed or float) are decoded through geotiff (`./tiff.ts`), and a
  * TIFF libvips refuses gets that second route before it is called damaged.
  *
+ * With `resize`, libvips resizes while it decodes and `data`, `width` and `height` are the resized image (the
+ * checks above still read the full size from the header; `originalWidth`, `originalHeight` and `orientation` still
+ * describe the file).
+ *
  * @throws ImageRejectedError
  */
-export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): Promise<DecodedImage> {
+export async function decodeImage(
+  bytes: Uint8Array,
+  limits: DecodeLimits = {},
+  resize?: DecodeResize,
+): Promise<DecodedImage> {
   const maxBytes = limits.maxBytes ?? DEFAULT_LIMITS.maxBytes;
   const maxPixels = limits.maxPixels ?? DEFAULT_LIMITS.maxPixels;
   if (bytes.length === 0)
@@ -322,19 +343,33 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}):
   const orientation = meta.orientation;
   const swaps = orientation !== undefined && orientation >= 5 && orientation <= 8;
 
+  const upright = swaps ? { width: height, height: width } : { width, height };
+  const target = resize?.size(upright.width, upright.height);
   let decoded: { data: Buffer; info: sharp.OutputInfo };
   try {
-    decoded = await sharp(input, SHARP_OPTIONS)
-      .rotate()
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    const full = sharp(input, SHARP_OPTIONS).rotate().toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' });
+    if (!resize || !target) decoded = await full.toBuffer({ resolveWithObject: true });
+    else if (meta.hasAlpha) {
+      // sharp premultiplies alpha around a resize, which blackens transparent pixels; PIL's convert('RGB') keeps
+      // their colour, so alpha goes first, at full size (PNG and GIF shrink only after decoding anyway).
+      const rgb = await full.toBuffer({ resolveWithObject: true });
+      decoded = await sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: 3 } })
+        .resize({ ...target, fit: 'fill', kernel: resize.kernel })
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+    } else
+      decoded = await sharp(input, SHARP_OPTIONS)
+        .rotate()
+        .resize({ ...target, fit: 'fill', kernel: resize.kernel })
+        .toColourspace('srgb')
+        .removeAlpha()
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
   } catch (error) {
     return secondRoute(error);
   }
   const { data, info } = decoded;
-  const expected = swaps ? { width: height, height: width } : { width, height };
+  const expected = target ?? upright;
   if (
     info.channels !== 3 ||
     info.width !== expected.width ||

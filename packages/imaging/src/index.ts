@@ -9,6 +9,7 @@ export {
   DEFAULT_LIMITS,
   SUPPORTED_FORMATS,
   type DecodeLimits,
+  type DecodeResize,
   type DecodedImage,
   type ImageFormat,
   type SniffedKind,
@@ -21,6 +22,8 @@ export {
   normalize,
   preprocessBatch,
   fromBytes,
+  fastResize,
+  FAST_MIN_REDUCTION,
   preprocessHash,
   PREPROCESS_VERSION,
 } from './preprocess.js';

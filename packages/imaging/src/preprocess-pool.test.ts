@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MainThreadPreparer,
   PreprocessPool,
+  defaultPreprocessThreads,
   isPrepareFailure,
   type PixelSpec,
   type PrepareFailure,
@@ -95,10 +96,12 @@ function prepared(outcome: PrepareOutcome): PreparedImage {
 describe(PreprocessPool.name, () => {
   it('gives the same pixels, bit for bit, as preprocessBatch on the main thread, for JPEG and PNG files', async () => {
     expect(files.filter((f) => f.name.endsWith('.jpg'))).toHaveLength(3);
-    // 8 images over 2 threads: two slices, outcomes back in order.
+    // 8 images over 2 threads: two slices, outcomes back in order; the exact path, as the parity tests check it.
     const outcomes = await pool.prepare(
       files.map((f) => own(f.bytes)),
       SPECS,
+      undefined,
+      'exact',
     );
     expect(outcomes).toHaveLength(files.length);
     for (const [i, f] of files.entries()) {
@@ -161,5 +164,11 @@ describe(PreprocessPool.name, () => {
     const [one] = await small.prepare([own(files[0]!.bytes)], SPECS.slice(0, 1));
     expect(prepared(one!).pixels).toHaveLength(1);
     await small.close();
+  });
+});
+
+describe(defaultPreprocessThreads.name, () => {
+  it('is a quarter of the cores, at least one thread', () => {
+    expect([1, 2, 4, 8, 32].map((cores) => defaultPreprocessThreads(cores))).toEqual([1, 1, 1, 2, 8]);
   });
 });

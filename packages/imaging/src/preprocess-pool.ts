@@ -1,13 +1,22 @@
 /**
- * Where ingest decodes and preprocesses images. Resizing a 1024 × 768 photo to a model input is tens of
- * milliseconds of JavaScript (a 4000 × 3000 one, hundreds), which on the main thread would starve BullMQ's lock
- * renewal and the API's requests; {@link PreprocessPool} runs decode, resize and pixel conversion on worker threads
- * and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for comparison.
+ * Where ingest decodes and preprocesses images. On the exact path resizing a 1024 × 768 photo to a model input is
+ * tens of milliseconds of JavaScript (a 4000 × 3000 one, hundreds); on the fast path (the default) libvips shrinks
+ * it while decoding in a few milliseconds, still CPU that the main thread must not spend: it would starve BullMQ's
+ * lock renewal and the API's requests. {@link PreprocessPool} runs decode, resize and pixel conversion on worker
+ * threads and transfers the pixels back. {@link MainThreadPreparer} does the same work in this thread, for
+ * comparison.
  */
 import { availableParallelism } from 'node:os';
-import { isAppError, ownsWholeBuffer, threadModule, type ErrorCode, type PreprocessSpec } from '@lookalike/core';
-import { decodeImage, type DecodeLimits, type ImageFormat } from './decode.js';
-import { toPixels } from './preprocess.js';
+import {
+  isAppError,
+  ownsWholeBuffer,
+  threadModule,
+  type ErrorCode,
+  type PreprocessMode,
+  type PreprocessSpec,
+} from '@lookalike/core';
+import { decodeImage, type DecodeLimits, type DecodedImage, type ImageFormat } from './decode.js';
+import { fastResize, toPixels } from './preprocess.js';
 import { Piscina } from 'piscina';
 
 /** What decides the pixels of one image for one model: the side of the square input and the resampling filter. */
@@ -39,6 +48,7 @@ export interface PrepareTask {
   images: Uint8Array[];
   specs: PixelSpec[];
   limits: DecodeLimits | undefined;
+  mode: PreprocessMode;
 }
 
 /** True when the outcome is a refused image. */
@@ -54,23 +64,50 @@ export interface ImagePreparer {
   /**
    * Decodes each of `images` (see `decodeImage` for what is refused) and writes its pixels once per spec; outcomes
    * come back in the order of `images`. The bytes may be handed to another thread: the caller must not use them
-   * afterwards.
+   * afterwards. `mode` (default `fast`) says how the resize is done (see `PreprocessMode`).
    */
-  prepare(images: readonly Uint8Array[], specs: readonly PixelSpec[], limits?: DecodeLimits): Promise<PrepareOutcome[]>;
+  prepare(
+    images: readonly Uint8Array[],
+    specs: readonly PixelSpec[],
+    limits?: DecodeLimits,
+    mode?: PreprocessMode,
+  ): Promise<PrepareOutcome[]>;
   /** Waits for running work and releases the threads, if any. */
   close(): Promise<void>;
 }
 
-/** Decodes and preprocesses one image on the calling thread. */
+/** The image's size once EXIF orientation is applied, whatever size it was decoded at. */
+function uprightSize(image: DecodedImage): { width: number; height: number } {
+  const swaps = image.orientation !== undefined && image.orientation >= 5 && image.orientation <= 8;
+  return swaps
+    ? { width: image.originalHeight, height: image.originalWidth }
+    : { width: image.originalWidth, height: image.originalHeight };
+}
+
+/**
+ * Decodes and preprocesses one image on the calling thread. `exact` decodes once at full size for every spec;
+ * `fast` (the default) decodes once per spec, each time resized by libvips on the way (a second decode of a
+ * shrunk JPEG costs less than one full-size resize).
+ */
 export async function prepareImage(
   bytes: Uint8Array,
   specs: readonly PixelSpec[],
   limits?: DecodeLimits,
+  mode: PreprocessMode = 'fast',
 ): Promise<PrepareOutcome> {
   try {
-    const image = await decodeImage(bytes, limits);
-    const pixels = specs.map((spec) => toPixels(image, spec));
-    return { format: image.format, width: image.width, height: image.height, pixels };
+    if (mode === 'exact' || specs.length === 0) {
+      const image = await decodeImage(bytes, limits);
+      const pixels = specs.map((spec) => toPixels(image, spec));
+      return { format: image.format, ...uprightSize(image), pixels };
+    }
+    const pixels: Float32Array[] = [];
+    let image: DecodedImage | undefined;
+    for (const spec of specs) {
+      image = await decodeImage(bytes, limits, fastResize(spec));
+      pixels.push(toPixels(image, spec));
+    }
+    return { format: image!.format, ...uprightSize(image!), pixels };
   } catch (error) {
     if (isAppError(error))
       return { code: error.code, reason: error.message, ...(error.details ? { details: error.details } : {}) };
@@ -87,8 +124,9 @@ export class MainThreadPreparer implements ImagePreparer {
     images: readonly Uint8Array[],
     specs: readonly PixelSpec[],
     limits?: DecodeLimits,
+    mode?: PreprocessMode,
   ): Promise<PrepareOutcome[]> {
-    return Promise.all(images.map((bytes) => prepareImage(bytes, specs, limits)));
+    return Promise.all(images.map((bytes) => prepareImage(bytes, specs, limits, mode)));
   }
 
   close(): Promise<void> {
@@ -98,13 +136,19 @@ export class MainThreadPreparer implements ImagePreparer {
 
 /** Options of {@link PreprocessPool}. */
 export interface PreprocessPoolOptions {
-  /** Worker threads. Default: one per core but one, at least one (the main thread has the models to feed). */
+  /** Worker threads. Default: {@link defaultPreprocessThreads}. */
   threads?: number;
 }
 
-/** The default size of a {@link PreprocessPool}: every core but one, and at least one thread. */
-export function defaultPreprocessThreads(): number {
-  return Math.max(1, availableParallelism() - 1);
+/**
+ * The default size of a {@link PreprocessPool} (PREPROCESS_THREADS=0): a quarter of the cores, at least one. On the
+ * fast path a 1024 × 768 JPEG costs about 5 ms of one core, about as much as the tiny towers' 7 ms for both and a
+ * twentieth of ViT-B/32's; a quarter of the cores keeps either fed while the towers get theirs (`imageTowerThreads`:
+ * half the cores per tower, two towers). 2 cores: 1 thread (measured: a second one changed nothing, the cores
+ * were already full); 8 cores: 2; 32 cores: 8. Idle threads cost memory (a V8 isolate each), not CPU.
+ */
+export function defaultPreprocessThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / 4));
 }
 
 /**
@@ -141,6 +185,7 @@ export class PreprocessPool implements ImagePreparer {
     images: readonly Uint8Array[],
     specs: readonly PixelSpec[],
     limits?: DecodeLimits,
+    mode: PreprocessMode = 'fast',
   ): Promise<PrepareOutcome[]> {
     const plain = specs.map(({ size, interpolation }) => ({ size, interpolation }));
     // A buffer listed twice may be sent to two threads, so only buffers listed once move.
@@ -151,7 +196,7 @@ export class PreprocessPool implements ImagePreparer {
     for (let i = 0; i < images.length; i += per) {
       const slice = images.slice(i, i + per);
       const transferList = slice.filter(ownsWholeBuffer).flatMap((b) => (uses.get(b.buffer) === 1 ? [b.buffer] : []));
-      slices.push(this.pool.run({ images: slice, specs: plain, limits }, { transferList }));
+      slices.push(this.pool.run({ images: slice, specs: plain, limits, mode }, { transferList }));
     }
     return (await Promise.all(slices)).flat();
   }

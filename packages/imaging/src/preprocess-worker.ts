@@ -33,7 +33,7 @@ export default async function prepareSlice(task: PrepareTask): Promise<PrepareOu
   const lane = async (): Promise<void> => {
     while (next < task.images.length) {
       const i = next++;
-      outcomes[i] = await prepareImage(task.images[i]!, task.specs, task.limits);
+      outcomes[i] = await prepareImage(task.images[i]!, task.specs, task.limits, task.mode);
     }
   };
   await Promise.all(Array.from({ length: LANES }, lane));

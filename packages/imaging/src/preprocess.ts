@@ -3,10 +3,19 @@
  * (shortest side to S, the other side truncated as torchvision computes it), `CenterCrop(S)` (offsets rounded
  * half-to-even, as Python's `round`), `ToTensor` (÷255) and `Normalize(mean, std)`. Pixels in [0, 1] are kept
  * separately from the normalised tensor, because attacks perturb pixels before normalisation.
+ *
+ * Two ways to the resized image ({@link PreprocessMode}): `exact` decodes at full size and resizes with the Pillow
+ * port in `resize.ts`; `fast` ({@link fastResize}) lets libvips resize while it decodes, then crops and converts
+ * exactly as `exact` does. Training and the parity fixtures use Pillow itself, so they see `exact` pixels, and
+ * they keep seeing them: the fast path is an approximation measured against that definition (bench/preprocess.ts,
+ * per-image cosine of both committed towers' embeddings ≥ 0.999, mean pixel difference under 0.5/255), far
+ * smaller than the augmentations training applies, and training on libvips pixels would tie the checkpoints to
+ * one libvips version while every other CLIP consumer resizes with Pillow. A model that proves sensitive to the
+ * difference is served with `PREPROCESS=exact`.
  */
 import { createHash } from 'node:crypto';
-import type { PixelBatch, PreprocessSpec } from '@lookalike/core';
-import { decodeImage, type DecodeLimits } from './decode.js';
+import type { PixelBatch, PreprocessMode, PreprocessSpec } from '@lookalike/core';
+import { decodeImage, type DecodeLimits, type DecodeResize } from './decode.js';
 import { resizeRgb, type RgbImage } from './resize.js';
 
 /** Changes whenever the preprocessing code would give different pixels for the same spec. */
@@ -25,6 +34,26 @@ function roundHalfEven(x: number): number {
 export function resizedSize(width: number, height: number, size: number): { width: number; height: number } {
   if (width <= height) return { width: size, height: Math.trunc((size * height) / width) };
   return { width: Math.trunc((size * width) / height), height: size };
+}
+
+/**
+ * Below this reduction of the shortest side the fast path decodes at full size and resizes exactly: libvips
+ * enlarges and barely reduces with a different interpolation than Pillow (measured up to 78/255 apart on a 64 px
+ * tile enlarged to 96), and such images are small enough that the exact resize costs little.
+ */
+export const FAST_MIN_REDUCTION = 2;
+
+/**
+ * The {@link DecodeResize} of the fast path: for an image at least {@link FAST_MIN_REDUCTION} × the input size on
+ * its shortest side, libvips resizes to exactly the size torchvision's `Resize(S)` gives (so that
+ * {@link toPixels} only crops), with the kernel of the spec's filter; smaller images decode at full size.
+ */
+export function fastResize(spec: Pick<PreprocessSpec, 'size' | 'interpolation'>): DecodeResize {
+  return {
+    size: (width, height) =>
+      Math.min(width, height) >= FAST_MIN_REDUCTION * spec.size ? resizedSize(width, height, spec.size) : undefined,
+    kernel: spec.interpolation === 'bicubic' ? 'cubic' : 'linear',
+  };
 }
 
 /** Resize and centre-crop to `[S, S]` 8-bit RGB, as open_clip's transform does before `ToTensor`. */
@@ -115,7 +144,7 @@ export function preprocessBatch(
 
 /**
  * Decodes untrusted bytes (see {@link decodeImage} for what is refused) and preprocesses them to `[3, S, S]`
- * pixels in [0, 1].
+ * pixels in [0, 1], by default on the fast path.
  *
  * @throws ImageRejectedError
  */
@@ -123,15 +152,17 @@ export async function fromBytes(
   bytes: Uint8Array,
   spec: Pick<PreprocessSpec, 'size' | 'interpolation'>,
   limits?: DecodeLimits,
+  mode: PreprocessMode = 'fast',
 ): Promise<Float32Array> {
-  return toPixels(await decodeImage(bytes, limits), spec);
+  return toPixels(await decodeImage(bytes, limits, mode === 'fast' ? fastResize(spec) : undefined), spec);
 }
 
 /**
  * A short stable hash of everything that decides the pixels a model sees: stored with each vector, so a change
- * of preprocessing marks the vector stale.
+ * of preprocessing marks the vector stale. The `exact` hash is the one vectors carried before the fast path
+ * existed; switching `PREPROCESS` re-embeds what the next ingest of a file meets.
  */
-export function preprocessHash(spec: PreprocessSpec): string {
+export function preprocessHash(spec: PreprocessSpec, mode: PreprocessMode = 'exact'): string {
   const canonical = JSON.stringify({
     v: PREPROCESS_VERSION,
     size: spec.size,
@@ -139,6 +170,7 @@ export function preprocessHash(spec: PreprocessSpec): string {
     std: [...spec.std],
     interpolation: spec.interpolation,
     resize: spec.resize,
+    ...(mode === 'exact' ? {} : { mode }),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

@@ -2,13 +2,13 @@ import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CollectionSpec, EncoderRole, ImageEncoder } from '@lookalike/core';
+import { cosine, type CollectionSpec, type EncoderRole, type ImageEncoder } from '@lookalike/core';
 import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
 import { InProcessJobRunner, type IngestSource } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { generateCatalog } from '@lookalike/synth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MainThreadPreparer, type ImagePreparer } from '@lookalike/imaging';
+import { MainThreadPreparer, fromBytes, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
 import { createIngestHandlers, type BatchResult, type IngestDeps } from './processor.js';
 
 // Real parts end to end: the committed tiny towers, the embedded LanceDB store, the in-process job runner.
@@ -25,6 +25,8 @@ beforeAll(async () => {
     clean: await OnnxImageEncoder.load(registry, 'tiny-clip-clean'),
   };
   await generateCatalog({ count: 10, seed: 4, outDir: join(dir, 'catalog'), twins: true, size: 128 });
+  // Large enough (≥ 2 × 96 px) for the fast path to resize in libvips.
+  await generateCatalog({ count: 2, seed: 9, outDir: join(dir, 'large'), size: 400, format: 'jpeg' });
   // Broken files beside the good ones: each must be reported, none may fail the batch.
   const png = await readFile(join(dir, 'catalog/images/s4-000000.png'));
   await writeFile(join(dir, 'catalog/images/empty.png'), '');
@@ -120,7 +122,7 @@ describe(createIngestHandlers.name, () => {
     expect(page.points).toHaveLength(20);
     const p = page.points[0]!;
     expect(p.payload.embeddings.robust.modelId).toBe('tiny-clip-fare4');
-    expect(p.payload.embeddings.clean.preprocessHash).toBe(encoders.clean.info.preprocessHash);
+    expect(p.payload.embeddings.clean.preprocessHash).toBe(preprocessHash(encoders.clean.info.preprocess, 'fast'));
     expect(p.payload).toMatchObject({ format: 'png', width: 128, height: 128 });
     for (const using of ['robust', 'clean'] as const) {
       const hits = await store.search({ vector: p.vectors![using], using, k: 1, exact: true });
@@ -163,5 +165,41 @@ describe(createIngestHandlers.name, () => {
         expect(Array.from(q.vectors![r])).toEqual(Array.from(p.vectors![r]));
       expect(q.payload).toMatchObject({ format: 'png', width: p.payload.width, height: p.payload.height });
     }
+  });
+
+  it('embeds the fast path pixels by default, and re-embeds when PREPROCESS changes', async () => {
+    const items = [0, 1].map((n) => ({ location: join(dir, `large/images/s9-00000${n}.jpg`) }));
+    await store.delete([...new Set((await store.scroll({ limit: 100 })).points.map((p) => p.id))]);
+    const embedded = async (location: string, mode: 'fast' | 'exact') => {
+      const spec = encoders.robust.info.preprocess;
+      const pixels = await fromBytes(await readFile(location), spec, undefined, mode);
+      const vectors = await Promise.all(
+        (['robust', 'clean'] as const).map((r) => encoders[r].embed({ data: pixels, n: 1, height: 96, width: 96 })),
+      );
+      return { robust: vectors[0]![0]!, clean: vectors[1]![0]! };
+    };
+    const check = async (ids: string[], mode: 'fast' | 'exact') => {
+      const points = await store.get(ids, { withVectors: true });
+      expect(points).toHaveLength(2);
+      for (const p of points) {
+        const want = await embedded(p.payload.source, mode);
+        const other = await embedded(p.payload.source, mode === 'fast' ? 'exact' : 'fast');
+        for (const r of ['robust', 'clean'] as const) {
+          expect(p.payload.embeddings[r].preprocessHash).toBe(preprocessHash(encoders[r].info.preprocess, mode));
+          // The same pixels give the same vector (up to batching); the other path's differ measurably.
+          expect(cosine(p.vectors![r], want[r])).toBeGreaterThan(1 - 1e-6);
+          expect(Array.from(want[r])).not.toEqual(Array.from(other[r]));
+        }
+        expect(p.payload).toMatchObject({ format: 'jpeg', width: 400, height: 400 });
+      }
+    };
+    const fast = await ingest('run-fast', { kind: 'items', items });
+    expect(fast.done).toBe(2);
+    await check(fast.ids, 'fast');
+    // Switching to the exact path makes the stored vectors stale: the next ingest embeds them again.
+    const exact = await ingest('run-exact', { kind: 'items', items }, { preprocess: 'exact' });
+    expect(exact.done).toBe(2);
+    await check(exact.ids, 'exact');
+    expect((await ingest('run-exact-again', { kind: 'items', items }, { preprocess: 'exact' })).skipped).toBe(2);
   });
 });

@@ -17,11 +17,13 @@ import {
   type PixelBatch,
   type Point,
   type PointPayload,
+  type PreprocessMode,
   type VectorStore,
 } from '@lookalike/core';
 import {
   PreprocessPool,
   isPrepareFailure,
+  preprocessHash,
   type DecodeLimits,
   type ImagePreparer,
   type PixelSpec,
@@ -48,8 +50,13 @@ export interface IngestDeps {
    * caller's to close.
    */
   preparer?: ImagePreparer;
-  /** Threads of the default pool. Default: max(1, available cores − 1). */
+  /** Threads of the default pool. Default: `defaultPreprocessThreads()`, a quarter of the cores, at least one. */
   preprocessThreads?: number;
+  /**
+   * How images are resized (PREPROCESS): `fast` (the default) or `exact`. Part of each vector's preprocessing
+   * hash, so a switch re-embeds stored images when they are next ingested.
+   */
+  preprocess?: PreprocessMode;
   now?: () => Date;
 }
 
@@ -168,10 +175,11 @@ function isFailure<T extends object>(x: T | IngestFailure): x is IngestFailure {
 /** The ingest handlers for the job runners (BullMQ workers or in-process). */
 export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   const now = deps.now ?? (() => new Date());
+  const mode = deps.preprocess ?? 'fast';
   const provenance = Object.fromEntries(
     ENCODER_ROLES.map((r) => [
       r,
-      { modelId: deps.encoders[r].info.id, preprocessHash: deps.encoders[r].info.preprocessHash },
+      { modelId: deps.encoders[r].info.id, preprocessHash: preprocessHash(deps.encoders[r].info.preprocess, mode) },
     ]),
   ) as PointPayload['embeddings'];
   // Towers that share a preprocessing (the usual case) share one decode and one resize of each image.
@@ -222,6 +230,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
             firsts.map((r) => r.bytes),
             specs,
             deps.decode,
+            mode,
           )
         : Promise.resolve([]),
     );

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -206,6 +206,27 @@ describe(SearchService.name, () => {
     } finally {
       await preparer.close();
     }
+  });
+
+  it('embeds uploads on the fast path by default, the pixels ingest embedded, and exactly when asked to', async () => {
+    // Large enough (≥ 2 × 96 px) for the fast path to resize in libvips; ingested with the default, fast.
+    const large = await sharp(await imageBytes(records[5]!))
+      .resize(480, 480, { kernel: 'lanczos3' })
+      .jpeg({ quality: 92 })
+      .toBuffer();
+    await writeFile(join(dir, 'large-5.jpg'), large);
+    await ingest({
+      runId: 'large',
+      source: { kind: 'items', items: [{ location: join(dir, 'large-5.jpg') }] },
+      batchSize: 1,
+    });
+    const exact = new SearchService({ store, encoders, text, preprocess: 'exact' });
+    const fast = await service.byImage(Buffer.from(large), { encoder: 'clean', k: 1 });
+    const slow = await exact.byImage(Buffer.from(large), { encoder: 'clean', k: 1 });
+    expect(fast.hits[0]!.payload.source).toBe(join(dir, 'large-5.jpg'));
+    expect(slow.hits[0]!.payload.source).toBe(join(dir, 'large-5.jpg'));
+    expect(1 - fast.hits[0]!.score).toBeLessThan(1e-6);
+    expect(1 - slow.hits[0]!.score).toBeGreaterThan(1e-5);
   });
 
   it('lists the label facets and sees new values only after invalidate()', async () => {

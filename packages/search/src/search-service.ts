@@ -10,6 +10,7 @@ import {
   type Filter,
   type ImageRejectionCode,
   type ImageEncoder,
+  type PreprocessMode,
   type SearchHit,
   type TextEncoder,
   type VectorStore,
@@ -79,6 +80,8 @@ export interface SearchDeps {
    * are cheap, and queueing them behind large ones would only add latency. Default {@link POOL_MIN_PIXELS}.
    */
   poolMinPixels?: number;
+  /** How uploaded query images are resized (PREPROCESS): `fast` (the default, as ingest) or `exact`. */
+  preprocess?: PreprocessMode;
   /** Distinct values kept per facet field; default 1000. */
   maxFacetValues?: number;
 }
@@ -109,9 +112,10 @@ export class SearchService {
     const spec = tower.info.preprocess;
     const { preparer } = this.deps;
     const pooled = preparer && ((await declaredPixels(bytes)) ?? 0) > (this.deps.poolMinPixels ?? POOL_MIN_PIXELS);
+    const mode = this.deps.preprocess ?? 'fast';
     const [outcome] = pooled
-      ? await preparer.prepare([bytes], [spec], this.deps.decode)
-      : [await prepareImage(bytes, [spec], this.deps.decode)];
+      ? await preparer.prepare([bytes], [spec], this.deps.decode, mode)
+      : [await prepareImage(bytes, [spec], this.deps.decode, mode)];
     if (!outcome) throw new AppError('INTERNAL', 'the preprocessing pool returned no outcome for the query image');
     if (isPrepareFailure(outcome)) {
       const options = outcome.details ? { details: outcome.details } : {};

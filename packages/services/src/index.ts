@@ -19,7 +19,7 @@ import {
 import { PixelSpaceModel } from '@lookalike/attacks';
 import { createAuditHandlers, FileAuditStore } from '@lookalike/audit';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
-import { PreprocessPool, type ImagePreparer } from '@lookalike/imaging';
+import { PreprocessPool, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
 import { createIngestHandlers, fetchImage, resolveInsideRoots } from '@lookalike/ingest';
 import {
   auditOptionsSchema,
@@ -152,10 +152,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
   };
   let pool: PreprocessPool | undefined;
   const preparer: ImagePreparer = {
-    prepare: (images, specs, limits) => (pool ??= new PreprocessPool()).prepare(images, specs, limits),
+    prepare: (images, specs, limits, mode) =>
+      (pool ??= new PreprocessPool(
+        config.images.preprocessThreads ? { threads: config.images.preprocessThreads } : {},
+      )).prepare(images, specs, limits, mode),
     close: async () => pool?.close(),
   };
-  const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits, preparer });
+  const preprocess = config.images.preprocess;
+  const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits, preparer, preprocess });
 
   // The audit's attackers: each tower's VJP model, built on first use and cached under DATA_DIR/cache/vjp.
   let models: Promise<Record<EncoderRole, PixelSpaceModel>> | undefined;
@@ -188,9 +192,13 @@ export async function createServices(config: Config, options: ServiceOptions = {
     readImage,
     repository: audits,
     provenance: Object.fromEntries(
-      ENCODER_ROLES.map((r) => [r, { modelId: encoders[r].info.id, preprocessHash: encoders[r].info.preprocessHash }]),
+      ENCODER_ROLES.map((r) => [
+        r,
+        { modelId: encoders[r].info.id, preprocessHash: preprocessHash(encoders[r].info.preprocess, preprocess) },
+      ]),
     ) as Record<EncoderRole, { modelId: string; preprocessHash: string }>,
     decode,
+    preprocess,
   });
   const handlers = {
     'ingest-run': ingest['ingest-run'],
