@@ -51,6 +51,18 @@ describe('lookalike worker', () => {
           /Worker ready: ingest and audit jobs from redis:\/\/127\.0\.0\.1:6379 into the embedded store/,
         );
         expect(w.output()).toMatch(/Nightly audit scheduled with cron "15 4 \* \* \*"/);
+        // Its own listener (WORKER_HEALTH_PORT 0: a free port, printed).
+        const url = /Health checks and metrics at (http:\/\/[^ ]+)\/readyz/.exec(w.output())![1]!;
+        expect((await fetch(`${url}/healthz`)).status).toBe(200);
+        const ready = await fetch(`${url}/readyz`);
+        expect(ready.status).toBe(200);
+        expect(((await ready.json()) as { checks: { name: string; ok: boolean }[] }).checks).toEqual(
+          ['redis', 'store', 'models', 'workers'].map((name) => ({ name, ok: true })),
+        );
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        expect(metrics).toContain('# TYPE lookalike_job_duration_seconds histogram');
+        expect(metrics).toContain('# TYPE lookalike_jobs_total counter');
+        expect((await fetch(`${url}/readyz`, { method: 'POST' })).status).toBe(405);
         w.child.kill('SIGTERM');
         expect(await w.exited).toBe(0);
         expect(w.output()).toMatch(/Worker stopped\./);

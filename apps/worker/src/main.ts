@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /**
  * The worker process: reads the configuration once, requires REDIS_URL, runs the ingest and audit workers (built
- * by packages/services) and installs the nightly audit schedule (AUDIT_CRON; AUDIT_SCHEDULE=false leaves it out), until
- * SIGTERM or SIGINT, when it stops taking jobs, lets running ones finish and closes its
- * connections, in that order.
+ * by packages/services), answers /healthz, /readyz and /metrics on WORKER_HEALTH_HOST:WORKER_HEALTH_PORT and installs
+ * the nightly audit schedule (AUDIT_CRON; AUDIT_SCHEDULE=false leaves it out), until SIGTERM or SIGINT, when it stops
+ * answering health checks, stops taking jobs, lets running ones finish and closes its connections, in that order.
  */
 import { ConfigError, loadConfig } from '@lookalike/core';
-import { createServices } from '@lookalike/services';
+import { createServices, startWorkerHealth } from '@lookalike/services';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -31,6 +31,18 @@ async function main(): Promise<void> {
     `Worker ready: ingest and audit jobs from ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} into the ${config.store.kind} store ` +
       `with models ${services.encoders.robust.info.id} and ${services.encoders.clean.info.id}.`,
   );
+  const health = await startWorkerHealth(services, {
+    host: config.worker.healthHost,
+    port: config.worker.healthPort,
+  }).catch(async (error: unknown) => {
+    await services.close();
+    throw new Error(
+      `cannot answer health checks on ${config.worker.healthHost}:${config.worker.healthPort} (${
+        error instanceof Error ? error.message : String(error)
+      }); set WORKER_HEALTH_PORT to a free port`,
+    );
+  });
+  console.log(`Health checks and metrics at ${health.url}/readyz and ${health.url}/metrics.`);
   if (config.audit.schedule) {
     await services.scheduleAudits();
     console.log(
@@ -42,16 +54,19 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`Received ${signal}; finishing running jobs, then closing.`);
-    services.close().then(
-      () => {
-        console.log('Worker stopped.');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        console.error('Worker did not close cleanly:', error);
-        process.exit(1);
-      },
-    );
+    health
+      .close()
+      .then(() => services.close())
+      .then(
+        () => {
+          console.log('Worker stopped.');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          console.error('Worker did not close cleanly:', error);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -62,7 +77,7 @@ main().catch((error: unknown) => {
     console.error(`lookalike-worker: ${error.message}`);
     process.exitCode = 2;
   } else {
-    console.error(error);
+    console.error(`lookalike-worker: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;
   }
 });

@@ -162,6 +162,16 @@ describe('docker-compose.yml', () => {
     for (const name of appNames.filter((n) => n !== 'api')) expect(services[name]!.ports, name).toBeUndefined();
   });
 
+  it('checks each worker on the port its own /readyz listens on', () => {
+    for (const name of ['worker', 'scheduler']) {
+      const env = environmentOf(services[name]!);
+      expect(env.WORKER_HEALTH_PORT, name).toMatch(/^[1-9]\d*$/);
+      expect(tokens(services[name]!.healthcheck?.test).join(' '), name).toContain(
+        `http://127.0.0.1:${env.WORKER_HEALTH_PORT}/readyz`,
+      );
+    }
+  });
+
   it('installs the audit schedule from exactly one scheduler and leaves it off on the scalable workers', () => {
     const schedule = (name: string) =>
       envSchema.shape.AUDIT_SCHEDULE.parse(environmentOf(services[name]!).AUDIT_SCHEDULE);

@@ -102,6 +102,10 @@ export const envSchema = z
       .default('lookalike'),
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: int(0, 65535, 8080),
+    /** Where a worker process answers /healthz, /readyz and /metrics; 0 (the default) takes any free port, so several
+     * workers can share a host; docker-compose.yml sets 8081 for its health checks. */
+    WORKER_HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
+    WORKER_HEALTH_PORT: int(0, 65535, 0),
     API_KEYS: z
       .string()
       .optional()
@@ -183,6 +187,8 @@ export interface Config {
     rateLimitPerMinute: number;
     maxUploadBytes: number;
   };
+  /** A worker process's own listener for /healthz, /readyz and /metrics. */
+  worker: { healthHost: string; healthPort: number };
   images: {
     maxBytes: number;
     maxPixels: number;
@@ -241,6 +247,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
       maxUploadBytes: e.MAX_UPLOAD_BYTES,
     },
+    worker: { healthHost: e.WORKER_HEALTH_HOST, healthPort: e.WORKER_HEALTH_PORT },
     images: {
       maxBytes: e.MAX_UPLOAD_BYTES,
       maxPixels: e.MAX_IMAGE_PIXELS,

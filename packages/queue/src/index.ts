@@ -27,3 +27,4 @@ export {
 export type { JobRunner, RunnerEvents } from './runner.js';
 export { InProcessJobRunner } from './in-process.js';
 export { BullJobRunner, startWorker, jobOptions, type WorkerOptions } from './bull.js';
+export { WorkerMonitor } from './monitor.js';

@@ -26,6 +26,7 @@ import {
   BullJobRunner,
   InProcessJobRunner,
   startWorker,
+  WorkerMonitor,
   type AuditOptions,
   type JobRunner,
   type QueueKey,
@@ -87,6 +88,8 @@ export interface Services {
   audits: FileAuditStore;
   /** The audit options the configuration gives (AUDIT_QUERIES, AUDIT_EPSILONS, AUDIT_STEPS, AUDIT_ATTACK). */
   auditDefaults: AuditOptions;
+  /** With Redis: this process's BullMQ workers, their job metrics and whether they run (the worker's `/readyz`). */
+  monitor: WorkerMonitor | undefined;
   /**
    * Installs the nightly audit (AUDIT_CRON) as a BullMQ job scheduler; every worker may call it, they converge on
    * one schedule. Returns false without Redis (in-process runs have no scheduler).
@@ -208,21 +211,23 @@ export async function createServices(config: Config, options: ServiceOptions = {
 
   let runner: JobRunner;
   const workers: { close(): Promise<void> }[] = [];
+  let monitor: WorkerMonitor | undefined;
   if (config.redis) {
+    monitor = new WorkerMonitor();
     const bull = new BullJobRunner(config.redis.url, {
       prefix: config.redis.prefix,
       listen: options.jobEvents ?? true,
     });
     runner = bull;
     for (const queue of options.workers ?? (['ingest', 'audit'] as const)) {
-      workers.push(
-        startWorker(queue, handlers, {
-          redisUrl: config.redis.url,
-          prefix: config.redis.prefix,
-          // One audit batch at a time per process: it already uses every core for its gradients.
-          concurrency: queue === 'ingest' ? config.ingest.concurrency : 1,
-        }),
-      );
+      const worker = startWorker(queue, handlers, {
+        redisUrl: config.redis.url,
+        prefix: config.redis.prefix,
+        // One audit batch at a time per process: it already uses every core for its gradients.
+        concurrency: queue === 'ingest' ? config.ingest.concurrency : 1,
+      });
+      monitor.watch(worker);
+      workers.push(worker);
     }
   } else {
     runner = new InProcessJobRunner(handlers, { ingest: Math.max(1, config.ingest.concurrency), audit: 1 });
@@ -239,6 +244,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     collection,
     audits,
     auditDefaults: defaults,
+    monitor,
     async scheduleAudits() {
       if (!(runner instanceof BullJobRunner)) return false;
       await runner.schedule('nightly-audit', config.audit.cron, 'audit-run', { options: defaults });
@@ -255,3 +261,5 @@ export async function createServices(config: Config, options: ServiceOptions = {
     },
   };
 }
+
+export { startWorkerHealth, type WorkerHealthServer } from './worker-health.js';
