@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { Bool, Field, FixedSizeList, Float32, Float64, Int64, Schema, Utf8, type DataType } from 'apache-arrow';
 import {
@@ -6,7 +8,6 @@ import {
   UnavailableError,
   type CollectionSpec,
   type EncoderRole,
-  type FieldValue,
   type Filter,
   type Point,
   type PointPayload,
@@ -15,10 +16,8 @@ import {
   type StoredPoint,
   type VectorStore,
 } from '@lookalike/core';
+import { VectorIndex, columnValue, type IndexedPoint } from './vector-index.js';
 import { fieldColumn, whereClause } from './where.js';
-
-/** Rows from which an ANN index is worth building; below it, exact search is fast and exact. */
-export const INDEX_MIN_ROWS = 4096;
 
 interface Row {
   id: string;
@@ -33,12 +32,6 @@ function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
-function fieldValue(payload: unknown, path: string): FieldValue | null {
-  let v: unknown = payload;
-  for (const key of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : null;
-}
-
 function arrowType(type: CollectionSpec['indexedFields'][number]['type']): DataType {
   return type === 'keyword'
     ? new Utf8()
@@ -49,8 +42,17 @@ function arrowType(type: CollectionSpec['indexedFields'][number]['type']): DataT
         : new Bool();
 }
 
-/** Candidates re-ranked with full vectors per result asked for (recall@10 0.97 at 100k points; bench/search.ts). */
-const REFINE = 5;
+/** The table column holding each row's write sequence number (what the vector index has caught up to). */
+const SEQ = 'seq';
+
+/**
+ * Native threads usearch may use to insert a batch: every core but one, so that a bulk build leaves the event loop
+ * (and, on two cores, the other process) a core. Searches use one thread, the caller's.
+ */
+const INDEX_THREADS = Math.max(1, availableParallelism() - 1);
+
+/** Changes since the last snapshot, as a share of the points, after which a background optimize saves the index. */
+const SAVE_FRACTION = 0.1;
 
 /** Writes after which the store optimizes itself by default (see {@link EmbeddedStoreOptions.optimizeEvery}). */
 export const OPTIMIZE_EVERY = 32;
@@ -60,8 +62,10 @@ export const OPTIMIZE_IDLE_MS = 10_000;
 
 /** What one {@link EmbeddedVectorStore.optimize} did. */
 export interface OptimizeResult {
-  /** Whether the vector columns have an ANN index (the table has reached {@link INDEX_MIN_ROWS} rows). */
+  /** Whether the vector index holds exactly the table's rows (checked by count after catching up). */
   indexed: boolean;
+  /** Whether this optimize wrote a new snapshot of the vector index beside the table. */
+  saved: boolean;
   /** Data files (fragments) before and after compaction. */
   fragments: { before: number; after: number };
   /** Wall time of the whole optimize. */
@@ -84,13 +88,23 @@ export interface EmbeddedStoreOptions {
   optimizeIdleMs?: number;
   /** Told of every background optimize, for logging: its result or why it failed (the next write tries again). */
   onOptimize?: (outcome: { result: OptimizeResult } | { error: Error }) => void;
+  /** Told when the vector index's snapshot cannot be used and the index is rebuilt from the table, and why. */
+  onIndex?: (event: { rebuilding: string }) => void;
 }
 
 /**
- * The `VectorStore` port on an embedded LanceDB table in a folder: one row per image with both vectors, the payload
- * as JSON and one typed column per filterable field. Search is exact below {@link INDEX_MIN_ROWS} rows; above it,
- * {@link EmbeddedVectorStore.optimize} builds an HNSW (scalar-quantised) index per vector with a refine step, and
- * rows added since are still searched exactly until the next optimize.
+ * The `VectorStore` port on an embedded LanceDB table in a folder, with an in-memory vector index beside it.
+ *
+ * The table is the source of truth and serves gets, counts, scrolls and durability: one row per image with both
+ * vectors, the payload as JSON, one typed column per filterable field and `seq`, the sequence number of the write
+ * that last set the row. Searches go to a {@link VectorIndex} (usearch HNSW per tower, float32 re-ranking, filters
+ * evaluated in memory on posting lists and columns), snapshotted into `<dir>/<name>.vindex/`.
+ *
+ * Crash safety: a write commits to the table first and then to the index. The snapshot records the highest `seq` it
+ * covers; at open (and before every search or write, when the table's version has moved: another process wrote, or
+ * this one crashed after a commit) the index applies every row with a higher `seq`, then compares its size with the
+ * table's row count and, on a mismatch (a delete it did not see), reconciles the ids with the table. A snapshot that
+ * is missing, torn or made for another layout is rebuilt from the table. So no point is lost or phantom.
  */
 export class EmbeddedVectorStore implements VectorStore {
   private table: lancedb.Table | undefined;
@@ -101,12 +115,24 @@ export class EmbeddedVectorStore implements VectorStore {
   private optimizePending = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private index: VectorIndex | undefined;
+  /** The table version the index was last caught up to; -1 before the first catch-up. */
+  private indexedVersion = -1;
+  /** The tail of catch-ups, so that concurrent searches run one. */
+  private catching: Promise<void> | undefined;
+  /** Whether this handle wrote since its last snapshot; only a writing handle saves one. */
+  private wroteSinceSave = false;
 
   private constructor(
     private readonly db: lancedb.Connection,
+    private readonly dir: string,
     private readonly name: string,
     private readonly options: EmbeddedStoreOptions,
   ) {}
+
+  private get indexDir(): string {
+    return join(this.dir, `${this.name}.vindex`);
+  }
 
   /**
    * Opens (or prepares to create) the table `name` in the folder `dir`. Every read checks the table's latest version
@@ -120,7 +146,7 @@ export class EmbeddedVectorStore implements VectorStore {
     if (!Number.isInteger(every) || every < 0)
       throw new RangeError(`optimizeEvery must be a whole number ≥ 0, not ${every}`);
     if (!Number.isFinite(idle) || idle < 0) throw new RangeError(`optimizeIdleMs must be ≥ 0, not ${idle}`);
-    return new EmbeddedVectorStore(await lancedb.connect(dir, { readConsistencyInterval: 0 }), name, {
+    return new EmbeddedVectorStore(await lancedb.connect(dir, { readConsistencyInterval: 0 }), dir, name, {
       ...options,
       optimizeEvery: every,
       optimizeIdleMs: idle,
@@ -140,20 +166,22 @@ export class EmbeddedVectorStore implements VectorStore {
    */
   private wrote(): void {
     this.writesSinceOptimize++;
+    this.wroteSinceSave = true;
     const every = this.options.optimizeEvery ?? OPTIMIZE_EVERY;
     const idle = this.options.optimizeIdleMs ?? OPTIMIZE_IDLE_MS;
     clearTimeout(this.idleTimer);
     if (idle > 0 && !this.closed) {
-      this.idleTimer = setTimeout(() => this.optimizeInBackground(), idle);
+      this.idleTimer = setTimeout(() => this.optimizeInBackground(true), idle);
       this.idleTimer.unref();
     }
-    if (every > 0 && this.writesSinceOptimize >= every) this.optimizeInBackground();
+    if (every > 0 && this.writesSinceOptimize >= every) this.optimizeInBackground(false);
   }
 
-  private optimizeInBackground(): void {
+  /** `save`: write the index snapshot if anything changed (writes paused), else only once enough has. */
+  private optimizeInBackground(save: boolean): void {
     if (this.optimizePending || this.closed || this.writesSinceOptimize === 0) return;
     this.optimizePending = true;
-    this.serial(() => this.optimizeNow())
+    this.serial(() => this.optimizeNow(save))
       .then(
         (result) => this.options.onOptimize?.({ result }),
         (error: unknown) => this.options.onOptimize?.({ error: error as Error }),
@@ -172,10 +200,94 @@ export class EmbeddedVectorStore implements VectorStore {
     }
   }
 
-  private ready(): { table: lancedb.Table; spec: CollectionSpec } {
-    if (!this.table || !this.spec)
+  private ready(): { table: lancedb.Table; spec: CollectionSpec; index: VectorIndex } {
+    if (!this.table || !this.spec || !this.index)
       throw new AppError('INTERNAL', 'ensureCollection must be called before using the store');
-    return { table: this.table, spec: this.spec };
+    return { table: this.table, spec: this.spec, index: this.index };
+  }
+
+  /**
+   * Brings the index up to the table's latest version: applies the rows whose `seq` is above what it covers, and if
+   * its size still differs from the row count (rows deleted by another process or before a crash), reconciles ids.
+   * A no-op when the version has not moved, which is one metadata check.
+   */
+  private catchUp(): Promise<void> {
+    this.catching ??= this.catchUpNow().finally(() => (this.catching = undefined));
+    return this.catching;
+  }
+
+  private async catchUpNow(): Promise<void> {
+    const { table, index } = this.ready();
+    const version = await this.call('read the table version', () => table.version());
+    if (version === this.indexedVersion) return;
+    const seen = await this.applyRows(`${SEQ} > ${index.seq}`);
+    if (seen > index.seq) index.seq = seen;
+    const rows = await this.call('count points', () => table.countRows());
+    if (rows !== index.size) {
+      const ids = new Set<string>();
+      await this.call('read the ids', async () => {
+        for await (const batch of table.query().select(['id'])) {
+          const col = batch.getChild('id')!;
+          for (let i = 0; i < batch.numRows; i++) ids.add(col.get(i) as string);
+        }
+      });
+      index.delete([...index.liveIds()].filter((id) => !ids.has(id)));
+      const missing = [...ids].filter((id) => !index.has(id));
+      for (let i = 0; i < missing.length; i += 1000)
+        await this.applyRows(
+          `id IN (${missing
+            .slice(i, i + 1000)
+            .map(sqlString)
+            .join(', ')})`,
+        );
+    }
+    this.indexedVersion = version;
+  }
+
+  /** Applies the table's rows matching `where` to the index; returns the highest `seq` among them. */
+  private async applyRows(where: string): Promise<number> {
+    const { table, index } = this.ready();
+    let top = -1;
+    await this.call('read points for the vector index', async () => {
+      const q = table
+        .query()
+        .where(where)
+        .select(['id', 'payload', SEQ, ...ENCODER_ROLES]);
+      for await (const batch of q) {
+        const id = batch.getChild('id')!;
+        const payload = batch.getChild('payload')!;
+        const seq = batch.getChild(SEQ)!;
+        const vectors = ENCODER_ROLES.map((r) => batch.getChild(r)!);
+        const points: IndexedPoint[] = [];
+        for (let i = 0; i < batch.numRows; i++) {
+          top = Math.max(top, Number(seq.get(i) ?? 0));
+          points.push({
+            id: id.get(i) as string,
+            payload: payload.get(i) as string,
+            vectors: Object.fromEntries(
+              ENCODER_ROLES.map((r, k) => [r, (vectors[k]!.get(i) as { toArray(): Float32Array }).toArray()]),
+            ) as Record<EncoderRole, Float32Array>,
+          });
+        }
+        index.upsert(points);
+      }
+    });
+    return top;
+  }
+
+  /** The next write's sequence number: after every one this index has seen, and a wall-clock time in ms. */
+  private nextSeq(): number {
+    const { index } = this.ready();
+    index.seq = Math.max(Date.now(), index.seq + 1);
+    return index.seq;
+  }
+
+  /** Records that a write of this handle moved the table from `before` by one version, when nothing else did. */
+  private async wroteVersion(before: number): Promise<void> {
+    const { table } = this.ready();
+    const after = await this.call('read the table version', () => table.version());
+    // Another version in between (another process wrote): leave the mark, so the next catch-up reads the gap.
+    if (before === this.indexedVersion && after === before + 1) this.indexedVersion = after;
   }
 
   async ensureCollection(spec: CollectionSpec): Promise<void> {
@@ -200,6 +312,9 @@ export class EmbeddedVectorStore implements VectorStore {
           'CONFLICT',
           `the embedded store lacks filter columns for ${missing.map((f) => f.path).join(', ')}`,
         );
+      // A table from before the vector index: its rows get seq 0, and the index is built from them below.
+      if (!schema.fields.some((f) => f.name === SEQ))
+        await this.call('add the seq column', () => table.addColumns([{ name: SEQ, valueSql: 'CAST(0 AS DOUBLE)' }]));
       this.table = table;
     } else {
       const vector = (dim: number) => new FixedSizeList(dim, new Field('item', new Float32(), true));
@@ -208,16 +323,23 @@ export class EmbeddedVectorStore implements VectorStore {
         ...ENCODER_ROLES.map((r) => new Field(r, vector(spec.dims[r]), false)),
         new Field('payload', new Utf8(), false),
         ...spec.indexedFields.map((f) => new Field(fieldColumn(f.path), arrowType(f.type), true)),
+        new Field(SEQ, new Float64(), false),
       ]);
       this.table = await this.call('create the table', () =>
         this.db.createEmptyTable(this.name, schema, { existOk: true }),
       );
     }
+    if (this.spec && this.index && JSON.stringify(this.spec) === JSON.stringify(spec)) return;
     this.spec = spec;
+    const { index, reason } = await VectorIndex.load(this.indexDir, spec, INDEX_THREADS);
+    this.index = index;
+    this.indexedVersion = -1;
+    if (reason && this.options.onIndex) this.options.onIndex({ rebuilding: reason });
+    await this.catchUp();
   }
 
-  private row(p: Point, spec: CollectionSpec): Record<string, unknown> {
-    const row: Record<string, unknown> = { id: p.id, payload: JSON.stringify({ ...p.payload, id: p.id }) };
+  private row(p: Point, spec: CollectionSpec, seq: number): Record<string, unknown> {
+    const row: Record<string, unknown> = { id: p.id, payload: JSON.stringify({ ...p.payload, id: p.id }), [SEQ]: seq };
     for (const r of ENCODER_ROLES) {
       if (p.vectors[r].length !== spec.dims[r])
         throw new AppError(
@@ -226,32 +348,28 @@ export class EmbeddedVectorStore implements VectorStore {
         );
       row[r] = Array.from(p.vectors[r]);
     }
-    for (const f of spec.indexedFields) {
-      const v = fieldValue(p.payload, f.path);
-      row[fieldColumn(f.path)] =
-        v === null
-          ? null
-          : f.type === 'keyword'
-            ? String(v)
-            : f.type === 'bool'
-              ? Boolean(v)
-              : typeof v === 'number'
-                ? v
-                : null;
-    }
+    for (const f of spec.indexedFields) row[fieldColumn(f.path)] = columnValue(p.payload, f);
     return row;
   }
 
   async upsert(points: readonly Point[]): Promise<void> {
     if (points.length === 0) return;
-    const { table, spec } = this.ready();
-    // One row per id even if the batch repeats one (the last wins, as in Qdrant).
-    const rows = [...new Map(points.map((p) => [p.id, this.row(p, spec)])).values()];
-    await this.serial(() =>
-      this.call('upsert points', () =>
+    const { table, spec, index } = this.ready();
+    // Validates every vector before anything is written.
+    for (const p of points) this.row(p, spec, 0);
+    await this.serial(async () => {
+      await this.catchUp();
+      const before = await this.call('read the table version', () => table.version());
+      const seq = this.nextSeq();
+      // One row per id even if the batch repeats one (the last wins, as in Qdrant).
+      const latest = [...new Map(points.map((p) => [p.id, p])).values()];
+      const rows = latest.map((p) => this.row(p, spec, seq));
+      await this.call('upsert points', () =>
         table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows),
-      ),
-    );
+      );
+      index.upsert(latest.map((p, i) => ({ id: p.id, payload: rows[i]!.payload as string, vectors: p.vectors })));
+      await this.wroteVersion(before);
+    });
     this.wrote();
   }
 
@@ -265,26 +383,23 @@ export class EmbeddedVectorStore implements VectorStore {
     return point;
   }
 
+  /**
+   * Searches the vector index after catching it up with the table (one version check when nothing was written).
+   * Payloads come from the index's copy, which the catch-up keeps equal to the table's.
+   */
   async search(query: SearchQuery): Promise<SearchHit[]> {
-    const { table, spec } = this.ready();
-    const where = whereClause(query.filter, spec);
-    const rows = await this.call('search', async () => {
-      let q = table
-        .vectorSearch(Array.from(query.vector))
-        .column(query.using)
-        .distanceType('cosine')
-        .select(['id', 'payload', '_distance'])
-        .limit(query.k);
-      if (where) q = q.where(where);
-      // LanceDB fetches refine × k candidates from the HNSW graph and needs ef ≥ that; below it a search fails.
-      q = query.exact ? q.bypassVectorIndex() : q.refineFactor(REFINE).ef(Math.max(128, REFINE * query.k));
-      return (await q.toArray()) as Row[];
-    });
-    return rows.map((r) => ({
-      id: r.id,
-      score: 1 - (r._distance ?? 1),
-      payload: JSON.parse(r.payload) as PointPayload,
-    }));
+    const { spec, index } = this.ready();
+    // Validates the filter against the collection's fields, with the same typed errors as the table's predicates.
+    whereClause(query.filter, spec);
+    if (query.vector.length !== spec.dims[query.using])
+      throw new AppError(
+        'VALIDATION_FAILED',
+        `the query vector has ${query.vector.length} values; ${query.using} vectors have ${spec.dims[query.using]}`,
+      );
+    await this.catchUp();
+    return index
+      .search(query.vector, query.using, query.k, query.filter, query.exact ?? false)
+      .map((h) => ({ id: h.id, score: h.score, payload: JSON.parse(h.payload) as PointPayload }));
   }
 
   async get(ids: readonly string[], options: { withVectors?: boolean } = {}): Promise<StoredPoint[]> {
@@ -305,8 +420,14 @@ export class EmbeddedVectorStore implements VectorStore {
 
   async delete(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    const { table } = this.ready();
-    await this.serial(() => this.call('delete points', () => table.delete(`id IN (${ids.map(sqlString).join(', ')})`)));
+    const { table, index } = this.ready();
+    await this.serial(async () => {
+      await this.catchUp();
+      const before = await this.call('read the table version', () => table.version());
+      await this.call('delete points', () => table.delete(`id IN (${ids.map(sqlString).join(', ')})`));
+      index.delete(ids);
+      await this.wroteVersion(before);
+    });
     this.wrote();
   }
 
@@ -343,18 +464,19 @@ export class EmbeddedVectorStore implements VectorStore {
   }
 
   /**
-   * Compacts the table's data files, keeps a BTREE index on `id` (lookups by id and the upsert's merge read it) and,
-   * from {@link INDEX_MIN_ROWS} rows on, an HNSW (scalar-quantised, cosine) index per vector; rows written since the
-   * last optimize are added to the existing indexes. Versions older than LanceDB's default (7 days) are removed.
-   * The store also runs it by itself every {@link EmbeddedStoreOptions.optimizeEvery} writes; `lookalike ingest`
-   * calls it at the end of a run. Waits for this handle's running writes, and they wait for it.
+   * Compacts the table's data files, keeps BTREE indexes on `id` (lookups by id and the upsert's merge read it) and
+   * on `seq` (the vector index's catch-up reads it), catches the vector index up and saves a snapshot of it beside
+   * the table. Versions older than LanceDB's default (7 days) are removed. The store also runs it by itself every
+   * {@link EmbeddedStoreOptions.optimizeEvery} writes (saving the snapshot only once a tenth of the points changed
+   * since the last, as a snapshot rewrites every vector) and once writes pause; `lookalike ingest` calls it at the
+   * end of a run. Waits for this handle's running writes, and they wait for it.
    */
   optimize(): Promise<OptimizeResult> {
-    return this.serial(() => this.optimizeNow());
+    return this.serial(() => this.optimizeNow(true));
   }
 
-  private async optimizeNow(): Promise<OptimizeResult> {
-    const { table } = this.ready();
+  private async optimizeNow(save: boolean): Promise<OptimizeResult> {
+    const { table, index } = this.ready();
     const started = performance.now();
     this.writesSinceOptimize = 0;
     const rows = await this.call('count points', () => table.countRows());
@@ -362,33 +484,44 @@ export class EmbeddedVectorStore implements VectorStore {
     const existing = new Set(
       (await this.call('list indexes', () => table.listIndices())).map((i) => i.columns.join(',')),
     );
-    if (rows > 0 && !existing.has('id'))
-      await this.call('index the ids', () => table.createIndex('id', { config: lancedb.Index.btree() }));
-    const indexed = rows >= INDEX_MIN_ROWS;
-    if (indexed)
-      for (const role of ENCODER_ROLES) {
-        if (!existing.has(role))
-          await this.call(`index the ${role} vectors`, () =>
-            table.createIndex(role, {
-              config: lancedb.Index.hnswSq({ distanceType: 'cosine', m: 16, efConstruction: 200 }),
-            }),
-          );
-      }
+    for (const column of ['id', SEQ])
+      if (rows > 0 && !existing.has(column))
+        await this.call(`index the ${column} column`, () =>
+          table.createIndex(column, { config: lancedb.Index.btree() }),
+        );
     await this.call('optimize the table', () => table.optimize());
     const after = (await this.call('read the table stats', () => table.stats())).fragmentStats.numFragments;
-    return { indexed, fragments: { before, after }, ms: performance.now() - started };
+    await this.catchUp();
+    const due = index.changedSinceSave > 0 && (save || index.changedSinceSave >= SAVE_FRACTION * index.size);
+    if (due) await this.saveIndex();
+    const indexed = index.size === (await this.call('count points', () => table.countRows()));
+    return { indexed, saved: due, fragments: { before, after }, ms: performance.now() - started };
+  }
+
+  private async saveIndex(): Promise<void> {
+    const { index } = this.ready();
+    if (!this.wroteSinceSave) return;
+    await this.call('save the vector index', () => index.save(this.indexDir));
+    this.wroteSinceSave = false;
   }
 
   async ping(): Promise<void> {
     await this.call('list tables', () => this.db.tableNames());
   }
 
-  /** Waits for this handle's writes and a running optimize, then closes the table. */
+  /**
+   * Waits for this handle's writes and a running optimize, saves the vector index if this handle wrote since the
+   * last snapshot (a reader never writes one, so one writing process owns the snapshot), then closes the table.
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
     await this.writing;
-    this.table?.close();
-    this.db.close();
+    try {
+      if (this.wroteSinceSave && this.index && this.index.changedSinceSave > 0) await this.saveIndex();
+    } finally {
+      this.table?.close();
+      this.db.close();
+    }
   }
 }

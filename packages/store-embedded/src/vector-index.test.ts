@@ -1,0 +1,202 @@
+import { mkdtemp, readdir, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CollectionSpec, Filter, Point } from '@lookalike/core';
+import { contractPoint } from '@lookalike/store-contract';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmbeddedVectorStore } from './lance-store.js';
+import { VectorIndex } from './vector-index.js';
+
+const dim = 32;
+const spec: CollectionSpec = {
+  name: 'lookalike',
+  dims: { robust: dim, clean: dim },
+  indexedFields: [
+    { path: 'labels.part', type: 'keyword' },
+    { path: 'width', type: 'integer' },
+  ],
+};
+
+/** Point i of a 1 % / 10 % / 50 % / rest split of `labels.part`, independent of the vectors' clusters. */
+function point(i: number): Point {
+  const p = contractPoint(i, dim);
+  const bucket = (i * 7919) % 100;
+  const part = bucket < 1 ? 'rare' : bucket < 11 ? 'some' : bucket < 61 ? 'half' : 'other';
+  return { ...p, payload: { ...p.payload, labels: { part } } };
+}
+
+async function open(dir: string): Promise<EmbeddedVectorStore> {
+  const store = await EmbeddedVectorStore.open(dir, 'lookalike', { optimizeEvery: 0, optimizeIdleMs: 0 });
+  await store.ensureCollection(spec);
+  return store;
+}
+
+async function recall(store: EmbeddedVectorStore, filter: Filter | undefined, queries = 40): Promise<number> {
+  let hits = 0;
+  let total = 0;
+  for (let q = 0; q < queries; q++) {
+    const vector = contractPoint(900_000 + q, dim).vectors.robust;
+    const exact = await store.search({ vector, using: 'robust', k: 10, filter, exact: true });
+    const ann = await store.search({ vector, using: 'robust', k: 10, filter });
+    const truth = new Set(exact.map((h) => h.id));
+    hits += ann.filter((h) => truth.has(h.id)).length;
+    total += exact.length;
+  }
+  return hits / total;
+}
+
+describe(`${EmbeddedVectorStore.name} vector index`, () => {
+  const n = 20_000;
+  const points = Array.from({ length: n }, (_, i) => point(i));
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vindex-'));
+    const store = await open(dir);
+    for (let i = 0; i < n; i += 2000) await store.upsert(points.slice(i, i + 2000));
+    await store.close();
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const filters: [string, Filter, number][] = [
+    ['1 % (posting list)', { must: [{ field: 'labels.part', match: 'rare' }] }, 0.01],
+    ['10 % (posting list)', { must: [{ field: 'labels.part', match: 'some' }] }, 0.1],
+    ['50 % (posting list)', { must: [{ field: 'labels.part', match: 'half' }] }, 0.5],
+    ['1 % (range, no posting list)', { must: [{ field: 'width', range: { gte: 5100, lt: 5300 } }] }, 0.01],
+    ['50 % (mustNot)', { mustNot: [{ field: 'labels.part', any: ['half'] }] }, 0.5],
+  ];
+
+  for (const built of ['inserted batch by batch', 'rebuilt in one pass from the table']) {
+    it(`keeps recall@10 ≥ 0.95 unfiltered and at every filter selectivity, ${built}`, async () => {
+      if (built.startsWith('rebuilt')) await rm(join(dir, 'lookalike.vindex'), { recursive: true, force: true });
+      const reasons: string[] = [];
+      const store = await EmbeddedVectorStore.open(dir, 'lookalike', {
+        optimizeEvery: 0,
+        optimizeIdleMs: 0,
+        onIndex: (e) => reasons.push(e.rebuilding),
+      });
+      try {
+        await store.ensureCollection(spec);
+        expect(reasons).toEqual(built.startsWith('rebuilt') ? ['no snapshot'] : []);
+        expect(await recall(store, undefined)).toBeGreaterThanOrEqual(0.95);
+        for (const [, filter, share] of filters) {
+          expect(await store.count(filter)).toBeCloseTo(n * share, -2);
+          expect(await recall(store, filter)).toBeGreaterThanOrEqual(0.95);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('returns only points that pass the filter, with cosine scores equal to the exact ones', async () => {
+    const store = await open(dir);
+    try {
+      const vector = points[3]!.vectors.robust;
+      const hits = await store.search({ vector, using: 'robust', k: 10, filter: filters[0]![1] });
+      const exact = await store.search({ vector, using: 'robust', k: 10, filter: filters[0]![1], exact: true });
+      expect(hits).toHaveLength(10);
+      for (const h of hits) expect(h.payload.labels!.part).toBe('rare');
+      expect(hits[0]!.score).toBeCloseTo(exact[0]!.score, 5);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe(`${EmbeddedVectorStore.name} crash safety of the vector index`, () => {
+  it('catches up after a crash: writes after the last snapshot are found, deletes are gone, nothing phantom', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vindex-crash-'));
+    try {
+      const writer = await open(dir);
+      await writer.upsert(Array.from({ length: 300 }, (_, i) => point(i)));
+      expect(await writer.optimize()).toMatchObject({ indexed: true, saved: true });
+      // After the snapshot: new points, a changed vector, deletes. The writer is then abandoned without close().
+      await writer.upsert(Array.from({ length: 50 }, (_, i) => point(300 + i)));
+      const moved = { ...point(5), vectors: point(10_005).vectors };
+      await writer.upsert([moved]);
+      await writer.delete([point(0).id, point(301).id]);
+
+      const after = await open(dir);
+      try {
+        expect(await after.count()).toBe(348);
+        const self = await after.search({ vector: point(320).vectors.clean, using: 'clean', k: 1 });
+        expect(self[0]!.id).toBe(point(320).id);
+        const movedHit = await after.search({ vector: moved.vectors.robust, using: 'robust', k: 1 });
+        expect(movedHit[0]).toMatchObject({ id: moved.id });
+        expect(movedHit[0]!.score).toBeCloseTo(1, 4);
+        const all = await after.search({ vector: point(0).vectors.robust, using: 'robust', k: 1000, exact: true });
+        const ann = await after.search({ vector: point(0).vectors.robust, using: 'robust', k: 1000 });
+        for (const hits of [all, ann]) {
+          expect(hits.map((h) => h.id)).not.toContain(point(0).id);
+          expect(hits.map((h) => h.id)).not.toContain(point(301).id);
+        }
+        expect(new Set(all.map((h) => h.id)).size).toBe(348);
+      } finally {
+        await after.close();
+        await writer.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rebuilds from the table when the snapshot is torn', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vindex-torn-'));
+    try {
+      const writer = await open(dir);
+      await writer.upsert(Array.from({ length: 200 }, (_, i) => point(i)));
+      await writer.close();
+      const files = await readdir(join(dir, 'lookalike.vindex'));
+      const vectors = files.find((f) => f.endsWith('.robust.f32'))!;
+      await truncate(join(dir, 'lookalike.vindex', vectors), 100);
+      const reasons: string[] = [];
+      const store = await EmbeddedVectorStore.open(dir, 'lookalike', { onIndex: (e) => reasons.push(e.rebuilding) });
+      try {
+        await store.ensureCollection(spec);
+        expect(reasons).toEqual(['snapshot robust vectors are incomplete']);
+        const hit = await store.search({ vector: point(150).vectors.robust, using: 'robust', k: 1 });
+        expect(hit[0]!.id).toBe(point(150).id);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('shows a reader that is already open what another handle upserts and deletes, in search', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vindex-reader-'));
+    const writer = await open(dir);
+    const reader = await open(dir);
+    try {
+      await writer.upsert([point(1), point(2), point(3)]);
+      expect((await reader.search({ vector: point(2).vectors.robust, using: 'robust', k: 1 }))[0]!.id).toBe(
+        point(2).id,
+      );
+      await writer.delete([point(2).id]);
+      const hits = await reader.search({ vector: point(2).vectors.robust, using: 'robust', k: 5 });
+      expect(hits.map((h) => h.id).sort()).toEqual([point(1).id, point(3).id].sort());
+    } finally {
+      await writer.close();
+      await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(VectorIndex.name, () => {
+  it('keeps one node per id when the same points are upserted again, changed or not', () => {
+    const index = new VectorIndex(spec, 1);
+    const pts = Array.from({ length: 50 }, (_, i) => point(i));
+    const indexed = (p: Point) => ({ id: p.id, payload: JSON.stringify(p.payload), vectors: p.vectors });
+    index.upsert(pts.map(indexed));
+    index.upsert(pts.map(indexed));
+    index.upsert([indexed({ ...pts[4]!, vectors: point(77).vectors })]);
+    expect(index.size).toBe(50);
+    const hits = index.search(point(77).vectors.robust, 'robust', 50);
+    expect(new Set(hits.map((h) => h.id)).size).toBe(50);
+    expect(hits[0]!.id).toBe(pts[4]!.id);
+  });
+});
