@@ -55,6 +55,12 @@ export class BullJobRunner implements JobRunner {
   private readonly queueEvents: QueueEvents[] = [];
   /** Connections made here and handed to BullMQ, which does not close connections it was given. */
   private readonly ownConnections: Redis[] = [];
+  /**
+   * Settles once the event listeners are connected (or after 5 s, or on their failure: never a reason to refuse
+   * work). QueueEvents only sees events from the moment it reads its stream, so a job added and finished before
+   * that would never be reported and a caller waiting for it would wait forever; adds wait for this first.
+   */
+  private listening: Promise<void> = Promise.resolve();
 
   constructor(redisUrl: string, options: { prefix?: string; listen?: boolean } = {}) {
     this.connection = createRedisConnection(redisUrl, 'producer');
@@ -92,6 +98,12 @@ export class BullJobRunner implements JobRunner {
         });
         this.queueEvents.push(qe);
       }
+      const ready = Promise.all(this.queueEvents.map((qe) => qe.waitUntilReady())).then(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000).unref()));
+      this.listening = Promise.race([ready, timeout])
+        .catch(() => undefined)
+        .finally(() => clearTimeout(timer));
     }
   }
 
@@ -106,6 +118,7 @@ export class BullJobRunner implements JobRunner {
     options: { jobId?: string } = {},
   ): Promise<{ id: string }> {
     const data = validatePayload(name, payload);
+    await this.listening;
     const job = await this.queues[JOB_POLICIES[name].queue]
       .add(name, data, jobOptions(name, options.jobId))
       .catch(queueError);
@@ -122,6 +135,7 @@ export class BullJobRunner implements JobRunner {
       data: validatePayload(name, p),
       opts: jobOptions(name, jobIds?.[i]),
     }));
+    await this.listening;
     const added = await this.queues[JOB_POLICIES[name].queue].addBulk(jobs).catch(queueError);
     return added.map((j) => ({ id: j.id ?? '' }));
   }

@@ -47,8 +47,20 @@ function finished(
 ): Promise<{ state: string; result?: unknown; reason?: string }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`job ${id} did not finish in ${timeoutMs} ms`)), timeoutMs);
+    // The job's state is also read now and then: an event is a notification, and a loaded machine may deliver it
+    // late; what the tests check is what the runner did, not how fast its events travel.
+    const poll = setInterval(() => {
+      void runner.getJob(id).then((job) => {
+        if (job?.state === 'completed') done({ state: 'completed', result: job.result });
+        else if (job?.state === 'failed') done({ state: 'failed', reason: job.failedReason });
+      });
+    }, 500);
+    let settled = false;
     const done = (r: { state: string; result?: unknown; reason?: string }) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      clearInterval(poll);
       runner.events.off('completed', onCompleted);
       runner.events.off('failed', onFailed);
       resolve(r);
