@@ -7,7 +7,7 @@
 import { ImageRejectedError } from '@lookalike/core';
 import sharp from 'sharp';
 import type { RgbImage } from './resize.js';
-import { decodeTiff, needsTiffRoute, readTiffHeader, tiffRouteSupports, type TiffHeader } from './tiff.js';
+import { decodeTiff, needsTiffRoute, readTiff, tiffRouteSupports, type TiffFile } from './tiff.js';
 
 // No operation cache: inputs are untrusted buffers that must not outlive the call. Concurrency stays default.
 sharp.cache(false);
@@ -264,9 +264,10 @@ function refuseTooManyPixels(width: number, height: number, maxPixels: number): 
 }
 
 /** Decodes a TIFF through geotiff (`./tiff.ts`), after the same pixel check as libvips' route. */
-async function decodeTiffRoute(input: Buffer, header: TiffHeader, maxPixels: number): Promise<DecodedImage> {
+async function decodeTiffRoute(file: TiffFile, maxPixels: number): Promise<DecodedImage> {
+  const { header } = file;
   refuseTooManyPixels(header.width, header.height, maxPixels);
-  const { data, width, height } = await decodeTiff(input);
+  const { data, width, height } = await decodeTiff(file);
   return {
     data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     width,
@@ -315,13 +316,13 @@ export async function decodeImage(
 
   // TIFF samples libvips misreads (over 16 bits, signed, float) take the geotiff route; so does a TIFF libvips
   // refuses, before it is called damaged.
-  const tiff = format === 'tiff' ? await readTiffHeader(input) : undefined;
-  if (tiff && needsTiffRoute(tiff)) return decodeTiffRoute(input, tiff, maxPixels);
+  const tiff = format === 'tiff' ? await readTiff(input) : undefined;
+  if (tiff && needsTiffRoute(tiff.header)) return decodeTiffRoute(tiff, maxPixels);
   const secondRoute = async (error: unknown): Promise<DecodedImage> => {
     const failure = decodeFailure(error, format);
-    if (!tiff || !tiffRouteSupports(tiff) || failure.code === 'IMAGE_TRUNCATED') throw failure;
+    if (!tiff || !tiffRouteSupports(tiff.header) || failure.code === 'IMAGE_TRUNCATED') throw failure;
     try {
-      return await decodeTiffRoute(input, tiff, maxPixels);
+      return await decodeTiffRoute(tiff, maxPixels);
     } catch (second) {
       if (second instanceof ImageRejectedError && second.code === 'IMAGE_TOO_MANY_PIXELS') throw second;
       throw failure;

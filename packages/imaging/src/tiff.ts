@@ -10,7 +10,7 @@
  * signed integers of 2^(bits−1) − 1, floats of 1.0 — clamped to [0, 1] and taken as sRGB-encoded, like 8-bit
  * samples; alpha and other extra samples are dropped. Only the first page (IFD) is read, as for GIF frames.
  */
-import { ImageRejectedError } from '@lookalike/core';
+import { ImageRejectedError, ownsWholeBuffer } from '@lookalike/core';
 import type { GeoTIFFImage } from 'geotiff';
 import sharp from 'sharp';
 
@@ -31,17 +31,21 @@ export interface TiffHeader {
   orientation: number | undefined;
 }
 
-interface Parsed {
+/** A TIFF whose first IFD has been read (no pixels yet): what {@link decodeTiff} decodes. */
+export interface TiffFile {
   header: TiffHeader;
   image: GeoTIFFImage;
 }
 
-async function parse(input: Buffer): Promise<Parsed> {
+async function parse(input: Buffer): Promise<TiffFile> {
   // Loaded on first use: geotiff's `web-worker` dependency takes over a worker thread whose workerData is undefined
   // when it is imported, so only TIFF input should load it (the preprocessing pool gives its threads workerData).
   const { fromArrayBuffer } = await import('geotiff');
-  const copy = input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer;
-  const tiff = await fromArrayBuffer(copy);
+  // geotiff reads from an ArrayBuffer: the input's own when it spans all of it, else a copy of its bytes.
+  const bytes = ownsWholeBuffer(input)
+    ? input.buffer
+    : (input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer);
+  const tiff = await fromArrayBuffer(bytes);
   const image = await tiff.getImage(0);
   const dir = image.fileDirectory;
   const number = async (name: 'PhotometricInterpretation' | 'Orientation'): Promise<number | undefined> => {
@@ -64,11 +68,12 @@ async function parse(input: Buffer): Promise<Parsed> {
 }
 
 /**
- * IFD 0's header when geotiff can read it, else `undefined` (then libvips decides, and says why it cannot).
+ * The TIFF with IFD 0 read when geotiff can read it, else `undefined` (then libvips decides, and says why it
+ * cannot). Read once: its header chooses the route and {@link decodeTiff} decodes from it.
  */
-export async function readTiffHeader(input: Buffer): Promise<TiffHeader | undefined> {
+export async function readTiff(input: Buffer): Promise<TiffFile | undefined> {
   try {
-    return (await parse(input)).header;
+    return await parse(input);
   } catch {
     return undefined;
   }
@@ -132,18 +137,16 @@ export interface DecodedTiff {
 
 /**
  * Decodes IFD 0 of a greyscale or RGB TIFF of any sample type (see the module comment for the convention) to
- * upright 8-bit RGB. The caller has checked the byte and pixel limits against {@link readTiffHeader}'s header.
+ * upright 8-bit RGB. The caller has checked the byte and pixel limits against the file's header.
  *
  * @throws ImageRejectedError `IMAGE_DECODE_FAILED` for a layout this route does not read or data that fails to decode.
  */
-export async function decodeTiff(input: Buffer): Promise<DecodedTiff> {
-  let parsed: Parsed;
+export async function decodeTiff(file: TiffFile): Promise<DecodedTiff> {
   let samples: ArrayLike<number>;
   try {
-    parsed = await parse(input);
-    if (!tiffRouteSupports(parsed.header)) throw new Error('unsupported layout');
+    if (!tiffRouteSupports(file.header)) throw new Error('unsupported layout');
     // Interleaved: one typed array [H, W, samplesPerPixel] of the file's own sample type.
-    samples = await parsed.image.readRasters({ interleave: true });
+    samples = await file.image.readRasters({ interleave: true });
   } catch (error) {
     throw new ImageRejectedError(
       'IMAGE_DECODE_FAILED',
@@ -152,7 +155,7 @@ export async function decodeTiff(input: Buffer): Promise<DecodedTiff> {
       { details: { format: 'tiff' }, cause: error },
     );
   }
-  const { header } = parsed;
+  const { header } = file;
   const { width, height, samplesPerPixel: spp } = header;
   if (samples.length !== width * height * spp)
     throw new ImageRejectedError(

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeImage } from './decode.js';
 import { isPrepareFailure, PreprocessPool } from './preprocess-pool.js';
-import { needsTiffRoute, readTiffHeader } from './tiff.js';
+import { needsTiffRoute, readTiff } from './tiff.js';
 
 // Valid files as real tools write them (Pillow, ImageMagick, libtiff's tiffcp; made by
 // test/fixtures/valid/make_valid.py), each showing the same 40 × 30 picture. None may be refused, and each must
@@ -51,9 +51,9 @@ describe('decodeImage on valid files from real tools', () => {
   it('sends exactly the TIFFs libvips misreads (over 16 bits, float) down the geotiff route', async () => {
     const routed: string[] = [];
     for (const c of index.cases.filter((x) => x.file.endsWith('.tif'))) {
-      const header = await readTiffHeader(await bytes(c.file));
-      expect(header, c.file).toBeDefined();
-      if (needsTiffRoute(header!)) routed.push(c.file);
+      const tiff = await readTiff(await bytes(c.file));
+      expect(tiff, c.file).toBeDefined();
+      if (needsTiffRoute(tiff!.header)) routed.push(c.file);
     }
     expect(routed.sort()).toEqual(
       [
