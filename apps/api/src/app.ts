@@ -4,7 +4,7 @@ import type { TextEncoder, VectorStore } from '@lookalike/core';
 import type { ImagePreparer } from '@lookalike/imaging';
 import type { AuditOptions, JobRunner } from '@lookalike/queue';
 import { SearchService } from '@lookalike/search';
-import { uploadsDir, type Services } from '@lookalike/services';
+import { uploadsDir, type ReadinessCheck, type Services } from '@lookalike/services';
 import { clientRoutes, contentSecurityPolicy as uiContentSecurityPolicy } from '@lookalike/web';
 import express, { type Express, type RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
@@ -26,11 +26,7 @@ import { systemRoutes } from './routes/system.js';
 import { singleUpload } from './uploads.js';
 
 /** A dependency the API needs before it can serve traffic; `/readyz` runs each check. */
-export interface ReadinessCheck {
-  name: string;
-  /** Resolves when the dependency can serve; rejects with the reason otherwise. */
-  check: () => Promise<void>;
-}
+export type { ReadinessCheck };
 
 /**
  * Everything the API is built from; `main` builds the real ones from the configuration (`createServices`), tests

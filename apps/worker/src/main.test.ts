@@ -57,7 +57,7 @@ describe('lookalike worker', () => {
         const ready = await fetch(`${url}/readyz`);
         expect(ready.status).toBe(200);
         expect(((await ready.json()) as { checks: { name: string; ok: boolean }[] }).checks).toEqual(
-          ['redis', 'store', 'models', 'workers'].map((name) => ({ name, ok: true })),
+          ['store', 'redis', 'models', 'workers'].map((name) => ({ name, ok: true })),
         );
         const metrics = await (await fetch(`${url}/metrics`)).text();
         expect(metrics).toContain('# TYPE lookalike_job_duration_seconds histogram');

@@ -263,3 +263,4 @@ export async function createServices(config: Config, options: ServiceOptions = {
 }
 
 export { startWorkerHealth, type WorkerHealthServer } from './worker-health.js';
+export { dependencyChecks, runReadiness, type ReadinessCheck, type ReadinessResult } from './readiness.js';

@@ -2,28 +2,13 @@ import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Services } from './index.js';
-
-/** One readiness check's outcome, as the API's `/readyz` reports it. */
-interface CheckResult {
-  name: string;
-  ok: boolean;
-  reason?: string;
-}
+import { dependencyChecks, runReadiness, type ReadinessCheck } from './readiness.js';
 
 /** The worker process's small listener; {@link WorkerHealthServer.close} stops it. */
 export interface WorkerHealthServer {
   /** `http://host:port`, the port the system gave when 0 was asked for. */
   url: string;
   close(): Promise<void>;
-}
-
-async function check(name: string, run: () => Promise<unknown>): Promise<CheckResult> {
-  try {
-    await run();
-    return { name, ok: true };
-  } catch (error) {
-    return { name, ok: false, reason: error instanceof Error ? error.message : String(error) };
-  }
 }
 
 /**
@@ -33,36 +18,21 @@ async function check(name: string, run: () => Promise<unknown>): Promise<CheckRe
  * nothing else: it is meant for the container's health check and a scraper on a private network, not for clients.
  */
 export async function startWorkerHealth(
-  services: Pick<Services, 'store' | 'runner' | 'encoders' | 'text' | 'monitor'>,
+  services: Pick<Services, 'config' | 'store' | 'runner' | 'encoders' | 'text' | 'monitor'>,
   listen: { host: string; port: number },
 ): Promise<WorkerHealthServer> {
-  const readiness = async (): Promise<CheckResult[]> => {
-    const results = await Promise.all([
-      check('redis', () => services.runner.counts()),
-      check('store', () => services.store.ping()),
-      check('models', () =>
-        [services.encoders.robust.info, services.encoders.clean.info, services.text.info].every((m) => m.dim > 0)
-          ? Promise.resolve()
-          : Promise.reject(new Error('a model is not loaded')),
-      ),
-    ]);
-    const workers = services.monitor?.running() ?? [];
-    results.push(
-      workers.length > 0 && workers.every((w) => w.running)
-        ? { name: 'workers', ok: true }
-        : {
-            name: 'workers',
-            ok: false,
-            reason: workers.length
-              ? `not running: ${workers
-                  .filter((w) => !w.running)
-                  .map((w) => w.queue)
-                  .join(', ')}`
-              : 'no BullMQ worker in this process',
-          },
-    );
-    return results;
-  };
+  const checks: ReadinessCheck[] = [
+    ...dependencyChecks(services),
+    {
+      name: 'workers',
+      check: () => {
+        const workers = services.monitor?.running() ?? [];
+        if (workers.length === 0) return Promise.reject(new Error('no BullMQ worker in this process'));
+        const stopped = workers.filter((w) => !w.running).map((w) => w.queue);
+        return stopped.length ? Promise.reject(new Error(`not running: ${stopped.join(', ')}`)) : Promise.resolve();
+      },
+    },
+  ];
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
   };
@@ -72,14 +42,9 @@ export async function startWorkerHealth(
       return send(res, 405, 'application/json', JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED' } }));
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
     if (path === '/readyz') {
-      void readiness().then((checks) => {
-        const ready = checks.every((c) => c.ok);
-        send(
-          res,
-          ready ? 200 : 503,
-          'application/json',
-          JSON.stringify({ status: ready ? 'ready' : 'not ready', checks }),
-        );
+      void runReadiness(checks).then(({ ready, checks: results }) => {
+        const body = JSON.stringify({ status: ready ? 'ready' : 'not ready', checks: results });
+        send(res, ready ? 200 : 503, 'application/json', body);
       });
       return;
     }

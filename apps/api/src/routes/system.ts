@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { ReadinessCheck, RouteContext } from '../app.js';
+import { dependencyChecks, runReadiness, type ReadinessCheck } from '@lookalike/services';
+import type { RouteContext } from '../app.js';
 import { healthSchema, readinessSchema } from '../schemas.js';
 
 /**
@@ -7,22 +8,7 @@ import { healthSchema, readinessSchema } from '../schemas.js';
  * which needs a read key where read keys are configured (it tells the runtime, memory and traffic per route).
  */
 export function systemRoutes({ routes, deps, metrics, access }: RouteContext): void {
-  const checks: ReadinessCheck[] = [
-    { name: 'store', check: () => deps.store.ping() },
-    // BullMQ: counting jobs is a round trip to Redis; in-process: always answers.
-    { name: deps.config.redis ? 'redis' : 'queue', check: () => deps.runner.counts().then(() => undefined) },
-    {
-      name: 'models',
-      check: () => {
-        const towers = [deps.encoders.robust.info, deps.encoders.clean.info];
-        const missing = towers.filter((t) => !(t.dim > 0));
-        return missing.length || !(deps.text.info.dim > 0)
-          ? Promise.reject(new Error('a model is not loaded'))
-          : Promise.resolve();
-      },
-    },
-    ...(deps.readiness ?? []),
-  ];
+  const checks: ReadinessCheck[] = [...dependencyChecks(deps), ...(deps.readiness ?? [])];
 
   routes.add(
     {
@@ -54,17 +40,7 @@ export function systemRoutes({ routes, deps, metrics, access }: RouteContext): v
       },
     },
     async (_req, res) => {
-      const results = await Promise.all(
-        checks.map(async ({ name, check }) => {
-          try {
-            await check();
-            return { name, ok: true as const };
-          } catch (error) {
-            return { name, ok: false as const, reason: error instanceof Error ? error.message : String(error) };
-          }
-        }),
-      );
-      const ready = results.every((r) => r.ok);
+      const { ready, checks: results } = await runReadiness(checks);
       res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: results });
     },
   );
