@@ -5,6 +5,7 @@ export {
   sampleSpec,
   makeTwin,
   captionOf,
+  defectPhrase,
   positionsFor,
   type ItemSpec,
   type ItemLabels,
