@@ -3,7 +3,7 @@
  * writes one markdown report, bench/results/report.md, of the ratios each measured against its own baseline in the
  * same run, with this machine's float32 matmul rate (measured by bench:encoder) as the limit column.
  *
- *   npm run bench [-- --only encoder,autodiff,ingest,audit,search,load] [--report-only]
+ *   npm run bench [-- --only encoder,autodiff,ingest,audit,search,load,quality] [--report-only]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 
-const ALL = ['encoder', 'autodiff', 'ingest', 'audit', 'search', 'load'] as const;
+const ALL = ['encoder', 'autodiff', 'ingest', 'audit', 'search', 'load', 'quality'] as const;
 const { values } = parseArgs({
   options: { only: { type: 'string', default: ALL.join(',') }, 'report-only': { type: 'boolean', default: false } },
 });
@@ -113,6 +113,11 @@ interface LoadBench {
     rows: { mode: string; peakAboveStartMiB: number }[];
   };
 }
+interface QualityBench {
+  catalog: { count: number };
+  imageToImage: { name: string; scores: Record<string, { value: number }> }[];
+  aims: { met: boolean }[];
+}
 
 const encoder = await result<EncoderResult>('encoder');
 const autodiff = await result<AutodiffResult>('autodiff');
@@ -120,6 +125,7 @@ const ingest = await result<IngestResult>('ingest');
 const audit = await result<AuditBench>('audit');
 const search = await result<SearchBench>('search');
 const load = await result<LoadBench>('load');
+const quality = await result<QualityBench>('quality');
 const gflops = encoder?.matmulGflops;
 const macs = (tower: string) => encoder?.models[tower]?.macsPerImage;
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
@@ -215,6 +221,19 @@ if (load?.bigUploads) {
     '–',
   );
 }
+for (const tower of ['robust', 'clean'] as const) {
+  const at = (name: string) => quality?.imageToImage.find((r) => r.name.startsWith(name))?.scores.partDefect?.value;
+  const measured = at(`${tower} tower`);
+  const baseline = at('raw ');
+  if (measured === undefined || baseline === undefined) continue;
+  row(
+    `retrieval quality ${tower} tower, ${quality!.catalog.count} held-out items: part+defect precision@10 vs raw 16×16 pixels`,
+    `${f(100 * measured, 1)} %`,
+    `${f(100 * baseline, 1)} %`,
+    `${f(measured / baseline)}×`,
+    `issue #14 aims met: ${quality!.aims.filter((a) => a.met).length} of ${quality!.aims.length}`,
+  );
+}
 const peak = encoder?.theoreticalPeak;
 const peakLine = gflops
   ? `float32 matmul limit ${f(gflops, 1)} GFLOP/s (onnxruntime MatMul ${f(encoder?.ortMatmulGflops, 1)}, PyTorch ` +
@@ -242,7 +261,7 @@ core busy in both phases (a ratio above it means the encoders alone left cores i
 | measure | measured | baseline | ratio | limit |
 | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
-${await extra('Search: ANN vs exact, 100,000 points', 'search')}${await extra('Load: 50 connections × 30 s', 'load')}
+${await extra('Search: ANN vs exact, 100,000 points', 'search')}${await extra('Load: 50 connections × 30 s', 'load')}${await extra('Retrieval quality (issue #14)', 'quality')}
 ${ran.length ? `Benchmarks run: ${ran.map((r) => `${r.bench} ${r.ok ? '' : '(FAILED) '}${r.seconds.toFixed(0)} s`).join(', ')}.` : ''}
 `;
 await writeFile('bench/results/report.md', report);
