@@ -145,12 +145,8 @@ export function aim(
   if (value === undefined || Number.isNaN(value))
     return { aim: text, measured: 'not measured', met: false, gap: 'not measured in this run' };
   const met = op === '>=' ? value >= bound : op === '<=' ? value <= bound : value < bound;
-  const points = (100 * (value - bound)).toFixed(1);
-  const gap = met
-    ? `met by ${(Math.abs(Number(points)) || 0).toFixed(1)} points`
-    : op === '>='
-      ? `${Math.abs(Number(points)).toFixed(1)} points short of ${boundText}`
-      : `${Math.abs(Number(points)).toFixed(1)} points above ${boundText}`;
+  const points = `${Math.abs(100 * (value - bound)).toFixed(1)} points`;
+  const gap = met ? `met by ${points}` : `${points} ${op === '>=' ? 'short of' : 'above'} ${boundText}`;
   return { aim: text, measured: `${pct(value)} %`, met, gap };
 }
 
