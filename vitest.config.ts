@@ -5,6 +5,7 @@ const ALL = [
   'apps/*/src/**/*.test.ts',
   'packages/*/test/**/*.test.ts',
   'apps/*/test/**/*.test.ts',
+  'bench/**/*.test.ts',
 ];
 
 /**
@@ -23,6 +24,7 @@ const UNIT = [
   'packages/testkit/src/*.test.ts',
   'packages/web/test/*.test.ts',
   'apps/api/src/public-paths.test.ts',
+  'bench/quality-metrics.test.ts',
 ];
 
 // Tests import workspace packages through their `source` export condition, so they run against the TypeScript
