@@ -196,6 +196,26 @@ const LINEAR: Record<string, TinyGraph> = {
     initializers: [I('pads', [0, 0, 1, -1, 0, 0, -2, 2]), makeTensor('cv', 'float', [], [0]), W('k', [3, 3, 5], 17)],
     out: 'y',
   },
+  'BatchNormalization (inference; after a Conv on [N, C, H, W], and on [N, C])': {
+    nodes: [
+      n('Conv', ['x', 'w'], ['cv'], [A.ints('kernel_shape', [3, 3]), A.ints('pads', [1, 1, 1, 1])]),
+      n('BatchNormalization', ['cv', 'scale', 'bias', 'mean', 'var'], ['bn'], [A.float('epsilon', 1e-3)]),
+      n('Flatten', ['bn'], ['f'], [A.int('axis', 1)]),
+      n('BatchNormalization', ['f', 'scale2', 'bias2', 'mean2', 'var2'], ['y']),
+    ],
+    initializers: [
+      W('w', [4, 3, 3, 3], 19),
+      W('scale', [4], 20),
+      W('bias', [4], 21),
+      W('mean', [4], 22),
+      makeTensor('var', 'float', [4], [0.5, 2, 0.01, 1]),
+      W('scale2', [64], 23),
+      W('bias2', [64], 24),
+      W('mean2', [64], 25),
+      makeTensor('var2', 'float', [64], rand(64, 26, 1, 0.1)),
+    ],
+    out: 'y',
+  },
 };
 
 const SMOOTH: Record<string, TinyGraph> = {
@@ -370,6 +390,21 @@ describe(buildVjpModel.name, () => {
   describe('piecewise-linear ops: finite differences away from kinks', () => {
     // Steps of 1e-3 on inputs spread over ±2 rarely cross a kink (the seeds are fixed: these cases cross none).
     for (const [name, g] of Object.entries(PIECEWISE)) it(name, () => checkFiniteDifferences(g, { h: 1e-3, scale: 4 }));
+  });
+
+  it('refuses a BatchNormalization in training mode instead of differentiating it as inference', async () => {
+    const g = tinyModel({
+      nodes: [
+        n('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], ['y', 'rm', 'rv'], [A.int('training_mode', 1)]),
+      ],
+      initializers: ['scale', 'bias', 'mean', 'var'].map((name, i) =>
+        makeTensor(name, 'float', [3], name === 'var' ? [1, 1, 1] : rand(3, 40 + i)),
+      ),
+      out: 'y',
+    });
+    const error: unknown = await buildVjpModel(g).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as Error).message).toMatch(/BatchNormalization node \S+ is in training mode; export .* in eval mode/);
   });
 
   it('emits only default-domain ops and keeps the forward output', async () => {

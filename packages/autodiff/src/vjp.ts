@@ -539,6 +539,28 @@ const RULES: Record<string, Rule> = {
     const spatial = fixedDims(c, x, 'spatial sizes', 2).reduce((a, b) => a * b, 1);
     return [c.e.op('Expand', [c.e.op('Div', [g0(c), c.e.f32([spatial])]), c.e.shape(x)])];
   },
+  BatchNormalization: (c) => {
+    // Inference mode: y = scale·(x − mean)/√(var + ε) + B per channel (axis 1), so ∂y/∂x is the per-channel
+    // factor scale/√(var + ε) broadcast over the batch and spatial axes. Training mode normalises with the batch's
+    // own statistics, another function; it is refused rather than differentiated as if it were inference.
+    const [x, scale, , , variance] = c.node.input as [string, string, string, string, string];
+    if (c.node.input.slice(1).some((t) => t && c.isDx(t)))
+      throw new ModelError(
+        `BatchNormalization node ${c.node.name ?? ''}: image-dependent scale, bias, mean or variance is not supported`,
+      );
+    if (attrInt(c.node, 'training_mode', 0) === 1 || c.node.output.slice(1).some(Boolean))
+      throw new ModelError(
+        `BatchNormalization node ${c.node.name ?? ''} is in training mode; export the model in eval mode`,
+      );
+    const rank = dimsOf(c, x).length;
+    const e = c.e;
+    const eps = attrFloat(c.node, 'epsilon', 1e-5);
+    const factor = e.op('Div', [scale, e.op('Sqrt', [e.op('Add', [variance, e.f32([eps])])])]);
+    // [C] → [C, 1, …, 1], aligned with axis 1 of x.
+    const perChannel =
+      rank > 2 ? e.op('Reshape', [factor, e.i64([-1, ...new Array<number>(rank - 2).fill(1)])]) : factor;
+    return [e.op('Mul', [g0(c), perChannel]), undefined, undefined, undefined, undefined];
+  },
   LayerNormalization: (c) => {
     const [x, scale] = [in_(c, 0), c.node.input[1]];
     if ((scale && c.isDx(scale)) || (c.node.input[2] && c.isDx(c.node.input[2])))
