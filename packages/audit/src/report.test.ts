@@ -98,7 +98,7 @@ describe(renderReport.name, () => {
     ]);
     expect(html).toContain('averaged over 2 labelled queries (1 with a defect); 1 query without part and defect');
     expect(html).toContain('Precision@10 (same defect) vs ε, attacked');
-    expect(html).toContain('defective queries');
+    expect(html).toContain('defective only');
   });
 
   it('gives the clean query its own column when no unattacked budget was audited', async () => {

@@ -155,16 +155,23 @@ export async function renderReport(result: AuditResult, history: readonly AuditS
       ),
     ),
     renderSvg(
-      curveSpec(`Precision@${result.k} (same part + defect) vs ε`, `precision@${result.k}`, [
-        ...curve((m) => m.precisionAtK?.attacked, 'attacked'),
-        ...curve((m) => m.precisionAtK?.clean, 'clean query'),
-      ]),
+      curveSpec(
+        `Precision@${result.k} (same part + defect) vs ε`,
+        `precision@${result.k}`,
+        [...curve((m) => m.precisionAtK?.attacked, 'attacked'), ...curve((m) => m.precisionAtK?.clean, 'clean query')],
+        [0, 1],
+      ),
     ),
     renderSvg(
-      curveSpec(`Precision@${result.k} (same defect) vs ε, attacked`, `precision@${result.k}`, [
-        ...curve((m) => m.defectPrecisionAtK?.attacked, 'all labelled queries'),
-        ...curve((m) => m.defectivePrecisionAtK?.attacked, 'defective queries'),
-      ]),
+      curveSpec(
+        `Precision@${result.k} (same defect) vs ε, attacked`,
+        `precision@${result.k}`,
+        [
+          ...curve((m) => m.defectPrecisionAtK?.attacked, 'all queries'),
+          ...curve((m) => m.defectivePrecisionAtK?.attacked, 'defective only'),
+        ],
+        [0, 1],
+      ),
     ),
     renderSvg(
       curveSpec(
