@@ -281,6 +281,70 @@ export const auditListSchema = z
   })
   .meta({ id: 'AuditList' });
 
+const precisionPairSchema = z.object({
+  clean: z.number().meta({ description: 'With the unattacked query.' }),
+  attacked: z.number().meta({ description: 'With the query attacked at this ε (at ε = 0, the same).' }),
+});
+
+const partDefectSchema = z.object({ part: z.string(), defect: z.string() });
+
+/** Means of one tower at one budget (AuditMetrics in @lookalike/core). */
+export const auditMetricsSchema = z
+  .object({
+    encoder: encoderSchema,
+    epsilon: z.number(),
+    k: z.number().int(),
+    overlapAtK: z.number(),
+    top1Retention: z.number(),
+    meanRankOfCleanTop1: z.number(),
+    cosineDrift: z.number(),
+    precisionAtK: precisionPairSchema.optional().meta({
+      description:
+        "Mean share of each labelled query's top-k (itself left out) with its part and defect labels; a hit " +
+        'without labels counts as not sharing.',
+    }),
+    defectPrecisionAtK: precisionPairSchema.optional().meta({ description: 'The same with the defect label alone.' }),
+    defectivePrecisionAtK: precisionPairSchema
+      .optional()
+      .meta({ description: 'Same-defect precision over the queries whose defect is not "none".' }),
+    labelCounts: z
+      .object({
+        labelled: z.number().int(),
+        defective: z.number().int(),
+        unlabelled: z.number().int().meta({ description: 'Queries without part and defect labels, left out.' }),
+        unlabelledHits: z.object({ clean: z.number().int(), attacked: z.number().int() }),
+      })
+      .optional()
+      .meta({ description: 'What the label precisions average over; absent in audits made before them.' }),
+    targetedSuccessAtK: z.number().optional(),
+  })
+  .meta({ id: 'AuditMetrics' });
+
+/** What one attack did to one query with one tower at one budget (QueryOutcome in @lookalike/core). */
+export const auditQueryOutcomeSchema = z
+  .object({
+    queryId: z.string(),
+    encoder: encoderSchema,
+    epsilon: z.number(),
+    loss: z.number(),
+    cosineDrift: z.number(),
+    cleanTopK: z.array(z.string()),
+    attackedTopK: z.array(z.string()),
+    overlapAtK: z.number(),
+    top1Retained: z.boolean(),
+    rankOfCleanTop1: z.number().int(),
+    labels: partDefectSchema.optional().meta({ description: "The query's part and defect, when it has both." }),
+    precisionClean: z.number().optional(),
+    precisionAttacked: z.number().optional(),
+    defectPrecisionClean: z.number().optional(),
+    defectPrecisionAttacked: z.number().optional(),
+    unlabelledHits: z.object({ clean: z.number().int(), attacked: z.number().int() }).optional(),
+    targeted: z
+      .object({ targetId: z.string(), success: z.boolean(), rank: z.number().int(), cosine: z.number() })
+      .optional(),
+  })
+  .meta({ id: 'AuditQueryOutcome' });
+
 export const auditSchema = z
   .looseObject({
     schemaVersion: z.literal(1),
@@ -295,8 +359,8 @@ export const auditSchema = z
     depth: z.number().int(),
     catalogSize: z.number().int(),
     cost: z.object({ seconds: z.number(), secondsPerQueryPerEncoder: z.number(), gradientEvaluations: z.number() }),
-    metrics: z.array(z.record(z.string(), z.unknown())),
-    perQuery: z.array(z.record(z.string(), z.unknown())).meta({ description: 'Every query, encoder and ε.' }),
+    metrics: z.array(auditMetricsSchema),
+    perQuery: z.array(auditQueryOutcomeSchema).meta({ description: 'Every query, encoder and ε.' }),
     examples: z.array(z.record(z.string(), z.unknown())).meta({ description: 'Images and neighbours for the report.' }),
   })
   .meta({

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { AppError, type AuditResult } from '@lookalike/core';
-import { auditIdFor, formatEpsilon, headline } from '@lookalike/audit';
+import { auditIdFor, formatEpsilon, headline, labelHeadline } from '@lookalike/audit';
 import type { AuditOptions, JobName } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
 
@@ -62,13 +62,16 @@ export async function runAudit(services: Services, options: AuditOptions): Promi
 
 /** Prints the headline, the metrics per tower and budget, and where the report is. */
 export function printAudit(services: Services, result: AuditResult): void {
-  console.log(`\n${headline(result)}\n`);
+  const labels = labelHeadline(result);
+  console.log(`\n${headline(result)}${labels ? `\n${labels}` : ''}\n`);
   const eps = result.epsilons;
   const pct = (x: number | undefined) => (x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
   const rows: [string, (m: AuditResult['metrics'][number]) => string][] = [
     [`overlap@${result.k}`, (m) => pct(m.overlapAtK)],
     ['top-1 retention', (m) => pct(m.top1Retention)],
-    [`precision@${result.k} attacked`, (m) => pct(m.precisionAtK?.attacked)],
+    [`same part+defect @${result.k}`, (m) => pct(m.precisionAtK?.attacked)],
+    [`same defect @${result.k}`, (m) => pct(m.defectPrecisionAtK?.attacked)],
+    [`same defect @${result.k}, defective`, (m) => pct(m.defectivePrecisionAtK?.attacked)],
     ['cosine drift', (m) => m.cosineDrift.toFixed(3)],
     [`targeted success@${result.k}`, (m) => pct(m.targetedSuccessAtK)],
   ];
@@ -86,6 +89,13 @@ export function printAudit(services: Services, result: AuditResult): void {
           }),
         ].join(' '),
       );
+  const counts = result.metrics[0]?.labelCounts;
+  if (counts)
+    console.log(
+      `\nsame … @${result.k}: the share of each query's top-${result.k} (itself left out) with its labels, under ` +
+        `attack (at ε=0, unattacked), over ${counts.labelled} labelled queries (${counts.defective} with a defect); ` +
+        `${counts.unlabelled} without part and defect labels left out.`,
+    );
   console.log(
     `\n${result.queries} queries, ${result.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder (all ε), ` +
       `${result.cost.seconds.toFixed(0)} s of attack time.`,

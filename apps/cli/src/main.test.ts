@@ -120,19 +120,39 @@ function startUntil(
 }
 
 describe('lookalike demo', () => {
+  // With its quick audit (APGD-20, five budgets, both towers) the run takes over a minute on two busy cores.
   it('ingests the sample catalog and prints lookalikes, then exits with --no-serve', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-demo-'));
     dirs.push(dir);
     const res = await cliEnv({ MODELS_DIR: MODELS }, 'demo', '--data', dir, '--count', '6', '--no-serve');
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/Ingested 6 new images/);
-    expect(res.stdout).toMatch(/robust tower:/);
+    // A defective part, its labels, each tower's lookalikes with theirs, and how many share its defect — counts
+    // checked against the hits printed above them (6 images: the query's top-10 is the other 5).
+    const query = /Lookalikes of \S+, part (.+?), defect (.+?) \("[^"]+"\):/.exec(res.stdout);
+    expect(query, res.stdout).not.toBeNull();
+    const [, part, defect] = query!;
+    expect(defect).not.toBe('none');
+    for (const tower of ['robust', 'clean']) {
+      const block = new RegExp(`  ${tower} tower:\\n((?:    .*\\n)+)  (${tower} tower: .*)`).exec(res.stdout);
+      expect(block, res.stdout).not.toBeNull();
+      const hits = block![1]!
+        .trimEnd()
+        .split('\n')
+        .map((line) => /^ {4} ?-?\d\.\d{3} {2}(.+?) \/ (.+?) {2}/.exec(line)!.slice(1));
+      expect(hits).toHaveLength(5);
+      const same = hits.filter(([, d]) => d === defect).length;
+      const both = hits.filter(([p, d]) => p === part && d === defect).length;
+      expect(block![2]).toBe(
+        `${tower} tower: ${same} of 5 share its defect (${defect}), ${both} of 5 share part+defect (${part} / ${defect}).`,
+      );
+    }
     // The quick audit, so the audits page has one.
     expect(res.stdout).toMatch(/A quick robustness audit of both towers/);
     expect(res.stdout).toMatch(/Under APGD-20 at ε = 4\/255 \(ℓ∞\), the robust tower keeps [\d.]+ % of its top-10/);
     expect(res.stdout).toMatch(/Report: \S+report\.html/);
     expect(res.stdout).not.toMatch(/is running at/);
-  });
+  }, 180_000);
 
   it('serves the web UI and the API until SIGTERM, then exits cleanly', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-demo-'));

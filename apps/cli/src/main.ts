@@ -7,6 +7,7 @@ import { createServices } from '@lookalike/services';
 import { CatalogOptionsError } from '@lookalike/synth';
 import { printAudit, runAudit } from './audit.js';
 import { printSummary, runIngest, sourceOf } from './ingest.js';
+import { showLookalikes } from './lookalikes.js';
 import { serve } from './serve.js';
 import { runSynth } from './synth.js';
 
@@ -196,7 +197,7 @@ program
       const services = await createServices(config);
       try {
         printSummary(await runIngest(services, { kind: 'manifest', location: join(catalog, 'manifest.jsonl') }, 32));
-        await showLookalikes(services);
+        await showLookalikes(services, services.auditDefaults.k);
         if (flags.audit && (await services.audits.list({ limit: 1 })).length === 0) {
           // A quick audit, so the audits page has one: the nightly flow with a demo-sized budget (the nightly default
           // is 200 queries and APGD-100; `lookalike audit --data data/demo` runs that).
@@ -216,23 +217,6 @@ program
       await serve(services, { host: flags.host, port: flags.port });
     },
   );
-
-/** Prints the nearest neighbours of one catalog image with each tower, so the demo shows what search returns. */
-async function showLookalikes(services: Awaited<ReturnType<typeof createServices>>): Promise<void> {
-  const { points } = await services.store.scroll({
-    limit: 1,
-    withVectors: true,
-    filter: { mustNot: [{ field: 'labels.defect', match: 'none' }] },
-  });
-  const query = points[0];
-  if (!query) return;
-  console.log(`\nLookalikes of ${query.payload.source} ("${query.payload.caption ?? ''}"):`);
-  for (const using of ['robust', 'clean'] as const) {
-    const hits = await services.store.search({ vector: query.vectors![using], using, k: 6 });
-    console.log(`  ${using} tower:`);
-    for (const h of hits.slice(1)) console.log(`    ${h.score.toFixed(3)}  ${h.payload.caption ?? h.payload.source}`);
-  }
-}
 
 try {
   await program.parseAsync();

@@ -17,7 +17,7 @@ import {
 import { runAttack, unitRows, type PixelSpaceModel } from '@lookalike/attacks';
 import { fromBytes, type DecodeLimits } from '@lookalike/imaging';
 import type { AuditOptions } from '@lookalike/queue';
-import { classOf, overlapAtK, precisionAtK, rankOf } from './metrics.js';
+import { labelPrecision, overlapAtK, partDefectOf, rankOf } from './metrics.js';
 import { pixelsToPng, perturbationToPng } from './png.js';
 
 /** What an audit batch needs: the store, each tower as an attacker sees it, and the bytes of a catalog image. */
@@ -96,8 +96,8 @@ export async function auditBatch(
       ...(s.payloads[i]!.caption ? { caption: s.payloads[i]!.caption } : {}),
     }));
 
-  const classes = points.map((p) => classOf(p.payload.labels));
-  const classesOf = (s: Searched) => s.payloads.map((p) => classOf(p.labels));
+  const labels = points.map((p) => partDefectOf(p.payload.labels));
+  const labelsOf = (s: Searched) => s.payloads.map((p) => partDefectOf(p.labels));
   for (const encoder of ENCODER_ROLES) {
     const model = deps.models[encoder];
     const S = model.size;
@@ -154,8 +154,9 @@ export async function auditBatch(
         const now = after[i]!;
         const row = (v: Float32Array) => v.subarray(i * model.dim, (i + 1) * model.dim);
         const cos = cosine(row(attacked.embedding), row(anchors));
-        const pc = precisionAtK(classes[i], classesOf(before), options.k);
-        const pa = precisionAtK(classes[i], classesOf(now), options.k);
+        const query = labels[i];
+        const pc = query && labelPrecision(query, labelsOf(before), options.k);
+        const pa = query && labelPrecision(query, labelsOf(now), options.k);
         const targeted = targetedHits.get(i);
         const targetId = queries[i]!.targetId;
         outcomes.push({
@@ -170,7 +171,16 @@ export async function auditBatch(
           overlapAtK: overlapAtK(before.ids, now.ids, options.k),
           top1Retained: before.ids[0] !== undefined && before.ids[0] === now.ids[0],
           rankOfCleanTop1: rankOf(before.ids[0], now.ids),
-          ...(pc === undefined || pa === undefined ? {} : { precisionClean: pc, precisionAttacked: pa }),
+          ...(query && pc && pa
+            ? {
+                labels: query,
+                precisionClean: pc.partDefect,
+                precisionAttacked: pa.partDefect,
+                defectPrecisionClean: pc.defect,
+                defectPrecisionAttacked: pa.defect,
+                unlabelledHits: { clean: pc.unlabelledHits, attacked: pa.unlabelledHits },
+              }
+            : {}),
           ...(targeted && targetId
             ? {
                 targeted: {

@@ -1,7 +1,16 @@
 export { auditBatch, exampleEpsilon, type AuditDeps, type AuditQuery, type BatchOutcome } from './batch.js';
 export { renderSvg, curveSpec, trendSpec } from './charts.js';
 export { createAuditHandlers, assemble, auditIdFor, type AuditServiceDeps } from './handlers.js';
-export { classOf, overlapAtK, precisionAtK, rankOf, summarize } from './metrics.js';
-export { renderReport, headline, formatEpsilon, toSummary } from './report.js';
+export {
+  classOf,
+  labelPrecision,
+  overlapAtK,
+  partDefectOf,
+  precisionAtK,
+  rankOf,
+  summarize,
+  type LabelPrecision,
+} from './metrics.js';
+export { renderReport, headline, labelHeadline, formatEpsilon, toSummary } from './report.js';
 export { selectQueries } from './select.js';
 export { FileAuditStore } from './store.js';

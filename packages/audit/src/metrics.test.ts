@@ -1,7 +1,7 @@
 import type { QueryOutcome } from '@lookalike/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classOf, overlapAtK, precisionAtK, rankOf, summarize } from './metrics.js';
+import { classOf, labelPrecision, overlapAtK, partDefectOf, precisionAtK, rankOf, summarize } from './metrics.js';
 
 describe(overlapAtK.name, () => {
   it('counts shared ids among the first k of each ranking', () => {
@@ -36,6 +36,40 @@ describe(precisionAtK.name, () => {
     const q = classOf({ part: 'gear', defect: 'crack' });
     expect(precisionAtK(q, ['gear|crack', 'gear|none', undefined, 'gear|crack'], 4)).toBe(0.5);
     expect(precisionAtK(classOf({ part: 'gear' }), ['gear|crack'], 1)).toBeUndefined();
+  });
+});
+
+describe(partDefectOf.name, () => {
+  it('takes part and defect when both are there, and nothing otherwise', () => {
+    expect(partDefectOf({ part: 'gear', defect: 'none', color: 'red' })).toEqual({ part: 'gear', defect: 'none' });
+    expect(partDefectOf({ part: 'gear', defect: null })).toBeUndefined();
+    expect(partDefectOf({ defect: 'crack' })).toBeUndefined();
+    expect(partDefectOf(undefined)).toBeUndefined();
+  });
+});
+
+describe(labelPrecision.name, () => {
+  const gearCrack = { part: 'gear', defect: 'crack' };
+
+  it('counts hits sharing the defect, and the part and defect, over k; unlabelled hits share nothing', () => {
+    const hits = [
+      gearCrack,
+      { part: 'bolt', defect: 'crack' },
+      { part: 'gear', defect: 'none' },
+      undefined,
+      { part: 'gear', defect: 'crack' },
+      { part: 'nut', defect: 'crack' }, // beyond k
+    ];
+    expect(labelPrecision(gearCrack, hits, 5)).toEqual({ defect: 3 / 5, partDefect: 2 / 5, unlabelledHits: 1 });
+    expect(labelPrecision({ part: 'gear', defect: 'none' }, hits, 5)).toEqual({
+      defect: 1 / 5,
+      partDefect: 1 / 5,
+      unlabelledHits: 1,
+    });
+  });
+
+  it('keeps k as the denominator when the gallery returns fewer hits', () => {
+    expect(labelPrecision(gearCrack, [gearCrack], 4)).toEqual({ defect: 0.25, partDefect: 0.25, unlabelledHits: 0 });
   });
 });
 
@@ -77,5 +111,67 @@ describe(summarize.name, () => {
     expect(m[2]!.meanRankOfCleanTop1).toBe(11);
     expect(m[2]!.targetedSuccessAtK).toBe(1);
     expect(m[0]!.precisionAtK).toBeUndefined();
+    expect(m[0]!.labelCounts).toEqual({
+      labelled: 0,
+      defective: 0,
+      unlabelled: 1,
+      unlabelledHits: { clean: 0, attacked: 0 },
+    });
+  });
+
+  it('averages same-defect precision over labelled and over defective queries, and counts what it left out', () => {
+    // Four queries at one budget, k = 10; precisions as hit counts out of 10, by hand:
+    //   q1 gear/crack   clean: 6 same defect, 4 same part+defect   attacked: 3 and 1
+    //   q2 bolt/dent    clean: 2 and 2                             attacked: 0 and 0 (2 attacked hits unlabelled)
+    //   q3 nut/none     clean: 9 and 5                             attacked: 7 and 3
+    //   q4 no labels    left out
+    const labelled = (part: string, defect: string, c: [number, number], a: [number, number], unlabelled = 0) => ({
+      labels: { part, defect },
+      defectPrecisionClean: c[0] / 10,
+      precisionClean: c[1] / 10,
+      defectPrecisionAttacked: a[0] / 10,
+      precisionAttacked: a[1] / 10,
+      unlabelledHits: { clean: 0, attacked: unlabelled },
+    });
+    const [m] = summarize(
+      [
+        outcome('robust', 4 / 255, 0.5, labelled('gear', 'crack', [6, 4], [3, 1])),
+        outcome('robust', 4 / 255, 0.5, labelled('bolt', 'dent', [2, 2], [0, 0], 2)),
+        outcome('robust', 4 / 255, 0.5, labelled('nut', 'none', [9, 5], [7, 3])),
+        outcome('robust', 4 / 255, 0.5),
+      ],
+      10,
+    );
+    expect(m!.precisionAtK!.clean).toBeCloseTo((0.4 + 0.2 + 0.5) / 3, 12);
+    expect(m!.precisionAtK!.attacked).toBeCloseTo((0.1 + 0 + 0.3) / 3, 12);
+    expect(m!.defectPrecisionAtK!.clean).toBeCloseTo((0.6 + 0.2 + 0.9) / 3, 12);
+    expect(m!.defectPrecisionAtK!.attacked).toBeCloseTo((0.3 + 0 + 0.7) / 3, 12);
+    expect(m!.defectivePrecisionAtK!.clean).toBeCloseTo((0.6 + 0.2) / 2, 12);
+    expect(m!.defectivePrecisionAtK!.attacked).toBeCloseTo((0.3 + 0) / 2, 12);
+    expect(m!.labelCounts).toEqual({
+      labelled: 3,
+      defective: 2,
+      unlabelled: 1,
+      unlabelledHits: { clean: 0, attacked: 2 },
+    });
+  });
+
+  it('leaves out the defective-only precision when every labelled query is flawless', () => {
+    const [m] = summarize(
+      [
+        outcome('clean', 0, 1, {
+          labels: { part: 'gear', defect: 'none' },
+          precisionClean: 0.3,
+          precisionAttacked: 0.3,
+          defectPrecisionClean: 0.8,
+          defectPrecisionAttacked: 0.8,
+          unlabelledHits: { clean: 0, attacked: 0 },
+        }),
+      ],
+      10,
+    );
+    expect(m!.defectPrecisionAtK).toEqual({ clean: 0.8, attacked: 0.8 });
+    expect(m!.defectivePrecisionAtK).toBeUndefined();
+    expect(m!.labelCounts).toMatchObject({ labelled: 1, defective: 0, unlabelled: 0 });
   });
 });

@@ -1,8 +1,8 @@
 /**
- * Retrieval metrics of an audit: per query (overlap@k, top-1 retention, rank of the clean top-1, precision@k of
- * same-class neighbours) and their means per encoder and budget.
+ * Retrieval metrics of an audit: per query (overlap@k, top-1 retention, rank of the clean top-1, label precision@k
+ * of same part+defect and same-defect neighbours) and their means per encoder and budget.
  */
-import type { AuditMetrics, EncoderRole, FieldValue, QueryOutcome } from '@lookalike/core';
+import type { AuditMetrics, EncoderRole, FieldValue, PartDefect, QueryOutcome } from '@lookalike/core';
 
 /** |A ∩ B| / k over the first k ids of each ranking. */
 export function overlapAtK(a: readonly string[], b: readonly string[], k: number): number {
@@ -21,11 +21,11 @@ export function rankOf(id: string | undefined, ranking: readonly string[]): numb
 
 /** The class of an image for precision@k: its part and defect labels (the synthetic catalog's ground truth). */
 export function classOf(labels: Record<string, FieldValue | null> | undefined): string | undefined {
-  const part = labels?.['part'];
-  const defect = labels?.['defect'];
-  if (part === undefined || part === null || defect === undefined || defect === null) return undefined;
-  return `${String(part)}|${String(defect)}`;
+  const l = partDefectOf(labels);
+  return l && partDefectKey(l);
 }
+
+const partDefectKey = (l: PartDefect): string => `${l.part}|${l.defect}`;
 
 /** Fraction of the first k neighbours whose class is the query's; undefined when the query has no class. */
 export function precisionAtK(
@@ -37,6 +37,50 @@ export function precisionAtK(
   let same = 0;
   for (const c of neighbours.slice(0, k)) if (c === queryClass) same++;
   return same / k;
+}
+
+/** An image's part and defect labels; undefined unless it has both (`defect` is `none` on a flawless part). */
+export function partDefectOf(labels: Record<string, FieldValue | null> | undefined): PartDefect | undefined {
+  const part = labels?.['part'];
+  const defect = labels?.['defect'];
+  if (part === undefined || part === null || defect === undefined || defect === null) return undefined;
+  return { part: String(part), defect: String(defect) };
+}
+
+/** How a query's top-k share its labels: see {@link labelPrecision}. */
+export interface LabelPrecision {
+  /** Share of the first k hits with the query's defect. */
+  defect: number;
+  /** Share of the first k hits with the query's part and defect. */
+  partDefect: number;
+  /** Hits among the first k without part/defect labels (counted as not sharing). */
+  unlabelledHits: number;
+}
+
+/**
+ * Label precision@k of one ranking: of the first k hits (the query itself already left out), the share whose
+ * defect, and whose part and defect, equal the query's. The denominator is k, as for {@link precisionAtK}: a hit
+ * without labels, or a ranking shorter than k, counts as not sharing.
+ */
+export function labelPrecision(
+  query: PartDefect,
+  hits: readonly (PartDefect | undefined)[],
+  k: number,
+): LabelPrecision {
+  const top = hits.slice(0, k);
+  return {
+    defect: precisionAtK(
+      query.defect,
+      top.map((h) => h?.defect),
+      k,
+    )!,
+    partDefect: precisionAtK(
+      partDefectKey(query),
+      top.map((h) => h && partDefectKey(h)),
+      k,
+    )!,
+    unlabelledHits: top.filter((h) => h === undefined).length,
+  };
 }
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
@@ -54,6 +98,16 @@ export function summarize(outcomes: readonly QueryOutcome[], k: number): AuditMe
   for (const group of groups.values()) {
     const { encoder, epsilon } = group[0]!;
     const labelled = group.filter((o) => o.precisionClean !== undefined && o.precisionAttacked !== undefined);
+    const withDefect = group.filter(
+      (o) => o.labels && o.defectPrecisionClean !== undefined && o.defectPrecisionAttacked !== undefined,
+    );
+    const defective = withDefect.filter((o) => o.labels!.defect !== 'none');
+    const defectPair = (os: QueryOutcome[]) => ({
+      clean: mean(os.map((o) => o.defectPrecisionClean!)),
+      attacked: mean(os.map((o) => o.defectPrecisionAttacked!)),
+    });
+    const unlabelledHits = (which: 'clean' | 'attacked') =>
+      withDefect.reduce((s, o) => s + (o.unlabelledHits?.[which] ?? 0), 0);
     const targeted = group.filter((o) => o.targeted);
     metrics.push({
       encoder,
@@ -71,6 +125,14 @@ export function summarize(outcomes: readonly QueryOutcome[], k: number): AuditMe
             },
           }
         : {}),
+      ...(withDefect.length ? { defectPrecisionAtK: defectPair(withDefect) } : {}),
+      ...(defective.length ? { defectivePrecisionAtK: defectPair(defective) } : {}),
+      labelCounts: {
+        labelled: withDefect.length,
+        defective: defective.length,
+        unlabelled: group.length - withDefect.length,
+        unlabelledHits: { clean: unlabelledHits('clean'), attacked: unlabelledHits('attacked') },
+      },
       ...(targeted.length ? { targetedSuccessAtK: mean(targeted.map((o) => (o.targeted!.success ? 1 : 0))) } : {}),
     });
   }

@@ -2,7 +2,13 @@
  * The audit's HTML report: one self-contained page (inline CSS, SVG charts rendered on the server, images as data
  * URLs) that reads the same on a laptop, in a CI artefact or attached to a ticket.
  */
-import type { AuditMetrics, AuditResult, AuditSummary, EncoderRole } from '@lookalike/core';
+import {
+  ENCODER_ROLES,
+  type AuditMetrics,
+  type AuditResult,
+  type AuditSummary,
+  type EncoderRole,
+} from '@lookalike/core';
 import { curveSpec, renderSvg, trendSpec, type CurvePoint } from './charts.js';
 import { exampleEpsilon } from './batch.js';
 
@@ -45,6 +51,82 @@ export function headline(result: AuditResult): string {
   );
 }
 
+/**
+ * The sentence on label precision at the headline budget: how many of each tower's top-k share the query's defect,
+ * and its part and defect, under attack. Undefined when no query had labels or no attacked budget was audited.
+ */
+export function labelHeadline(result: AuditResult): string | undefined {
+  const eps = exampleEpsilon(result.epsilons);
+  const at = (e: EncoderRole) => result.metrics.find((m) => m.encoder === e && m.epsilon === eps);
+  const r = at('robust');
+  const c = at('clean');
+  if (!r?.defectPrecisionAtK || !c?.defectPrecisionAtK || eps === 0) return undefined;
+  const both = (m: AuditMetrics, pair: 'attacked' | 'clean') =>
+    `${pct(m.defectPrecisionAtK?.[pair])} and ${pct(m.precisionAtK?.[pair])}`;
+  return (
+    `At ε = ${formatEpsilon(eps)}, ${pct(r.defectPrecisionAtK.attacked)} of the robust tower's top-${result.k} ` +
+    `neighbours share the query's defect and ${pct(r.precisionAtK?.attacked)} its part and defect ` +
+    `(${both(r, 'clean')} unattacked); of the clean tower's, ${both(c, 'attacked')} (${both(c, 'clean')}).`
+  );
+}
+
+/** Rows of the label-precision table: the attacked value at each ε (at ε = 0, the clean query's). */
+const LABEL_ROWS: { label: string; pair: (m: AuditMetrics) => { clean: number; attacked: number } | undefined }[] = [
+  { label: 'same part + defect', pair: (m) => m.precisionAtK },
+  { label: 'same defect', pair: (m) => m.defectPrecisionAtK },
+  { label: 'same defect, defective queries only', pair: (m) => m.defectivePrecisionAtK },
+];
+
+/** The label-precision section: its table, what it averaged over, and what it left out. */
+function labelSection(result: AuditResult): string {
+  const eps = result.epsilons;
+  const counts = result.metrics.find((m) => m.labelCounts)?.labelCounts;
+  if (!counts) return '<p class="hint">This audit predates label precision.</p>';
+  if (!counts.labelled)
+    return `<p class="hint">None of the ${counts.unlabelled} queries has part and defect labels, so no label precision was measured.</p>`;
+  // Without an unattacked budget, the clean query's precision gets a column of its own.
+  const cleanColumn = !eps.includes(0);
+  const cell = (enc: EncoderRole, e: number, value: (m: AuditMetrics) => string) => {
+    const m = result.metrics.find((x) => x.encoder === enc && x.epsilon === e);
+    return `<td>${m ? esc(value(m)) : '—'}</td>`;
+  };
+  const group = (label: string, attacked: (m: AuditMetrics) => string, clean: (m: AuditMetrics) => string) =>
+    ENCODER_ROLES.map(
+      (enc, i) =>
+        `<tr class="${enc}">${i === 0 ? `<th rowspan="2" scope="rowgroup">${esc(label)}</th>` : ''}<td><span class="dot ${enc}"></span>${enc}</td>${
+          cleanColumn ? cell(enc, eps[0]!, clean) : ''
+        }${eps.map((e) => cell(enc, e, attacked)).join('')}</tr>`,
+    ).join('');
+  const rows = LABEL_ROWS.map((row) =>
+    group(
+      row.label,
+      (m) => pct(row.pair(m)?.attacked),
+      (m) => pct(row.pair(m)?.clean),
+    ),
+  ).join('');
+  const hitsMissing = result.metrics.some(
+    (m) => (m.labelCounts?.unlabelledHits.clean ?? 0) + (m.labelCounts?.unlabelledHits.attacked ?? 0) > 0,
+  );
+  const unlabelledHits = hitsMissing
+    ? group(
+        'top-k hits without labels (counted as not sharing)',
+        (m) => String(m.labelCounts?.unlabelledHits.attacked ?? '—'),
+        (m) => String(m.labelCounts?.unlabelledHits.clean ?? '—'),
+      )
+    : '';
+  const head = `<th>neighbours with the query's</th><th>encoder</th>${cleanColumn ? '<th>clean query</th>' : ''}${eps
+    .map((e) => `<th>ε = ${esc(formatEpsilon(e))}</th>`)
+    .join('')}`;
+  const left = [
+    counts.unlabelled
+      ? `${counts.unlabelled} ${counts.unlabelled === 1 ? 'query' : 'queries'} without part and defect labels left out`
+      : 'no query left out for lack of labels',
+    hitsMissing ? 'some top-k hits had no labels (last row)' : 'every top-k hit had labels',
+  ].join('; ');
+  return `<p class="hint">Precision@${result.k}: the share of a query's top-${result.k} neighbours (itself left out) whose labels equal its own, averaged over ${counts.labelled} labelled ${counts.labelled === 1 ? 'query' : 'queries'} (${counts.defective} with a defect); ${esc(left)}. Higher is better; at ε = 0 the query is clean.</p>
+<table class="labels"><thead><tr>${head}</tr></thead><tbody>${rows}${unlabelledHits}</tbody></table>`;
+}
+
 /** Renders the report. `history` holds earlier audits (any order) for the trend chart. */
 export async function renderReport(result: AuditResult, history: readonly AuditSummary[] = []): Promise<string> {
   const eps255 = (e: number) => e * 255;
@@ -73,10 +155,23 @@ export async function renderReport(result: AuditResult, history: readonly AuditS
       ),
     ),
     renderSvg(
-      curveSpec(`Precision@${result.k} (same class) vs ε`, `precision@${result.k}`, [
-        ...curve((m) => m.precisionAtK?.attacked, 'attacked'),
-        ...curve((m) => m.precisionAtK?.clean, 'clean query'),
-      ]),
+      curveSpec(
+        `Precision@${result.k} (same part + defect) vs ε`,
+        `precision@${result.k}`,
+        [...curve((m) => m.precisionAtK?.attacked, 'attacked'), ...curve((m) => m.precisionAtK?.clean, 'clean query')],
+        [0, 1],
+      ),
+    ),
+    renderSvg(
+      curveSpec(
+        `Precision@${result.k} (same defect) vs ε, attacked`,
+        `precision@${result.k}`,
+        [
+          ...curve((m) => m.defectPrecisionAtK?.attacked, 'all queries'),
+          ...curve((m) => m.defectivePrecisionAtK?.attacked, 'defective only'),
+        ],
+        [0, 1],
+      ),
     ),
     renderSvg(
       curveSpec(
@@ -158,6 +253,7 @@ export async function renderReport(result: AuditResult, history: readonly AuditS
     .join('');
 
   const a = result.attack;
+  const labelLine = labelHeadline(result);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Lookalike robustness audit ${esc(result.id)}</title>
@@ -181,9 +277,11 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}dt{color:var(
 <body><main>
 <h1>Robustness audit</h1>
 <p class="meta">${esc(result.id)} · ${esc(new Date(result.startedAt).toUTCString())} · ${result.queries} queries · catalog of ${result.catalogSize} images</p>
-<p class="headline">${esc(headline(result))}</p>
+<p class="headline">${esc(headline(result))}${labelLine ? `<br>${esc(labelLine)}` : ''}</p>
 <h2>Summary</h2>
 ${table}
+<h2>Neighbours that share the query's labels</h2>
+${labelSection(result)}
 <h2>Curves</h2>
 <div class="charts">${charts.join('')}</div>
 ${trend ? `<h2>Trend</h2><div class="charts">${trend}</div>` : ''}
@@ -194,7 +292,7 @@ ${examples || '<p class="hint">No examples were kept.</p>'}
 <dt>attack</dt><dd>${esc(a.name.toUpperCase())}, ${a.norm === 'linf' ? 'ℓ∞' : 'ℓ2'}, ${a.steps} steps, ${a.restarts} restart(s)${a.stepSize ? `, step ${a.stepSize.toPrecision(3)}` : ''}, seed ${a.seed}; untargeted loss 1 − cos(φ(x+δ), φ(x)), in [0,1] pixel space on the search path's preprocessing</dd>
 <dt>models</dt><dd>robust ${esc(result.models.robust.modelId)}, clean ${esc(result.models.clean.modelId)} (preprocessing ${esc(result.models.robust.preprocessHash)})</dd>
 <dt>retrieval</dt><dd>each tower searched in the index of its own vectors; the query's own image left out; rank searched to depth ${result.depth}</dd>
-<dt>classes</dt><dd>precision@k counts neighbours with the query's part and defect labels</dd>
+<dt>labels</dt><dd>precision@k is the share of a query's top-k neighbours (itself left out) whose labels.defect, or labels.part and labels.defect, equal the query's, over k; queries without both labels are left out and counted, a neighbour without them counts as not sharing; defective queries are those whose defect is not "none"</dd>
 <dt>cost</dt><dd>${result.cost.seconds.toFixed(1)} s in all, ${result.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder (all ε), ${result.cost.gradientEvaluations} gradient evaluations</dd>
 <dt>details</dt><dd>per-query outcomes are in the JSON of this audit (schema version ${result.schemaVersion})</dd>
 </dl>

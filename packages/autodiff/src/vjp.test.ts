@@ -196,6 +196,26 @@ const LINEAR: Record<string, TinyGraph> = {
     initializers: [I('pads', [0, 0, 1, -1, 0, 0, -2, 2]), makeTensor('cv', 'float', [], [0]), W('k', [3, 3, 5], 17)],
     out: 'y',
   },
+  'BatchNormalization (inference; after a Conv on [N, C, H, W], and on [N, C])': {
+    nodes: [
+      n('Conv', ['x', 'w'], ['cv'], [A.ints('kernel_shape', [3, 3]), A.ints('pads', [1, 1, 1, 1])]),
+      n('BatchNormalization', ['cv', 'scale', 'bias', 'mean', 'var'], ['bn'], [A.float('epsilon', 1e-3)]),
+      n('Flatten', ['bn'], ['f'], [A.int('axis', 1)]),
+      n('BatchNormalization', ['f', 'scale2', 'bias2', 'mean2', 'var2'], ['y']),
+    ],
+    initializers: [
+      W('w', [4, 3, 3, 3], 19),
+      W('scale', [4], 20),
+      W('bias', [4], 21),
+      W('mean', [4], 22),
+      makeTensor('var', 'float', [4], [0.5, 2, 0.01, 1]),
+      W('scale2', [64], 23),
+      W('bias2', [64], 24),
+      W('mean2', [64], 25),
+      makeTensor('var2', 'float', [64], rand(64, 26, 1, 0.1)),
+    ],
+    out: 'y',
+  },
 };
 
 const SMOOTH: Record<string, TinyGraph> = {
@@ -321,6 +341,14 @@ const SMOOTH: Record<string, TinyGraph> = {
   },
 };
 
+const MAXPOOL_ODD = [
+  A.ints('kernel_shape', [2, 3]),
+  A.ints('strides', [1, 2]),
+  A.ints('dilations', [2, 1]),
+  A.ints('pads', [1, 0, 0, 1]),
+  A.int('ceil_mode', 1),
+];
+
 const PIECEWISE: Record<string, TinyGraph> = {
   'Min, Abs, Clip with only a lower bound (clamp_min)': {
     nodes: [
@@ -351,6 +379,28 @@ const PIECEWISE: Record<string, TinyGraph> = {
     ],
     out: 'y',
   },
+  'MaxPool (2×2, stride 2: disjoint windows)': {
+    nodes: [n('MaxPool', ['x'], ['y'], [A.ints('kernel_shape', [2, 2]), A.ints('strides', [2, 2])])],
+    out: 'y',
+  },
+  'MaxPool (3×3, stride 2, pad 1: overlapping windows, as in a ResNet stem) after Relu': {
+    nodes: [
+      n('Relu', ['x'], ['r']),
+      n(
+        'MaxPool',
+        ['r'],
+        ['y'],
+        [A.ints('kernel_shape', [3, 3]), A.ints('strides', [2, 2]), A.ints('pads', [1, 1, 1, 1])],
+      ),
+    ],
+    out: 'y',
+    shape: [3, 7, 5],
+  },
+  'MaxPool (ceil_mode, dilation 2, asymmetric pads, stride 1 × 2)': {
+    nodes: [n('MaxPool', ['x'], ['y'], MAXPOOL_ODD)],
+    out: 'y',
+    shape: [2, 6, 7],
+  },
 };
 
 describe(buildVjpModel.name, () => {
@@ -370,6 +420,56 @@ describe(buildVjpModel.name, () => {
   describe('piecewise-linear ops: finite differences away from kinks', () => {
     // Steps of 1e-3 on inputs spread over ±2 rarely cross a kink (the seeds are fixed: these cases cross none).
     for (const [name, g] of Object.entries(PIECEWISE)) it(name, () => checkFiniteDifferences(g, { h: 1e-3, scale: 4 }));
+  });
+
+  describe('MaxPool with ties: the gradient goes where onnxruntime’s Indices point (the first maximum)', () => {
+    const cases: [string, ReturnType<typeof A.ints>[], [number, number, number]][] = [
+      ['2×2, stride 2', [A.ints('kernel_shape', [2, 2]), A.ints('strides', [2, 2])], [3, 4, 4]],
+      [
+        '3×3, stride 2, pad 1',
+        [A.ints('kernel_shape', [3, 3]), A.ints('strides', [2, 2]), A.ints('pads', [1, 1, 1, 1])],
+        [3, 7, 5],
+      ],
+      ['3×3, stride 1 (each element in up to nine windows)', [A.ints('kernel_shape', [3, 3])], [2, 5, 5]],
+      ['ceil_mode, dilation 2, asymmetric pads', MAXPOOL_ODD, [2, 6, 7]],
+    ];
+    it.each(cases)('%s', async (_, attrs, shape) => {
+      const pool: TinyGraph = { nodes: [n('MaxPool', ['x'], ['y'], attrs)], out: 'y', shape };
+      const s = await sessions(pool);
+      // Values in {−1, −½, 0, ½, 1} and a constant negative block: most windows hold several maxima, and a padded
+      // border window's maximum is often negative (padding must never win).
+      const x = rand(s.size, 31).map((v) => Math.round(v * 4) / 2);
+      x.fill(-1, 0, shape[1] * shape[2]);
+      const u = rand((await s.forward(x)).length, 32);
+      const { g } = await s.backward(x, u);
+      const indices = tinyModel({
+        nodes: [n('MaxPool', ['x'], ['p', 'idx'], attrs), n('Cast', ['idx'], ['y'], [A.int('to', 1)])],
+        out: 'y',
+        shape,
+      });
+      const session = await ort.InferenceSession.create(indices);
+      const idx = (await session.run({ x: new ort.Tensor('float32', x, [N, ...shape]) })).embedding!
+        .data as Float32Array;
+      // ONNX Indices count over the whole [N, C, H, W] tensor: scatter-add the cotangent there.
+      const expected = new Float32Array(s.size);
+      idx.forEach((at, j) => (expected[at] = expected[at]! + u[j]!));
+      for (let i = 0; i < s.size; i++) expect(g[i], `element ${i}`).toBeCloseTo(expected[i]!, 6);
+    });
+  });
+
+  it('refuses a BatchNormalization in training mode instead of differentiating it as inference', async () => {
+    const g = tinyModel({
+      nodes: [
+        n('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], ['y', 'rm', 'rv'], [A.int('training_mode', 1)]),
+      ],
+      initializers: ['scale', 'bias', 'mean', 'var'].map((name, i) =>
+        makeTensor(name, 'float', [3], name === 'var' ? [1, 1, 1] : rand(3, 40 + i)),
+      ),
+      out: 'y',
+    });
+    const error: unknown = await buildVjpModel(g).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as Error).message).toMatch(/BatchNormalization node \S+ is in training mode; export .* in eval mode/);
   });
 
   it('emits only default-domain ops and keeps the forward output', async () => {

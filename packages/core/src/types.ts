@@ -114,10 +114,36 @@ export interface AuditMetrics {
   meanRankOfCleanTop1: number;
   /** Mean 1 − cos(φ(x+δ), φ(x)). */
   cosineDrift: number;
-  /** Mean precision@k of same-class neighbours, where labels exist. */
+  /**
+   * Label precision@k, same part and defect: for each labelled query, the share of its top-k hits (itself left out)
+   * whose labels.part and labels.defect both equal the query's, for the clean query and the attacked one; the mean
+   * over labelled queries. A hit without those labels counts as not sharing. Absent when no query has labels.
+   */
   precisionAtK?: { clean: number; attacked: number };
+  /** The same with labels.defect alone (same defect, any part). */
+  defectPrecisionAtK?: { clean: number; attacked: number };
+  /** Same-defect precision@k over the defective queries only (labels.defect ≠ "none"); absent when there are none. */
+  defectivePrecisionAtK?: { clean: number; attacked: number };
+  /**
+   * What the label precisions average over: `labelled` queries (with part and defect), of which `defective`;
+   * `unlabelled` queries left out of them; `unlabelledHits`, the top-k hits of the labelled queries that carry no
+   * part/defect labels (counted as not sharing), summed. Absent only in audits made before it was added.
+   */
+  labelCounts?: {
+    labelled: number;
+    defective: number;
+    unlabelled: number;
+    unlabelledHits: { clean: number; attacked: number };
+  };
   /** Fraction of targeted attacks whose target entered the top-k, when targeted attacks ran. */
   targetedSuccessAtK?: number;
+}
+
+/** The labels the audit's precision@k compares, and the demo prints: an image's part and defect. */
+export interface PartDefect {
+  part: string;
+  /** `none` for an image without a defect. */
+  defect: string;
 }
 
 /** What one attack did to one query's retrieval with one encoder at one budget. */
@@ -136,9 +162,16 @@ export interface QueryOutcome {
   top1Retained: boolean;
   /** 1-based rank of the clean top-1 among the attacked results; depth + 1 when not found. */
   rankOfCleanTop1: number;
-  /** Fraction of the top-k sharing the query's class (labels), clean and attacked; absent without labels. */
+  /** The query's part and defect; absent when it lacks either (then it has no precisions below). */
+  labels?: PartDefect;
+  /** Share of the top-k with the query's part and defect, clean and attacked (see {@link AuditMetrics}). */
   precisionClean?: number;
   precisionAttacked?: number;
+  /** Share of the top-k with the query's defect, clean and attacked. */
+  defectPrecisionClean?: number;
+  defectPrecisionAttacked?: number;
+  /** Top-k hits without part/defect labels (counted as not sharing), clean and attacked. */
+  unlabelledHits?: { clean: number; attacked: number };
   /** A targeted attack toward another image of another class, when this query had one. */
   targeted?: { targetId: string; success: boolean; rank: number; cosine: number };
 }

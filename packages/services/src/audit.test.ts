@@ -93,6 +93,8 @@ describe('the robustness audit, end to end', () => {
     expect(at('robust').cosineDrift).toBeLessThan(at('clean').cosineDrift);
     expect(at('clean').targetedSuccessAtK).toBeDefined();
     expect(at('robust').precisionAtK).toBeDefined();
+    expect(at('clean').defectPrecisionAtK).toBeDefined();
+    expect(at('robust').labelCounts).toMatchObject({ labelled: 8, unlabelled: 0 });
   });
 
   it('gives both towers the same queries and targets', () => {
@@ -130,7 +132,9 @@ describe('the robustness audit, end to end', () => {
       expect(await page.locator('.charts svg').count()).toBeGreaterThanOrEqual(5);
       const broken = await page.$$eval('img', (imgs) => imgs.filter((i) => !i.complete || i.naturalWidth === 0).length);
       expect(broken).toBe(0);
-      expect(await page.locator('table tbody tr').count()).toBe(12);
+      expect(await page.locator('table:not(.labels) tbody tr').count()).toBe(12);
+      // Same part + defect, same defect, same defect over defective queries: one row per tower each.
+      expect(await page.locator('table.labels tbody tr').count()).toBe(6);
       await mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
       await writeFile(join(ARTIFACTS, 'report.html'), html!);
