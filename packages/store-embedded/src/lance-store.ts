@@ -42,6 +42,21 @@ function arrowType(type: CollectionSpec['indexedFields'][number]['type']): DataT
         : new Bool();
 }
 
+/**
+ * Runs one LanceDB call; a failure that is not already an `AppError` becomes an `UnavailableError` naming `what`
+ * could not be done (transient: job retries apply).
+ */
+export async function storeCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new UnavailableError('store', `the embedded store could not ${what}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 /** The table column holding each row's write sequence number (what the vector index has caught up to). */
 const SEQ = 'seq';
 
@@ -189,15 +204,8 @@ export class EmbeddedVectorStore implements VectorStore {
       .finally(() => (this.optimizePending = false));
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw new UnavailableError('store', `the embedded store could not ${what}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
+  private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return storeCall(what, fn);
   }
 
   private ready(): { table: lancedb.Table; spec: CollectionSpec; index: VectorIndex } {
