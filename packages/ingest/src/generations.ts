@@ -9,6 +9,7 @@
  * in Qdrant) under {@link RECORD_KEY}. A collection made before records existed is scanned once and recorded when its
  * points all come from one set of towers.
  */
+import { hostname } from 'node:os';
 import {
   ENCODER_ROLES,
   scrollPoints,
@@ -57,6 +58,11 @@ export interface ReindexRecord {
   page: number;
   startedAt: string;
   finishedAt?: string;
+  /**
+   * The process whose in-process runner runs it (no Redis): its jobs are in that process's memory alone, so another
+   * process on the machine follows the run while that process lives instead of starting one beside it.
+   */
+  owner?: { host: string; pid: number };
   /** What the last finished run did. */
   totals?: ReindexTotals;
 }
@@ -106,6 +112,18 @@ export interface GenerationPlan {
    * (undefined when they are mixed); absent when the target is ready.
    */
   source?: { name: string; towers: Towers | undefined; points: number };
+}
+
+/** Whether `owner` is another live process on this machine. */
+function ownedElsewhere(owner: ReindexRecord['owner']): boolean {
+  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it lives, under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The id of run `run` of the re-index into `to`: its page jobs are `<id>.p<k>`, its batches `<id>.b<n>`. */
@@ -327,7 +345,13 @@ export class Generations {
   async startReindex(
     runner: Pick<JobRunner, 'enqueue' | 'getJob'>,
     plan: GenerationPlan,
-    options: { batchSize: number; pageBatches?: number; acceptFailures?: boolean },
+    options: {
+      batchSize: number;
+      pageBatches?: number;
+      acceptFailures?: boolean;
+      /** The runner is this process's in-process runner (recorded, see {@link ReindexRecord.owner}). */
+      local?: boolean;
+    },
   ): Promise<{ runId: string; attached: boolean }> {
     if (!plan.source) throw new Error(`collection ${plan.target.name} needs no re-index`);
     const record = await this.read(plan.target.name);
@@ -335,14 +359,20 @@ export class Generations {
     const current = record.reindex;
     if (current && current.run > 0 && !current.finishedAt) {
       const runId = reindexRunId(plan.target.name, current.run);
-      if (await this.running(runner, runId, current.page)) return { runId, attached: true };
+      if (ownedElsewhere(current.owner) || (await this.running(runner, runId, current.page)))
+        return { runId, attached: true };
     }
     const run = (current?.run ?? 0) + 1;
     const runId = reindexRunId(plan.target.name, run);
     await this.update(plan.target.name, (r) => ({
       ...r,
       from: plan.source!.name,
-      reindex: { run, page: 0, startedAt: this.now() },
+      reindex: {
+        run,
+        page: 0,
+        startedAt: this.now(),
+        ...(options.local ? { owner: { host: hostname(), pid: process.pid } } : {}),
+      },
     }));
     await runner.enqueue(
       'reindex-run',
@@ -374,48 +404,60 @@ export class Generations {
   /**
    * The error for a store whose points need a re-index before the configured towers can search them: what the store
    * holds, what is configured, and `command`; with `status` when a run was started (running, or finished with
-   * images it could not re-embed).
+   * images it could not re-embed). `forClients`: for API responses, which never name server paths: the store is
+   * not located, failures are counted but not named, and the command is given without its folder.
    */
-  reindexRequired(plan: GenerationPlan, command: string, status?: ReindexStatus): ReindexRequiredError {
+  reindexRequired(
+    plan: GenerationPlan,
+    command: string,
+    status?: ReindexStatus,
+    options: { forClients?: boolean } = {},
+  ): ReindexRequiredError {
     const source = plan.source;
+    const clients = options.forClients ?? false;
+    const cmd = clients ? 'npx lookalike reindex' : command;
+    const where = clients ? 'the store' : this.collections.where;
+    const shown =
+      status && clients && status.totals ? { ...status, totals: { ...status.totals, failures: [] } } : status;
     const details = {
-      store: this.collections.where,
+      ...(clients ? {} : { store: this.collections.where }),
       collection: plan.target.name,
       configured: plan.towers,
       ...(source ? { stored: { collection: source.name, towers: source.towers ?? null, points: source.points } } : {}),
-      ...(status ? { reindex: status } : {}),
+      ...(shown ? { reindex: shown } : {}),
     };
     if (status && !status.finished)
       return new ReindexRequiredError(
-        `Search is paused while the images of ${this.collections.where} are re-embedded with the configured ` +
-          `towers ${describeTowers(plan.towers)}: ${status.done} of ${status.total} done (re-index ${status.runId} ` +
-          `into collection ${plan.target.name})` +
+        `Search is paused while the images of ${where} are re-embedded with the configured towers ` +
+          `${describeTowers(plan.towers)}: ${status.done} of ${status.total} done (re-index ${status.runId} into ` +
+          `collection ${plan.target.name})` +
           (source?.towers
             ? '; until it completes, only searches from a stored image answer, with the old vectors'
             : '') +
-          `. \`${command}\` follows it.`,
-        { command, details },
+          `. \`${cmd}\` follows it.`,
+        { command: cmd, details },
       );
     if (status?.totals && status.totals.failed > 0) {
-      const first = status.totals.failures[0];
+      const first = clients ? undefined : status.totals.failures[0];
       return new ReindexRequiredError(
         `The re-index ${status.runId} into collection ${plan.target.name} could not re-embed ` +
           `${status.totals.failed} images` +
           (first ? ` (the first: ${first.location}: ${first.reason} [${first.code}])` : '') +
           `, so search is not switched to it: put the originals back (or fix INGEST_ROOTS, URL_ALLOWLIST) and run ` +
-          `\`${command}\` again, or run \`${command} --accept-failures\` to switch without those images (the old ` +
+          `\`${cmd}\` again, or run \`${cmd} --accept-failures\` to switch without those images (the old ` +
           'collection keeps them).',
-        { command, details },
+        { command: cmd, details },
       );
     }
     const held = source
       ? `${source.points} images embedded by ${source.towers ? describeTowers(source.towers) : 'several sets of towers'} in collection ${source.name}`
       : 'no images';
     return new ReindexRequiredError(
-      `${this.collections.where} holds ${held}, but the configured towers are ${describeTowers(plan.towers)}: ` +
-        `vectors of other towers cannot be searched with them. Run \`${command}\` to re-embed the images from their ` +
-        'originals into a new collection (it resumes where it stopped and skips what is done).',
-      { command, details },
+      `${where[0]!.toUpperCase()}${where.slice(1)} holds ${held}, but the configured towers are ` +
+        `${describeTowers(plan.towers)}: vectors of other towers cannot be searched with them. Run \`${cmd}\` to ` +
+        're-embed the images from their originals into a new collection (it resumes where it stopped and skips what ' +
+        'is done).',
+      { command: cmd, details },
     );
   }
 

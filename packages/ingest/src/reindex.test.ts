@@ -1,5 +1,5 @@
 import { cp, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   cosine,
@@ -186,7 +186,7 @@ describe(createReindexHandlers.name, () => {
     // 20 points in pages of 2 batches of 3: 4 pages of 6, 6, 6 and 2 points; every image embedded exactly once.
     expect(run.batches).toHaveLength(7);
     expect(counts(next)).toEqual([20, 20]);
-    expect(run.result).toMatchObject({ ready: true, done: 20, copied: 0, skipped: 0, failed: 0, failures: [] });
+    expect(run.result).toMatchObject({ ready: true, done: 20, copied: 0, skipped: 0, failedTotal: 0, failed: [] });
 
     const target = await generations.existing(to);
     const after = await all(target, true);
@@ -241,9 +241,37 @@ describe(createReindexHandlers.name, () => {
     const second = await reindex(generations, next);
     expect(second.plan.target).toEqual({ name: to, exists: true, ready: false });
     expect(second.runId).toBe(`reindex.${to}.2`);
-    expect(second.result).toMatchObject({ ready: true, done: 20 - partly, skipped: partly, failed: 0 });
+    expect(second.result).toMatchObject({ ready: true, done: 20 - partly, skipped: partly, failedTotal: 0 });
     expect(counts(next)).toEqual([20, 20]);
     expect(await generations.collections.points(to)).toBe(20);
+    await generations.close();
+  });
+
+  it('follows a run that another live process runs in its own runner rather than starting one beside it', async () => {
+    const generations = await storeWith('store-e');
+    const plan = await generations.resolve(towersOfNext());
+    await generations.target(plan);
+    const runner = new InProcessJobRunner({}, {});
+    // The parent process stands in for an API that runs the re-index in-process.
+    await generations.update(plan.target.name, (r) => ({
+      ...r,
+      reindex: { run: 3, page: 1, startedAt: new Date().toISOString(), owner: { host: hostname(), pid: process.ppid } },
+    }));
+    expect(await generations.startReindex(runner, plan, { batchSize: 3, local: true })).toEqual({
+      runId: `reindex.${plan.target.name}.3`,
+      attached: true,
+    });
+    expect(await runner.counts()).toEqual({});
+    // Once that process is gone, the next start begins a new run (in this process, recorded as its owner).
+    await generations.update(plan.target.name, (r) => ({
+      ...r,
+      reindex: { ...r.reindex!, owner: { host: hostname(), pid: 2 ** 22 + 1 } },
+    }));
+    expect((await generations.startReindex(runner, plan, { batchSize: 3, local: true })).runId).toBe(
+      `reindex.${plan.target.name}.4`,
+    );
+    expect((await generations.read(plan.target.name))?.reindex?.owner).toEqual({ host: hostname(), pid: process.pid });
+    await runner.close();
     await generations.close();
   });
 
@@ -259,8 +287,8 @@ describe(createReindexHandlers.name, () => {
 
     const first = await reindex(generations, next);
     expect(first.failures).toEqual([]);
-    expect(first.result).toMatchObject({ ready: false, done: 18, failed: 2 });
-    const byId = Object.fromEntries(first.result!.failures.map((f) => [f.id, f]));
+    expect(first.result).toMatchObject({ ready: false, done: 18, failedTotal: 2 });
+    const byId = Object.fromEntries(first.result!.failed.map((f) => [f.id, f]));
     expect(byId[gone.id]).toMatchObject({ code: 'SOURCE_MISSING', location: gone.payload.source });
     expect(byId[gone.id]!.reason).toMatch(/does not exist any more/);
     expect(byId[changed.id]).toMatchObject({ code: 'SOURCE_CHANGED', location: changed.payload.source });
@@ -272,7 +300,7 @@ describe(createReindexHandlers.name, () => {
 
     // The operator accepts the loss: the rerun tries the two again, skips the rest, and switches without them.
     const second = await reindex(generations, next, { acceptFailures: true });
-    expect(second.result).toMatchObject({ ready: true, done: 0, skipped: 18, failed: 2 });
+    expect(second.result).toMatchObject({ ready: true, done: 0, skipped: 18, failedTotal: 2 });
     expect((await generations.resolve(towersOfNext())).target.ready).toBe(true);
     expect(await generations.collections.points('lookalike')).toBe(20);
     await generations.close();
@@ -294,7 +322,7 @@ describe(createReindexHandlers.name, () => {
 
     const run = await reindex(generations, sameDim);
     expect(run.plan.source).toMatchObject({ name: 'lookalike', towers: undefined, points: 20 });
-    expect(run.result).toMatchObject({ ready: true, done: 10, copied: 10, failed: 0 });
+    expect(run.result).toMatchObject({ ready: true, done: 10, copied: 10, failedTotal: 0 });
     expect(counts(sameDim)).toEqual([10, 10]);
     const target = await all(await generations.existing(run.plan.target.name), true);
     expect(target.every((p) => embeddedBy(p.payload.embeddings, towersOf(sameDim, 'fast')))).toBe(true);

@@ -61,10 +61,24 @@ export interface ReindexBatchResult {
   failed: ReindexFailure[];
 }
 
-/** What a page job returns: `finished` on the last one, with the run's totals and whether the target is served. */
+/**
+ * What a page job returns: `finished` on the last one, with the run's totals (the first 100 failures in `failed`,
+ * as a batch reports them, and their number in `failedTotal`) and whether the target is now served.
+ */
 export type ReindexRunResult =
   | { finished: false; runId: string; page: number; points: number; batches: number }
-  | ({ finished: true; runId: string; page: number; ready: boolean; to: string } & ReindexTotals);
+  | {
+      finished: true;
+      runId: string;
+      page: number;
+      ready: boolean;
+      to: string;
+      done: number;
+      copied: number;
+      skipped: number;
+      failedTotal: number;
+      failed: ReindexFailure[];
+    };
 
 /**
  * Why an original cannot be re-embedded: `SOURCE_MISSING` (the file or URL is gone), `SOURCE_CHANGED` (it holds
@@ -177,7 +191,18 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
       ...(ready ? { state: 'ready' as const, readyAt: at } : {}),
       reindex: { ...(r.reindex ?? { run: 0, page: payload.page, startedAt: at }), finishedAt: at, totals },
     }));
-    return { finished: true, runId: payload.runId, page: payload.page, ready, to: payload.to, ...totals };
+    return {
+      finished: true,
+      runId: payload.runId,
+      page: payload.page,
+      ready,
+      to: payload.to,
+      done: totals.done,
+      copied: totals.copied,
+      skipped: totals.skipped,
+      failedTotal: totals.failed,
+      failed: totals.failures,
+    };
   }
 
   return {
