@@ -17,8 +17,10 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // A store made with other towers: start its re-index (or find the running one); this worker takes part in it.
   const services = await createServices(config, {
     jobEvents: false,
+    stale: 'reindex',
     onStoreOptimize: (outcome) =>
       'error' in outcome
         ? console.error(`Store optimize failed (the next writes try again): ${outcome.error.message}`)

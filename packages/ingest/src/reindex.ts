@@ -50,6 +50,8 @@ export interface ReindexDeps {
   /** How images are resized (PREPROCESS); part of the towers' fingerprint. */
   preprocess?: PreprocessMode;
   now?: () => Date;
+  /** Told when a run's last page has recorded how it ended (the target `to` is then ready, or not). */
+  onFinished?: (to: string, ready: boolean) => void;
 }
 
 /** What a batch job returns (and reports as progress, without the failures' list). */
@@ -191,6 +193,7 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
       ...(ready ? { state: 'ready' as const, readyAt: at } : {}),
       reindex: { ...(r.reindex ?? { run: 0, page: payload.page, startedAt: at }), finishedAt: at, totals },
     }));
+    deps.onFinished?.(payload.to, ready);
     return {
       finished: true,
       runId: payload.runId,
