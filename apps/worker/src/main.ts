@@ -21,6 +21,8 @@ async function main(): Promise<void> {
   const services = await createServices(config, {
     jobEvents: false,
     stale: 'reindex',
+    // Workers search only for audits: the embedded store's vectors are loaded into memory by the first one.
+    searchIndex: 'lazy',
     onStoreOptimize: (outcome) =>
       'error' in outcome
         ? console.error(`Store optimize failed (the next writes try again): ${outcome.error.message}`)

@@ -28,6 +28,11 @@ export interface GenerationStoreOptions {
   command: string;
   /** Told when the store switches to its re-indexed collection. */
   log?: (line: string) => void;
+  /**
+   * Load the served collection's search index now (the embedded store's), so that the first search is as fast as
+   * the next. Default true; a process that rarely searches (a worker) leaves it to the first search.
+   */
+  warm?: boolean;
 }
 
 /**
@@ -69,6 +74,8 @@ export class GenerationStore implements VectorStore {
   ): Promise<GenerationStore> {
     const target = await generations.target(plan);
     const source = plan.source ? await generations.existing(plan.source.name) : undefined;
+    const served = (source ?? target) as VectorStore & { loadIndex?: () => Promise<void> };
+    if (options.warm ?? true) await served.loadIndex?.();
     return new GenerationStore(generations, plan, target, source, options);
   }
 

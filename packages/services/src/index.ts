@@ -89,6 +89,11 @@ export interface ServiceOptions {
   stale?: 'fail' | 'serve' | 'reindex';
   /** Where the store's start-up and re-index notes go (one sentence each). Default: stdout. */
   log?: (line: string) => void;
+  /**
+   * When the embedded store loads its in-memory search index: `eager` (the default) at start-up, or `lazy` at the
+   * first search, for a process that rarely searches (a worker: only audits do).
+   */
+  searchIndex?: 'eager' | 'lazy';
 }
 
 /** The store's generations and the re-index a change of towers needs, as the apps drive them. */
@@ -219,7 +224,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
   try {
     const plan = await generations.resolve(towers);
     if (plan.source && (options.stale ?? 'fail') === 'fail') throw generations.reindexRequired(plan, command);
-    store = await GenerationStore.open(generations, plan, { command, log });
+    store = await GenerationStore.open(generations, plan, { command, log, warm: options.searchIndex !== 'lazy' });
   } catch (error) {
     await generations.close();
     await Promise.all([...Object.values(encoders), text].map((e) => e.close()));

@@ -115,9 +115,12 @@ export class EmbeddedCollections {
     });
   }
 
-  /** A new store handle on table `name`, with the options these collections were made with. */
+  /**
+   * A new store handle on table `name`, with the options these collections were made with and its vector index
+   * loaded by its first search (or `loadIndex()`): a handle that only moves rows never holds the vectors in memory.
+   */
   open(name: string): Promise<EmbeddedVectorStore> {
-    return EmbeddedVectorStore.open(this.dir, name, this.options);
+    return EmbeddedVectorStore.open(this.dir, name, { ...this.options, vectorIndex: 'lazy' });
   }
 
   /** Drops table `name`, its metadata and its vector index snapshot. Close its handles first. */
