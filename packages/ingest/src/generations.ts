@@ -241,8 +241,10 @@ export class Generations {
 
   /**
    * Reads every point of a collection that has no record yet and records what it holds when all its points come
-   * from one set of towers (an empty one is recorded as `towers`' when its dimensions fit them). Runs once per such
-   * collection: a mixed one is read again at the next start, up to its first point of other towers.
+   * from one set of towers (an empty one is recorded as `towers`' when its dimensions fit them): `COLLECTION` as
+   * ready (it is from before records), a later generation as still building (its record was lost, so it may be
+   * partial; a re-index completes it). Runs once per such collection: a mixed one is read again at the next start,
+   * up to its first point of other towers.
    */
   private async learn(g: Generation, towers: Towers): Promise<GenerationRecord | undefined> {
     if (!g.dims) return undefined;
@@ -269,12 +271,14 @@ export class Generations {
       }
       if (mixed || !found) return undefined;
     }
+    // Only `COLLECTION` can come from before records: a later generation without one lost it, and may be partial.
+    const first = g.name === this.base;
     const record: GenerationRecord = {
       schemaVersion: 1,
       towers: found,
-      state: 'ready',
+      state: first ? 'ready' : 'building',
       createdAt: this.now(),
-      readyAt: this.now(),
+      ...(first ? { readyAt: this.now() } : {}),
       inferred: true,
     };
     await this.write(g.name, record);

@@ -219,6 +219,14 @@ describe(createReindexHandlers.name, () => {
     });
     expect(await generations.read(to)).toMatchObject({ state: 'ready', from: 'lookalike', reindex: { run: 1 } });
 
+    // A later generation that lost its record is never taken for complete: it is re-indexed (nothing left to do).
+    await rm(join(dir, 'store-a', `${to}.meta.json`));
+    reset(next);
+    const relearnt = await reindex(generations, next);
+    expect(relearnt.plan.target).toEqual({ name: to, exists: true, ready: false });
+    expect(relearnt.result).toMatchObject({ ready: true, done: 0, skipped: 20 });
+    expect(counts(next)).toEqual([0, 0]);
+
     // Nothing is left to do: a pruned store keeps only the new collection.
     expect(await generations.prune(to)).toEqual(['lookalike']);
     expect(await generations.collections.names()).toEqual([to]);
