@@ -157,26 +157,27 @@ export class GenerationStore implements VectorStore {
 
   async search(query: SearchQuery): Promise<SearchHit[]> {
     await this.refresh();
-    if (!this.pending) return this.target.search(query);
-    const source = this.plan.source!;
-    if (source.towers && this.origins.get(query.vector) === `${source.name}:${query.using}`)
-      return this.source!.search(query);
+    const source = this.source;
+    const from = this.plan.source;
+    if (!this.pending || !source || !from) return this.target.search(query);
+    if (from.towers && this.origins.get(query.vector) === `${from.name}:${query.using}`) return source.search(query);
     throw await this.reindexRequired();
   }
 
   async get(ids: readonly string[], options: { withVectors?: boolean } = {}): Promise<StoredPoint[]> {
     await this.refresh();
     const source = this.source;
-    if (!this.pending || !source) return this.target.get(ids, options);
+    const { source: from, target: to } = this.plan;
+    if (!this.pending || !source || !from) return this.target.get(ids, options);
     // Images ingested since the towers changed are only in the target; the rest are read from the source.
-    const fresh = this.tag(await this.target.get(ids, options), this.plan.target.name);
+    const fresh = this.tag(await this.target.get(ids, options), to.name);
     const have = new Set(fresh.map((p) => p.id));
     const old = this.tag(
       await source.get(
         ids.filter((id) => !have.has(id)),
         options,
       ),
-      this.plan.source!.name,
+      from.name,
     );
     const byId = new Map([...old, ...fresh].map((p) => [p.id, p]));
     return ids.flatMap((id) => byId.get(id) ?? []);
@@ -195,9 +196,11 @@ export class GenerationStore implements VectorStore {
 
   async scroll(options: Parameters<VectorStore['scroll']>[0]): Promise<{ points: StoredPoint[]; next?: string }> {
     await this.refresh();
-    if (!this.pending) return this.target.scroll(options);
-    const page = await this.source!.scroll(options);
-    return { ...page, points: this.tag(page.points, this.plan.source!.name) };
+    const source = this.source;
+    const from = this.plan.source;
+    if (!this.pending || !source || !from) return this.target.scroll(options);
+    const page = await source.scroll(options);
+    return { ...page, points: this.tag(page.points, from.name) };
   }
 
   async ping(): Promise<void> {
