@@ -14,8 +14,12 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   // With Redis, jobs run in the worker processes: attacks and embedding would otherwise share this process's cores
   // and event loop with the requests. Without Redis the in-process runner has to run them here.
+  // A store made with other towers is re-indexed in the background (by the workers with Redis); vector search
+  // answers a ReindexRequiredError with its progress until it completes, and everything else keeps working.
   const services = await createServices(config, {
     workers: config.redis ? [] : undefined,
+    stale: 'reindex',
+    log: (line) => logger.info(line),
     onStoreOptimize: (outcome) =>
       'error' in outcome
         ? logger.warn({ err: outcome.error }, 'store optimize failed; the next writes try again')

@@ -8,6 +8,7 @@ import { CatalogOptionsError } from '@lookalike/synth';
 import { printAudit, runAudit } from './audit.js';
 import { printSummary, runIngest, sourceOf } from './ingest.js';
 import { showLookalikes } from './lookalikes.js';
+import { registerReindex, reindexIfPending } from './reindex.js';
 import { serve } from './serve.js';
 import { runSynth } from './synth.js';
 
@@ -64,11 +65,13 @@ program
     }
   });
 
+registerReindex(program, integer);
+
 program
   .command('jobs')
   .description('Show job counts per queue.')
   .action(async () => {
-    const services = await createServices(loadConfig(process.env));
+    const services = await createServices(loadConfig(process.env), { stale: 'serve' });
     try {
       console.log(JSON.stringify(await services.runner.counts(), null, 2));
     } finally {
@@ -151,7 +154,7 @@ program
   .option('--host <host>', 'address to listen on (default HOST, 127.0.0.1)')
   .option('--port <n>', 'port to listen on, 0 for any free one (default PORT, 8080)', integer('--port', 0, 65_535))
   .action(async (flags: { host?: string; port?: number }) => {
-    const services = await createServices(loadConfig(process.env));
+    const services = await createServices(loadConfig(process.env), { stale: 'reindex' });
     await serve(services, flags);
   });
 
@@ -194,8 +197,10 @@ program
         QDRANT_URL: undefined,
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       });
-      const services = await createServices(config);
+      const services = await createServices(config, { stale: 'serve' });
       try {
+        // A data folder from before a model change: re-embed it first, so the demo keeps working.
+        await reindexIfPending(services);
         printSummary(await runIngest(services, { kind: 'manifest', location: join(catalog, 'manifest.jsonl') }, 32));
         await showLookalikes(services, services.auditDefaults.k);
         if (flags.audit && (await services.audits.list({ limit: 1 })).length === 0) {

@@ -71,7 +71,7 @@ describe('an audit through BullMQ when a worker is killed', () => {
       // Nothing half-written is left beside it.
       expect((await readdir(join(dir, 'audits'))).sort()).toEqual(['killed']);
     } finally {
-      for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+      for (const key of ['ingest', 'audit', 'reindex'] as const) await runner.queue(key).obliterate({ force: true });
       await runner.close();
     }
   }, 420_000);

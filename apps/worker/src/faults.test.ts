@@ -62,7 +62,7 @@ describe('ingest through BullMQ when a worker is killed', () => {
       expect(ids.length).toBe(count);
       expect(new Set(ids).size).toBe(count);
     } finally {
-      for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+      for (const key of ['ingest', 'audit', 'reindex'] as const) await runner.queue(key).obliterate({ force: true });
       await runner.close();
     }
   }, 180_000);

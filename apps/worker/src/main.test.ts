@@ -71,7 +71,7 @@ describe('lookalike worker', () => {
       const schedulers = await runner.queue('audit').getJobSchedulers();
       expect(schedulers.map((s) => [s.key, s.pattern])).toEqual([['nightly-audit', '15 4 * * *']]);
     } finally {
-      for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+      for (const key of ['ingest', 'audit', 'reindex'] as const) await runner.queue(key).obliterate({ force: true });
       await runner.close();
     }
   });

@@ -17,8 +17,12 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // A store made with other towers: start its re-index (or find the running one); this worker takes part in it.
   const services = await createServices(config, {
     jobEvents: false,
+    stale: 'reindex',
+    // Workers search only for audits: the embedded store's vectors are loaded into memory by the first one.
+    searchIndex: 'lazy',
     onStoreOptimize: (outcome) =>
       'error' in outcome
         ? console.error(`Store optimize failed (the next writes try again): ${outcome.error.message}`)

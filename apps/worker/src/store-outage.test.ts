@@ -114,7 +114,7 @@ describe('ingest through BullMQ when the store is unavailable for a while', () =
         expect(new Set(ids).size).toBe(count);
       } finally {
         if (worker.exitCode === null) worker.kill('SIGKILL');
-        for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+        for (const key of ['ingest', 'audit', 'reindex'] as const) await runner.queue(key).obliterate({ force: true });
         await runner.close();
       }
     },

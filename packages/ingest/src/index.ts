@@ -13,7 +13,39 @@ export {
   createIngestHandlers,
   type IngestDeps,
   type IngestFailure,
+  type IngestFailureCode,
   type BatchResult,
   type RunResult,
 } from './processor.js';
+export { readOriginal, type OriginalLimits } from './originals.js';
+export {
+  describeTowers,
+  embeddedBy,
+  provenanceOf,
+  sameTowers,
+  towersFingerprint,
+  towersOf,
+  type TowerSpec,
+  type Towers,
+} from './towers.js';
+export {
+  Generations,
+  RECORD_KEY,
+  reindexPageJobId,
+  reindexRunId,
+  type Generation,
+  type GenerationPlan,
+  type GenerationRecord,
+  type ReindexRecord,
+  type ReindexStatus,
+  type StoreCollections,
+} from './generations.js';
+export {
+  createReindexHandlers,
+  type ReindexBatchResult,
+  type ReindexDeps,
+  type ReindexFailureCode,
+  type ReindexRunResult,
+} from './reindex.js';
+export { ReindexRequiredError } from './errors/reindex-required-error.js';
 export { getRunStatus, isRunStatus, type RunStatus, type RunStatusOptions } from './run-status.js';

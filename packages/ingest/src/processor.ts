@@ -6,15 +6,11 @@
  * batch; store faults propagate so the job retries (upserts are idempotent).
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import {
-  AppError,
-  ENCODER_ROLES,
   isAppError,
   type EncoderRole,
   type ErrorCode,
   type ImageEncoder,
-  type PixelBatch,
   type Point,
   type PointPayload,
   type PreprocessMode,
@@ -23,16 +19,17 @@ import {
 import {
   PreprocessPool,
   isPrepareFailure,
-  preprocessHash,
   type DecodeLimits,
   type ImagePreparer,
-  type PixelSpec,
   type PreparedImage,
   type PrepareOutcome,
 } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
 import { BadInputError } from '@lookalike/queue';
 import { fetchImage, type FetchLimits } from './fetch-url.js';
+import { readLocal, readOriginal } from './originals.js';
+import { TowerInputs } from './tower-inputs.js';
+import { embeddedBy, provenanceOf, towersOf } from './towers.js';
 import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
 
 export interface IngestDeps {
@@ -130,22 +127,6 @@ interface Staged {
   ids: string[];
 }
 
-async function readLocal(path: string, maxBytes: number): Promise<Uint8Array> {
-  const handle = await open(path, 'r');
-  try {
-    const { size } = await handle.stat();
-    if (size > maxBytes)
-      throw new AppError('IMAGE_TOO_MANY_BYTES', `the file is ${size} bytes; the limit is ${maxBytes}`, {
-        details: { size },
-      });
-    const buf = Buffer.alloc(size);
-    await handle.read(buf, 0, size, 0);
-    return new Uint8Array(buf.buffer, buf.byteOffset, size);
-  } finally {
-    await handle.close();
-  }
-}
-
 function failure(location: string, error: unknown): IngestFailure {
   return {
     location,
@@ -157,10 +138,11 @@ function failure(location: string, error: unknown): IngestFailure {
 /** Reads and hashes one item; every failure is returned as a reason, never thrown. */
 async function read(item: IngestItem, deps: IngestDeps): Promise<Read | IngestFailure> {
   try {
-    const maxBytes = deps.decode?.maxBytes ?? 25 * 1024 * 1024;
-    const bytes = /^https?:\/\//i.test(item.location)
-      ? await fetchImage(item.location, { ...deps.fetch, maxBytes: Math.min(deps.fetch.maxBytes, maxBytes) })
-      : await readLocal(await resolveInsideRoots(item.location, deps.roots), maxBytes);
+    const bytes = await readOriginal(item.location, {
+      roots: deps.roots,
+      fetch: deps.fetch,
+      ...(deps.decode?.maxBytes === undefined ? {} : { maxBytes: deps.decode.maxBytes }),
+    });
     const id = createHash('sha256').update(bytes).digest('hex');
     return { item, id, bytes, size: bytes.length };
   } catch (error) {
@@ -176,24 +158,10 @@ function isFailure<T extends object>(x: T | IngestFailure): x is IngestFailure {
 export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   const now = deps.now ?? (() => new Date());
   const mode = deps.preprocess ?? 'fast';
-  const provenance = Object.fromEntries(
-    ENCODER_ROLES.map((r) => [
-      r,
-      { modelId: deps.encoders[r].info.id, preprocessHash: preprocessHash(deps.encoders[r].info.preprocess, mode) },
-    ]),
-  ) as PointPayload['embeddings'];
-  // Towers that share a preprocessing (the usual case) share one decode and one resize of each image.
-  const specs: PixelSpec[] = [];
-  const specOf = {} as Record<EncoderRole, number>;
-  const hashes: string[] = [];
-  for (const r of ENCODER_ROLES) {
-    const { preprocess, preprocessHash } = deps.encoders[r].info;
-    if (!hashes.includes(preprocessHash)) {
-      hashes.push(preprocessHash);
-      specs.push({ size: preprocess.size, interpolation: preprocess.interpolation });
-    }
-    specOf[r] = hashes.indexOf(preprocessHash);
-  }
+  const towers = towersOf(deps.encoders, mode);
+  const provenance = provenanceOf(towers);
+  const inputs = new TowerInputs(deps.encoders);
+  const specs = inputs.specs;
 
   let owned: PreprocessPool | undefined;
   let closed = false;
@@ -205,11 +173,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
     ));
   };
 
-  const upToDate = (e: PointPayload['embeddings'] | undefined): boolean =>
-    !!e &&
-    ENCODER_ROLES.every(
-      (r) => e[r]?.modelId === provenance[r].modelId && e[r]?.preprocessHash === provenance[r].preprocessHash,
-    );
+  const upToDate = (e: PointPayload['embeddings'] | undefined): boolean => embeddedBy(e, towers);
 
   /**
    * Reads a chunk, drops what is already stored or came earlier in the batch, and hands the rest to the preparer.
@@ -284,17 +248,10 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
 
   async function embedAndUpsert(fresh: readonly Fresh[]): Promise<void> {
     if (fresh.length === 0) return;
-    // [N, 3, S, S] in [0,1] per distinct spec, stacked from the images' own arrays.
-    const batches: PixelBatch[] = specs.map((spec, j) => {
-      const stride = 3 * spec.size * spec.size;
-      const data = new Float32Array(fresh.length * stride);
-      fresh.forEach((f, i) => data.set(f.image.pixels[j]!, i * stride));
-      return { data, n: fresh.length, height: spec.size, width: spec.size };
-    });
-    const vectors = await Promise.all(ENCODER_ROLES.map((r) => deps.encoders[r].embed(batches[specOf[r]]!)));
+    const vectors = await inputs.embed(fresh.map((f) => f.image));
     const points: Point[] = fresh.map((f, i) => ({
       id: f.id,
-      vectors: Object.fromEntries(ENCODER_ROLES.map((r, k) => [r, vectors[k]![i]!])) as Point['vectors'],
+      vectors: vectors[i]!,
       payload: {
         id: f.id,
         source: f.item.location,

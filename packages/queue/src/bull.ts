@@ -69,6 +69,7 @@ export class BullJobRunner implements JobRunner {
     this.queues = {
       ingest: new Queue(QUEUE_NAMES.ingest, { connection: this.connection, prefix }),
       audit: new Queue(QUEUE_NAMES.audit, { connection: this.connection, prefix }),
+      reindex: new Queue(QUEUE_NAMES.reindex, { connection: this.connection, prefix }),
     };
     for (const [key, queue] of Object.entries(this.queues)) logRedisErrors(queue, `the ${key} queue`);
     if (options.listen ?? true) {

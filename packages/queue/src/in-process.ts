@@ -29,8 +29,8 @@ interface Entry {
 export class InProcessJobRunner implements JobRunner {
   readonly events = new EventEmitter<RunnerEvents>();
   private readonly jobs = new Map<string, Entry>();
-  private readonly waiting: Record<QueueKey, string[]> = { ingest: [], audit: [] };
-  private readonly active: Record<QueueKey, number> = { ingest: 0, audit: 0 };
+  private readonly waiting: Record<QueueKey, string[]> = { ingest: [], audit: [], reindex: [] };
+  private readonly active: Record<QueueKey, number> = { ingest: 0, audit: 0, reindex: 0 };
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -169,7 +169,8 @@ export class InProcessJobRunner implements JobRunner {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const q of Object.keys(this.waiting) as QueueKey[]) this.waiting[q] = [];
-    while (this.active.ingest + this.active.audit > 0) await new Promise((r) => setTimeout(r, 10));
+    while (this.active.ingest + this.active.audit + this.active.reindex > 0)
+      await new Promise((r) => setTimeout(r, 10));
   }
 
   private isIdle(): boolean {

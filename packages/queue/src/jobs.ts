@@ -5,8 +5,15 @@
 import { z } from 'zod';
 import { filterSchema } from '@lookalike/core';
 
-/** Queue names; one queue per kind of work so that each can scale its workers on its own. */
-export const QUEUE_NAMES = { ingest: 'lookalike-ingest', audit: 'lookalike-audit' } as const;
+/**
+ * Queue names; one queue per kind of work so that each can scale its workers on its own. Re-indexing has its own so
+ * that a long re-embedding of the whole store never holds back the uploads and ingests queued behind it.
+ */
+export const QUEUE_NAMES = {
+  ingest: 'lookalike-ingest',
+  audit: 'lookalike-audit',
+  reindex: 'lookalike-reindex',
+} as const;
 export type QueueKey = keyof typeof QUEUE_NAMES;
 
 const metadataValue = z.union([z.string().max(4096), z.number().finite(), z.boolean(), z.null()]);
@@ -77,6 +84,32 @@ export const auditOptionsSchema = z.strictObject({
 });
 export type AuditOptions = z.output<typeof auditOptionsSchema>;
 
+/** A collection of the vector store: `COLLECTION`, or `COLLECTION--<towers fingerprint>` for a later generation. */
+const collectionName = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/);
+
+/** One image a re-index could not re-embed, and why. */
+export const reindexFailureSchema = z.strictObject({
+  id: z.string().min(1).max(256),
+  location: z.string().max(4096),
+  code: z.string().min(1).max(64),
+  reason: z.string().max(4096),
+});
+export type ReindexFailure = z.infer<typeof reindexFailureSchema>;
+
+/** What a re-index has done so far: carried from page to page of its run. */
+export const reindexTotalsSchema = z.strictObject({
+  /** Images re-read from their originals and re-embedded by both towers. */
+  done: z.number().int().min(0),
+  /** Points that already had the target's vectors in the source; their vectors were copied, not recomputed. */
+  copied: z.number().int().min(0),
+  /** Points the target already held with its towers' vectors (an earlier, interrupted run), or gone from the source. */
+  skipped: z.number().int().min(0),
+  /** Images that could not be re-embedded (every one counted; the first 100 in `failures`). */
+  failed: z.number().int().min(0),
+  failures: z.array(reindexFailureSchema).max(100),
+});
+export type ReindexTotals = z.infer<typeof reindexTotalsSchema>;
+
 /** Payload schemas by job name. */
 export const JOB_SCHEMAS = {
   /** Lists a source and fans out into batch jobs. */
@@ -117,6 +150,40 @@ export const JOB_SCHEMAS = {
     batches: z.number().int().min(1),
     catalogSize: z.number().int().min(0),
     options: auditOptionsSchema,
+  }),
+  /**
+   * One page of a re-index: reads the next page of the source collection's points (by id, after `cursor`) and fans
+   * it out into batch jobs under the job for the next page (a flow), so pages run one after another and batches
+   * within a page in parallel; the page that finds no more points marks the target collection ready.
+   */
+  'reindex-run': z.strictObject({
+    runId: z.string().min(1).max(200),
+    from: collectionName,
+    to: collectionName,
+    /** Fingerprint of the towers and preprocessing the target holds; workers with other towers refuse the job. */
+    towers: z.string().regex(/^[0-9a-f]{12}$/),
+    page: z.number().int().min(0).default(0),
+    cursor: z.string().min(1).max(256).optional(),
+    batchSize: z.number().int().min(1).max(1024).default(32),
+    /** Batch jobs per page. */
+    pageBatches: z.number().int().min(1).max(1024).default(32),
+    /**
+     * Mark the target ready even when some images could not be re-embedded (their points are then left out of it;
+     * the source keeps them). By default any failure keeps the target from being served.
+     */
+    acceptFailures: z.boolean().default(false),
+    /** Set on the job after the last page: it reads nothing and finishes the run. */
+    final: z.boolean().default(false),
+    totals: reindexTotalsSchema.default({ done: 0, copied: 0, skipped: 0, failed: 0, failures: [] }),
+  }),
+  /** Re-reads the originals of some points of the source, embeds them with both towers and upserts them into the target. */
+  'reindex-batch': z.strictObject({
+    runId: z.string().min(1).max(200),
+    batch: z.number().int().min(0),
+    from: collectionName,
+    to: collectionName,
+    towers: z.string().regex(/^[0-9a-f]{12}$/),
+    ids: z.array(z.string().min(1).max(256)).min(1).max(1024),
   }),
 } as const;
 export type JobName = keyof typeof JOB_SCHEMAS;
@@ -171,6 +238,21 @@ export const JOB_POLICIES: Record<JobName, JobPolicy> = {
     backoffMs: 5000,
     keepCompleted: { count: 1000, age: 90 * DAY },
     keepFailed: { count: 1000, age: 90 * DAY },
+  },
+  'reindex-run': {
+    queue: 'reindex',
+    attempts: 5,
+    backoffMs: 2000,
+    keepCompleted: { count: 10_000, age: 7 * DAY },
+    keepFailed: { count: 1000, age: 30 * DAY },
+  },
+  // Like an ingest batch: store faults are retried; a worker with other towers hands the job back by failing it.
+  'reindex-batch': {
+    queue: 'reindex',
+    attempts: 8,
+    backoffMs: 1000,
+    keepCompleted: { count: 100_000, age: 2 * DAY },
+    keepFailed: { count: 10_000, age: 30 * DAY },
   },
 };
 

@@ -29,7 +29,7 @@ const makeBull: Make = (handlers) => {
     runner,
     async close() {
       await Promise.all(workers.map((w) => w.close()));
-      for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+      for (const key of ['ingest', 'audit', 'reindex'] as const) await runner.queue(key).obliterate({ force: true });
       await runner.close();
     },
   };

@@ -3,9 +3,13 @@
  * `QDRANT_URL` is set, else the embedded store under `DATA_DIR`), both image towers, and a job runner (BullMQ with
  * an ingest worker in this process when `REDIS_URL` is set, else the in-process runner). Apps only call this and
  * wire the result to their entry points.
+ *
+ * The store is the collection of the configured towers (a `GenerationStore`): when a store was made with other
+ * towers, its points are re-embedded into a new collection by a re-index job before that one is searched; what
+ * happens at start-up then is {@link ServiceOptions.stale}.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import {
   ENCODER_ROLES,
   type CollectionSpec,
@@ -20,7 +24,17 @@ import { PixelSpaceModel } from '@lookalike/attacks';
 import { createAuditHandlers, FileAuditStore } from '@lookalike/audit';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { PreprocessPool, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
-import { createIngestHandlers, fetchImage, resolveInsideRoots } from '@lookalike/ingest';
+import {
+  createIngestHandlers,
+  createReindexHandlers,
+  fetchImage,
+  Generations,
+  resolveInsideRoots,
+  towersOf,
+  type GenerationPlan,
+  type ReindexRequiredError,
+  type StoreCollections,
+} from '@lookalike/ingest';
 import {
   auditOptionsSchema,
   BullJobRunner,
@@ -31,8 +45,9 @@ import {
   type JobRunner,
   type QueueKey,
 } from '@lookalike/queue';
-import { EmbeddedVectorStore, type EmbeddedStoreOptions } from '@lookalike/store-embedded';
-import { QdrantVectorStore } from '@lookalike/store-qdrant';
+import { EmbeddedCollections, type EmbeddedStoreOptions } from '@lookalike/store-embedded';
+import { QdrantCollections } from '@lookalike/store-qdrant';
+import { GenerationStore } from './generation-store.js';
 
 /** Payload fields every collection indexes for filters (the synthetic catalog's labels and image facts). */
 export const INDEXED_FIELDS: CollectionSpec['indexedFields'] = [
@@ -62,6 +77,62 @@ export interface ServiceOptions {
    * Default: failures go to stderr (the next writes try again), successes are not reported.
    */
   onStoreOptimize?: EmbeddedStoreOptions['onOptimize'];
+  /**
+   * What to do when the store's points were embedded by other towers than the configured ones (model ids,
+   * preprocessing or dimension changed), so that they must be re-embedded before the configured towers search them:
+   * - `fail` (the default): throw a `ReindexRequiredError` naming the command that re-embeds them;
+   * - `serve`: start anyway; vector search answers that error until the re-index completes (`reindex.start()`, a
+   *   worker, or `lookalike reindex`); reads and writes work;
+   * - `reindex`: as `serve`, and start the re-index job now, or find the one running (BullMQ: the workers run it;
+   *   in-process: this process).
+   */
+  stale?: 'fail' | 'serve' | 'reindex';
+  /** Where the store's start-up and re-index notes go (one sentence each). Default: stdout. */
+  log?: (line: string) => void;
+  /**
+   * When the embedded store loads its in-memory search index: `eager` (the default) at start-up, or `lazy` at the
+   * first search, for a process that rarely searches (a worker: only audits do).
+   */
+  searchIndex?: 'eager' | 'lazy';
+}
+
+/** The store's generations and the re-index a change of towers needs, as the apps drive them. */
+export interface ReindexControl {
+  /** The collections of the store under `COLLECTION`, their records, and the handles of this process. */
+  generations: Generations;
+  /** Whether the configured towers' collection waits for a re-index now. */
+  readonly pending: boolean;
+  /** Which collection serves and takes the writes, and what it is re-indexed from while pending. */
+  readonly plan: GenerationPlan;
+  /** The command that re-embeds this store: `npx lookalike reindex --data data/demo`. */
+  command: string;
+  /**
+   * Starts the re-index run into the configured towers' collection, or finds the one running; the job runner runs
+   * it (BullMQ workers, or this process).
+   */
+  start(options?: { batchSize?: number; acceptFailures?: boolean }): Promise<{ runId: string; attached: boolean }>;
+  /** Reads the target's record now and switches the store to it when it is ready. */
+  refresh(): Promise<void>;
+  /**
+   * The error vector search answers while pending (as operators read it: with the store's place and the exact
+   * command): what is stored, what is configured, how far the re-index is.
+   */
+  required(): Promise<ReindexRequiredError>;
+}
+
+/**
+ * The command that re-embeds the store `config` names, as a user types it from `cwd`: `--data` when the embedded
+ * store's data folder is also the only ingest root (what `--data` sets), else the bare command, run with the same
+ * environment.
+ */
+export function reindexCommand(config: Config, cwd = process.cwd()): string {
+  if (config.store.kind === 'qdrant') return 'npx lookalike reindex';
+  const data = resolve(config.paths.data);
+  const roots = config.ingest.roots.map((r) => resolve(r));
+  if (roots.length !== 1 || roots[0] !== data) return 'npx lookalike reindex';
+  const rel = relative(cwd, data);
+  const shown = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? data : rel;
+  return `npx lookalike reindex --data ${/[\s'"$]/.test(shown) ? JSON.stringify(shown) : shown}`;
 }
 
 function reportOptimizeFailure(outcome: { result: unknown } | { error: Error }): void {
@@ -70,8 +141,13 @@ function reportOptimizeFailure(outcome: { result: unknown } | { error: Error }):
 
 export interface Services {
   config: Config;
-  /** The store; the embedded one can also be optimized (compacted and indexed) on demand. */
+  /**
+   * The store: the collection of the configured towers. The embedded one can also be optimized (compacted and
+   * indexed) on demand.
+   */
   store: VectorStore & { optimize?: () => Promise<{ indexed: boolean }> };
+  /** The re-index of a change of towers: whether one is pending, starting it, the store's generations. */
+  reindex: ReindexControl;
   encoders: Record<EncoderRole, ImageEncoder>;
   /** The text tower shared by both image towers (zero-shot text search). */
   text: TextEncoder;
@@ -112,7 +188,11 @@ export function auditDefaults(config: Config): AuditOptions {
   });
 }
 
-/** Builds and connects everything; fails with a clear error if a model or the store cannot be opened. */
+/**
+ * Builds and connects everything; fails with a clear error if a model or the store cannot be opened, and with a
+ * `ReindexRequiredError` if the store holds vectors of other towers (unless {@link ServiceOptions.stale} says
+ * otherwise).
+ */
 export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const registry = await ModelRegistry.open(config.paths.models);
   const runtime = {
@@ -126,22 +206,35 @@ export async function createServices(config: Config, options: ServiceOptions = {
     clean: await OnnxImageEncoder.load(registry, modelIds.clean, runtime),
   };
   const text = await OnnxTextEncoder.load(registry, config.models.text, runtime);
-  const store =
+  const log = options.log ?? ((line: string) => console.log(line));
+  const preprocess = config.images.preprocess;
+  const towers = towersOf(encoders, preprocess);
+  const collections: StoreCollections =
     config.store.kind === 'qdrant'
-      ? new QdrantVectorStore({
+      ? new QdrantCollections({
           url: config.store.url,
-          collection: config.store.collection,
           ...(config.store.apiKey ? { apiKey: config.store.apiKey } : {}),
         })
-      : await EmbeddedVectorStore.open(join(config.paths.data, 'store'), config.store.collection, {
+      : new EmbeddedCollections(join(config.paths.data, 'store'), {
           onOptimize: options.onStoreOptimize ?? reportOptimizeFailure,
         });
+  const generations = new Generations(collections, config.store.collection, INDEXED_FIELDS, { log });
+  const command = reindexCommand(config);
+  let store: GenerationStore;
+  try {
+    const plan = await generations.resolve(towers);
+    if (plan.source && (options.stale ?? 'fail') === 'fail') throw generations.reindexRequired(plan, command);
+    store = await GenerationStore.open(generations, plan, { command, log, warm: options.searchIndex !== 'lazy' });
+  } catch (error) {
+    await generations.close();
+    await Promise.all([...Object.values(encoders), text].map((e) => e.close()));
+    throw error;
+  }
   const collection: CollectionSpec = {
-    name: config.store.collection,
+    name: store.current.target.name,
     dims: { robust: encoders.robust.info.dim, clean: encoders.clean.info.dim },
     indexedFields: INDEXED_FIELDS,
   };
-  await store.ensureCollection(collection);
   const roots = [...config.ingest.roots, uploadsDir(config)];
   const decode = {
     maxBytes: config.images.maxBytes,
@@ -161,8 +254,18 @@ export async function createServices(config: Config, options: ServiceOptions = {
       )).prepare(images, specs, limits, mode),
     close: async () => pool?.close(),
   };
-  const preprocess = config.images.preprocess;
   const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits, preparer, preprocess });
+  const reindexHandlers = createReindexHandlers({
+    generations,
+    encoders,
+    roots,
+    decode,
+    fetch: fetchLimits,
+    preparer,
+    preprocess,
+    // A re-index finished in this process: switch at once rather than at the store's next check.
+    onFinished: () => void store.refresh(true),
+  });
 
   // The audit's attackers: each tower's VJP model, built on first use and cached under DATA_DIR/cache/vjp.
   let models: Promise<Record<EncoderRole, PixelSpaceModel>> | undefined;
@@ -206,6 +309,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
   const handlers = {
     'ingest-run': ingest['ingest-run'],
     'ingest-batch': ingest['ingest-batch'],
+    ...reindexHandlers,
     ...audit,
   };
 
@@ -219,23 +323,55 @@ export async function createServices(config: Config, options: ServiceOptions = {
       listen: options.jobEvents ?? true,
     });
     runner = bull;
-    for (const queue of options.workers ?? (['ingest', 'audit'] as const)) {
+    for (const queue of options.workers ?? (['ingest', 'audit', 'reindex'] as const)) {
       const worker = startWorker(queue, handlers, {
         redisUrl: config.redis.url,
         prefix: config.redis.prefix,
         // One audit batch at a time per process: it already uses every core for its gradients.
-        concurrency: queue === 'ingest' ? config.ingest.concurrency : 1,
+        concurrency: queue === 'audit' ? 1 : config.ingest.concurrency,
       });
       monitor.watch(worker);
       workers.push(worker);
     }
   } else {
-    runner = new InProcessJobRunner(handlers, { ingest: Math.max(1, config.ingest.concurrency), audit: 1 });
+    const concurrency = Math.max(1, config.ingest.concurrency);
+    runner = new InProcessJobRunner(handlers, { ingest: concurrency, audit: 1, reindex: concurrency });
+  }
+  const reindex: ReindexControl = {
+    generations,
+    get pending() {
+      return store.pending;
+    },
+    get plan() {
+      return store.current;
+    },
+    command,
+    start: (startOptions = {}) =>
+      generations.startReindex(runner, store.current, {
+        batchSize: startOptions.batchSize ?? config.ingest.batchSize,
+        local: !config.redis,
+        ...(startOptions.acceptFailures === undefined ? {} : { acceptFailures: startOptions.acceptFailures }),
+      }),
+    refresh: () => store.refresh(true),
+    required: () => store.reindexRequired('operators'),
+  };
+  if (store.pending && options.stale === 'reindex') {
+    const source = store.current.source!;
+    const { runId, attached } = await reindex.start();
+    log(
+      `The store's ${source.points} images in collection ${source.name} were embedded by other towers than the ` +
+        `configured ${encoders.robust.info.id} and ${encoders.clean.info.id}; ${attached ? 'a re-index is already running' : 'a re-index has started'} ` +
+        `(${runId}) into collection ${store.current.target.name}${config.redis ? ' on the workers' : ' in this process'}. ` +
+        'Search by image and text answers once it completes; follow it with `' +
+        command +
+        '`.',
+    );
   }
   const defaults = auditDefaults(config);
   return {
     config,
     store,
+    reindex,
     encoders,
     text,
     registry,
@@ -262,5 +398,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
   };
 }
 
+export { GenerationStore, type GenerationStoreOptions } from './generation-store.js';
+export { ReindexRequiredError } from '@lookalike/ingest';
 export { startWorkerHealth, type WorkerHealthServer } from './worker-health.js';
 export { dependencyChecks, runReadiness, type ReadinessCheck, type ReadinessResult } from './readiness.js';

@@ -7,3 +7,4 @@ export {
 } from './lance-store.js';
 export { whereClause, fieldColumn } from './where.js';
 export { VectorIndex, type IndexHit, type IndexedPoint } from './vector-index.js';
+export { EmbeddedCollections } from './collections.js';

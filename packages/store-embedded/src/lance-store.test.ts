@@ -9,23 +9,28 @@ import { describe, expect, it, vi } from 'vitest';
 import { EmbeddedVectorStore } from './lance-store.js';
 import { whereClause } from './where.js';
 
-describeVectorStoreContract('EmbeddedVectorStore (LanceDB)', async (spec) => {
-  const dir = await mkdtemp(join(tmpdir(), 'lance-contract-'));
-  const stores: EmbeddedVectorStore[] = [await EmbeddedVectorStore.open(dir)];
-  return {
-    store: stores[0]!,
-    reopen: async () => {
-      const store = await EmbeddedVectorStore.open(dir);
-      await store.ensureCollection(spec);
-      stores.push(store);
-      return store;
-    },
-    dispose: async () => {
-      for (const s of stores) await s.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+// The contract with the vector index loaded by ensureCollection (the default), and by the first search.
+for (const [label, options] of [
+  ['EmbeddedVectorStore (LanceDB)', {}],
+  ['EmbeddedVectorStore (LanceDB), vector index loaded lazily', { vectorIndex: 'lazy' }],
+] as const)
+  describeVectorStoreContract(label, async (spec) => {
+    const dir = await mkdtemp(join(tmpdir(), 'lance-contract-'));
+    const stores: EmbeddedVectorStore[] = [await EmbeddedVectorStore.open(dir, 'lookalike', options)];
+    return {
+      store: stores[0]!,
+      reopen: async () => {
+        const store = await EmbeddedVectorStore.open(dir, 'lookalike', options);
+        await store.ensureCollection(spec);
+        stores.push(store);
+        return store;
+      },
+      dispose: async () => {
+        for (const s of stores) await s.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  });
 
 describe(whereClause.name, () => {
   const spec = {
@@ -109,6 +114,33 @@ describe(EmbeddedVectorStore.name, () => {
     } finally {
       await writer.close();
       await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with a lazy vector index, writes rows alone until a search loads the index, which then has them all', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lance-lazy-'));
+    const spec = { name: 'lookalike', dims: { robust: 4, clean: 4 }, indexedFields: [] };
+    const searcher = await EmbeddedVectorStore.open(dir);
+    const lazy = await EmbeddedVectorStore.open(dir, 'lookalike', { vectorIndex: 'lazy' });
+    try {
+      await searcher.ensureCollection(spec);
+      await searcher.upsert([contractPoint(1, 4)]);
+      await searcher.close();
+      await lazy.ensureCollection(spec);
+      await lazy.upsert([contractPoint(2, 4), contractPoint(3, 4)]);
+      await lazy.delete([contractPoint(1, 4).id]);
+      expect((await lazy.optimize()).indexed).toBe(false);
+      // Another handle (a server) sees the rows the lazy one wrote, from the snapshot plus its catch-up.
+      const server = await EmbeddedVectorStore.open(dir);
+      await server.ensureCollection(spec);
+      const query = { vector: contractPoint(3, 4).vectors.robust, using: 'robust' as const, k: 5 };
+      expect((await server.search(query)).map((h) => h.id)).toEqual([3, 2].map((i) => contractPoint(i, 4).id));
+      await server.close();
+      expect((await lazy.search(query)).map((h) => h.id)).toEqual([3, 2].map((i) => contractPoint(i, 4).id));
+      expect((await lazy.optimize()).indexed).toBe(true);
+    } finally {
+      await lazy.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

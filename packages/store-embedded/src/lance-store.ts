@@ -42,6 +42,21 @@ function arrowType(type: CollectionSpec['indexedFields'][number]['type']): DataT
         : new Bool();
 }
 
+/**
+ * Runs one LanceDB call; a failure that is not already an `AppError` becomes an `UnavailableError` naming `what`
+ * could not be done (transient: job retries apply).
+ */
+export async function storeCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new UnavailableError('store', `the embedded store could not ${what}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 /** The table column holding each row's write sequence number (what the vector index has caught up to). */
 const SEQ = 'seq';
 
@@ -90,6 +105,13 @@ export interface EmbeddedStoreOptions {
   onOptimize?: (outcome: { result: OptimizeResult } | { error: Error }) => void;
   /** Told when the vector index's snapshot cannot be used and the index is rebuilt from the table, and why. */
   onIndex?: (event: { rebuilding: string }) => void;
+  /**
+   * When the in-memory vector index is loaded: `eager` (the default) by `ensureCollection`; `lazy` by the first
+   * search (or {@link EmbeddedVectorStore.loadIndex}). Until then writes go to the table alone and the index catches
+   * them up by `seq` when it loads, so a handle that only reads and writes rows (a re-index's source and target on a
+   * worker) never holds the vectors in memory.
+   */
+  vectorIndex?: 'eager' | 'lazy';
 }
 
 /**
@@ -116,6 +138,10 @@ export class EmbeddedVectorStore implements VectorStore {
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private index: VectorIndex | undefined;
+  /** The load of the index, once started (see {@link EmbeddedStoreOptions.vectorIndex}). */
+  private indexLoad: Promise<VectorIndex> | undefined;
+  /** The last write sequence number this handle gave, with or without a loaded index. */
+  private lastSeq = -1;
   /** The table version the index was last caught up to; -1 before the first catch-up. */
   private indexedVersion = -1;
   /** The tail of catch-ups, so that concurrent searches run one. */
@@ -189,21 +215,44 @@ export class EmbeddedVectorStore implements VectorStore {
       .finally(() => (this.optimizePending = false));
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw new UnavailableError('store', `the embedded store could not ${what}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
+  private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return storeCall(what, fn);
   }
 
-  private ready(): { table: lancedb.Table; spec: CollectionSpec; index: VectorIndex } {
-    if (!this.table || !this.spec || !this.index)
+  private ready(): { table: lancedb.Table; spec: CollectionSpec } {
+    if (!this.table || !this.spec)
       throw new AppError('INTERNAL', 'ensureCollection must be called before using the store');
-    return { table: this.table, spec: this.spec, index: this.index };
+    return { table: this.table, spec: this.spec };
+  }
+
+  private loaded(): { table: lancedb.Table; index: VectorIndex } {
+    const { table } = this.ready();
+    if (!this.index) throw new AppError('INTERNAL', 'the vector index is not loaded');
+    return { table, index: this.index };
+  }
+
+  /**
+   * Loads the vector index (its snapshot, or a rebuild from the table) and catches it up with the table, once; a
+   * no-op when it is loaded. `ensureCollection` does it unless the store was opened with `vectorIndex: 'lazy'`.
+   */
+  loadIndex(): Promise<void> {
+    const { spec } = this.ready();
+    this.indexLoad ??= (async () => {
+      const { index, reason } = await VectorIndex.load(this.indexDir, spec, INDEX_THREADS);
+      if (reason && this.options.onIndex) this.options.onIndex({ rebuilding: reason });
+      this.indexedVersion = -1;
+      this.index = index;
+      await this.catchUp();
+      return index;
+    })();
+    const load = this.indexLoad;
+    load.catch(() => {
+      if (this.indexLoad === load) {
+        this.indexLoad = undefined;
+        this.index = undefined;
+      }
+    });
+    return load.then(() => undefined);
   }
 
   /**
@@ -217,7 +266,8 @@ export class EmbeddedVectorStore implements VectorStore {
   }
 
   private async catchUpNow(): Promise<void> {
-    const { table, index } = this.ready();
+    if (!this.index) return;
+    const { table, index } = this.loaded();
     const version = await this.call('read the table version', () => table.version());
     if (version === this.indexedVersion) return;
     const seen = await this.applyRows(`${SEQ} > ${index.seq}`);
@@ -246,7 +296,7 @@ export class EmbeddedVectorStore implements VectorStore {
 
   /** Applies the table's rows matching `where` to the index; returns the highest `seq` among them. */
   private async applyRows(where: string): Promise<number> {
-    const { table, index } = this.ready();
+    const { table, index } = this.loaded();
     let top = -1;
     await this.call('read points for the vector index', async () => {
       const q = table
@@ -277,9 +327,9 @@ export class EmbeddedVectorStore implements VectorStore {
 
   /** The next write's sequence number: after every one this index has seen, and a wall-clock time in ms. */
   private nextSeq(): number {
-    const { index } = this.ready();
-    index.seq = Math.max(Date.now(), index.seq + 1);
-    return index.seq;
+    this.lastSeq = Math.max(Date.now(), (this.index?.seq ?? -1) + 1, this.lastSeq + 1);
+    if (this.index) this.index.seq = this.lastSeq;
+    return this.lastSeq;
   }
 
   /** Records that a write of this handle moved the table from `before` by one version, when nothing else did. */
@@ -329,13 +379,15 @@ export class EmbeddedVectorStore implements VectorStore {
         this.db.createEmptyTable(this.name, schema, { existOk: true }),
       );
     }
-    if (this.spec && this.index && JSON.stringify(this.spec) === JSON.stringify(spec)) return;
+    if (this.spec && JSON.stringify(this.spec) === JSON.stringify(spec) && (this.index || this.lazy)) return;
     this.spec = spec;
-    const { index, reason } = await VectorIndex.load(this.indexDir, spec, INDEX_THREADS);
-    this.index = index;
-    this.indexedVersion = -1;
-    if (reason && this.options.onIndex) this.options.onIndex({ rebuilding: reason });
-    await this.catchUp();
+    this.index = undefined;
+    this.indexLoad = undefined;
+    if (!this.lazy) await this.loadIndex();
+  }
+
+  private get lazy(): boolean {
+    return this.options.vectorIndex === 'lazy';
   }
 
   private row(p: Point, spec: CollectionSpec, seq: number): Record<string, unknown> {
@@ -354,11 +406,13 @@ export class EmbeddedVectorStore implements VectorStore {
 
   async upsert(points: readonly Point[]): Promise<void> {
     if (points.length === 0) return;
-    const { table, spec, index } = this.ready();
+    const { table, spec } = this.ready();
     // Validates every vector before anything is written.
     for (const p of points) this.row(p, spec, 0);
     await this.serial(async () => {
-      await this.catchUp();
+      // Without a loaded index the rows alone are written; the index applies them by `seq` when it loads.
+      const index = this.index;
+      if (index) await this.catchUp();
       const before = await this.call('read the table version', () => table.version());
       const seq = this.nextSeq();
       // One row per id even if the batch repeats one (the last wins, as in Qdrant).
@@ -367,8 +421,10 @@ export class EmbeddedVectorStore implements VectorStore {
       await this.call('upsert points', () =>
         table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows),
       );
-      index.upsert(latest.map((p, i) => ({ id: p.id, payload: rows[i]!.payload as string, vectors: p.vectors })));
-      await this.wroteVersion(before);
+      if (index) {
+        index.upsert(latest.map((p, i) => ({ id: p.id, payload: rows[i]!.payload as string, vectors: p.vectors })));
+        await this.wroteVersion(before);
+      }
     });
     this.wrote();
   }
@@ -388,7 +444,7 @@ export class EmbeddedVectorStore implements VectorStore {
    * Payloads come from the index's copy, which the catch-up keeps equal to the table's.
    */
   async search(query: SearchQuery): Promise<SearchHit[]> {
-    const { spec, index } = this.ready();
+    const { spec } = this.ready();
     // Validates the filter against the collection's fields, with the same typed errors as the table's predicates.
     whereClause(query.filter, spec);
     if (query.vector.length !== spec.dims[query.using])
@@ -396,7 +452,9 @@ export class EmbeddedVectorStore implements VectorStore {
         'VALIDATION_FAILED',
         `the query vector has ${query.vector.length} values; ${query.using} vectors have ${spec.dims[query.using]}`,
       );
+    await this.loadIndex();
     await this.catchUp();
+    const { index } = this.loaded();
     return index
       .search(query.vector, query.using, query.k, query.filter, query.exact ?? false)
       .map((h) => ({ id: h.id, score: h.score, payload: JSON.parse(h.payload) as PointPayload }));
@@ -420,13 +478,16 @@ export class EmbeddedVectorStore implements VectorStore {
 
   async delete(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    const { table, index } = this.ready();
+    const { table } = this.ready();
     await this.serial(async () => {
-      await this.catchUp();
+      const index = this.index;
+      if (index) await this.catchUp();
       const before = await this.call('read the table version', () => table.version());
       await this.call('delete points', () => table.delete(`id IN (${ids.map(sqlString).join(', ')})`));
-      index.delete(ids);
-      await this.wroteVersion(before);
+      if (index) {
+        index.delete(ids);
+        await this.wroteVersion(before);
+      }
     });
     this.wrote();
   }
@@ -476,7 +537,9 @@ export class EmbeddedVectorStore implements VectorStore {
   }
 
   private async optimizeNow(save: boolean): Promise<OptimizeResult> {
-    const { table, index } = this.ready();
+    const { table } = this.ready();
+    // Not loaded (lazy): the table is compacted and indexed; the vector index has nothing to catch up or save.
+    const index = this.index;
     const started = performance.now();
     this.writesSinceOptimize = 0;
     const rows = await this.call('count points', () => table.countRows());
@@ -491,6 +554,7 @@ export class EmbeddedVectorStore implements VectorStore {
         );
     await this.call('optimize the table', () => table.optimize());
     const after = (await this.call('read the table stats', () => table.stats())).fragmentStats.numFragments;
+    if (!index) return { indexed: false, saved: false, fragments: { before, after }, ms: performance.now() - started };
     await this.catchUp();
     const due = index.changedSinceSave > 0 && (save || index.changedSinceSave >= SAVE_FRACTION * index.size);
     if (due) await this.saveIndex();
@@ -499,7 +563,7 @@ export class EmbeddedVectorStore implements VectorStore {
   }
 
   private async saveIndex(): Promise<void> {
-    const { index } = this.ready();
+    const { index } = this.loaded();
     if (!this.wroteSinceSave) return;
     await this.call('save the vector index', () => index.save(this.indexDir));
     this.wroteSinceSave = false;

@@ -1,4 +1,5 @@
 export { QdrantVectorStore, type QdrantStoreOptions } from './qdrant-store.js';
+export { QdrantCollections } from './collections.js';
 export {
   pointId,
   filterJson,
@@ -10,6 +11,7 @@ export {
   deleteBody,
   countBody,
   scrollBody,
+  updateMetadataBody,
   MAX_REQUEST_BYTES,
   MAX_BATCH_POINTS,
   HNSW,

@@ -126,7 +126,12 @@ export class QdrantVectorStore implements VectorStore {
     } else {
       await this.call('create the collection', () =>
         this.client.createCollection(this.collection, createCollectionBody(spec) as never),
-      );
+      ).catch(async (error: unknown) => {
+        // Another process (a worker starting beside this one) created it in between: check it like an existing one.
+        const again = await this.call('check the collection', () => this.client.collectionExists(this.collection));
+        if (!again.exists) throw error;
+        return this.ensureCollection(spec);
+      });
     }
     for (const body of payloadIndexBodies(spec)) {
       await this.call(`index payload field ${String(body.field_name)}`, () =>

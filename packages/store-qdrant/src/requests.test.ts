@@ -17,6 +17,7 @@ import {
   queryBody,
   retrieveBody,
   scrollBody,
+  updateMetadataBody,
   upsertBodies,
 } from './requests.js';
 
@@ -112,6 +113,22 @@ function keysOf(value: unknown): string[] {
 describe('Qdrant request bodies', () => {
   it('match the official OpenAPI schema', () => {
     expectValid('CreateCollection', createCollectionBody(spec));
+    // What a collection of a store generation records (towers, state, re-index totals) as collection metadata.
+    expectValid(
+      'UpdateCollection',
+      updateMetadataBody({
+        lookalike: {
+          schemaVersion: 1,
+          towers: {
+            robust: { modelId: 'm', preprocessHash: 'abc', dim: 48 },
+            clean: { modelId: 'n', preprocessHash: 'abc', dim: 48 },
+          },
+          state: 'building',
+          createdAt: '2026-12-01T00:00:00.000Z',
+          reindex: { run: 1, page: 0, startedAt: '2026-12-01T00:00:00.000Z' },
+        },
+      }),
+    );
     for (const b of payloadIndexBodies(spec)) expectValid('CreateFieldIndex', b);
     for (const b of upsertBodies([point(1), point(2)])) expectValid('PointInsertOperations', b);
     expectValid('QueryRequest', queryBody({ vector: Float32Array.of(1, 0, 0), using: 'robust', k: 10, filter }));

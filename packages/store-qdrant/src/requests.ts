@@ -39,6 +39,14 @@ export function createCollectionBody(spec: CollectionSpec): Record<string, unkno
   return { vectors, hnsw_config: { ...HNSW }, on_disk_payload: false };
 }
 
+/**
+ * `PATCH /collections/{name}`: sets top-level keys of the collection's metadata (Qdrant merges them into what is
+ * there). Lookalike records the generation a collection holds under one key.
+ */
+export function updateMetadataBody(metadata: Record<string, unknown>): Record<string, unknown> {
+  return { metadata };
+}
+
 /** `PUT /collections/{name}/index` bodies: the full id plus every filter field. */
 export function payloadIndexBodies(spec: CollectionSpec): Record<string, unknown>[] {
   const fields = [{ path: 'id', type: 'keyword' as const }, ...spec.indexedFields];

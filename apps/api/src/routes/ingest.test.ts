@@ -180,7 +180,7 @@ describe('ingest through BullMQ', () => {
     if (!bull) return;
     // This run's keys go with it; the unique prefix kept them apart from everyone else's.
     const runner = bull.services.runner as BullJobRunner;
-    for (const key of ['ingest', 'audit'] as const) await runner.queue(key).obliterate({ force: true });
+    for (const key of ['ingest', 'audit', 'reindex'] as const) await runner.queue(key).obliterate({ force: true });
     await bull.close();
   });
 
