@@ -5,7 +5,7 @@
  * finalize flow on the in-process runner) at the nightly settings with fewer queries, and its projection to the
  * nightly 200 queries — or the full nightly run with `--full`. Writes bench/results/audit.json and prints markdown.
  *
- *   npm run bench:audit [-- --towers tiny-clip-clean,tiny-clip-fare4,vitb32 --queries 20 --full]
+ *   npm run bench:audit [-- --towers defect-cnn-clean,defect-cnn-fare4,vitb32 --queries 20 --full]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,7 @@ import { benchTower } from './models.js';
 
 const { values } = parseArgs({
   options: {
-    towers: { type: 'string', default: 'tiny-clip-clean,tiny-clip-fare4,vitb32' },
+    towers: { type: 'string', default: 'defect-cnn-clean,defect-cnn-fare4,vitb32' },
     batch: { type: 'string', default: '10' },
     'vit-batch': { type: 'string', default: '4' },
     queries: { type: 'string', default: '20' },

@@ -98,8 +98,8 @@ async function countStore(dataDir: string): Promise<{ points: number; distinctId
     await store.ensureCollection({
       name: 'lookalike',
       dims: {
-        robust: registry.image('tiny-clip-fare4').output.dim,
-        clean: registry.image('tiny-clip-clean').output.dim,
+        robust: registry.image('defect-cnn-fare4').output.dim,
+        clean: registry.image('defect-cnn-clean').output.dim,
       },
       indexedFields: INDEXED_FIELDS,
     });

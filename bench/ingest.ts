@@ -125,8 +125,8 @@ async function loadTowers(model: string): Promise<Record<EncoderRole, ImageEncod
   if (model === 'tiny') {
     const registry = await ModelRegistry.open('models');
     return {
-      robust: await OnnxImageEncoder.load(registry, 'tiny-clip-fare4', RUNTIME),
-      clean: await OnnxImageEncoder.load(registry, 'tiny-clip-clean', RUNTIME),
+      robust: await OnnxImageEncoder.load(registry, 'defect-cnn-fare4', RUNTIME),
+      clean: await OnnxImageEncoder.load(registry, 'defect-cnn-clean', RUNTIME),
     };
   }
   if (!existsSync(join(ENCODERS, `bench-${model}`, 'manifest.json'))) {

@@ -94,8 +94,8 @@ async function main(): Promise<void> {
   const sets = await inputs();
   const registry = await ModelRegistry.open('models');
   const towers: Record<EncoderRole, OnnxImageEncoder> = {
-    robust: await OnnxImageEncoder.load(registry, 'tiny-clip-fare4'),
-    clean: await OnnxImageEncoder.load(registry, 'tiny-clip-clean'),
+    robust: await OnnxImageEncoder.load(registry, 'defect-cnn-fare4'),
+    clean: await OnnxImageEncoder.load(registry, 'defect-cnn-clean'),
   };
   const spec = towers.robust.info.preprocess;
   const S = spec.size;

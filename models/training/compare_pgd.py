@@ -1,13 +1,13 @@
 """Checks the TypeScript attack against PyTorch autograd on the same weights.
 
-Rebuilds the exported tiny clean tower in PyTorch from its ONNX file (every weight copied from the ONNX
-initialisers, then the outputs checked against onnxruntime), runs ℓ∞ PGD with autograd from the same random start
+Rebuilds the exported clean tower in PyTorch from its ONNX file (a ViT: every weight copied from the ONNX
+initialisers; a CNN: its graph run op by op by ``lookalike_clip.onnx_torch``), then the outputs checked against onnxruntime), runs ℓ∞ PGD with autograd from the same random start
 that ``packages/attacks`` draws (its mulberry32 generator, reimplemented here bit for bit), the same ε, steps and
 step size, and keeps each query's best loss 1 − cos(φ(x+δ), φ(x)). Then runs the TypeScript PGD on the same images
 (``packages/attacks/scripts/compare-pgd.ts``) and compares. Writes ``models/fixtures/pgd-comparison.json`` (the
 model card and a vitest test read it).
 
-    /usr/bin/python3 models/training/compare_pgd.py [--model tiny-clip-clean]
+    /usr/bin/python3 models/training/compare_pgd.py [--model defect-cnn-clean]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 from lookalike_clip.model import VisionConfig, VisionTransformer  # noqa: E402
 from lookalike_clip.onnx_export import run_onnx_node  # noqa: E402
+from lookalike_clip.onnx_torch import OnnxModule  # noqa: E402
 
 M32 = 0xFFFFFFFF
 TOLERANCE = 1e-3
@@ -54,9 +55,12 @@ def mulberry32(seed: int):
     return rnd
 
 
-def tower_from_onnx(model_dir: str) -> tuple[VisionTransformer, dict]:
+def tower_from_onnx(model_dir: str) -> tuple[torch.nn.Module, dict]:
     manifest = json.load(open(os.path.join(model_dir, "manifest.json")))
     arch = manifest["architecture"]
+    if arch.get("kind") == "conv":
+        # The CNN towers' graphs are run op by op (BatchNorm is folded into their convolutions at export).
+        return OnnxModule(os.path.join(model_dir, "model.onnx")).eval(), manifest
     cfg = VisionConfig(
         image_size=arch["image_size"],
         patch_size=arch["patch_size"],
@@ -86,7 +90,7 @@ def tower_from_onnx(model_dir: str) -> tuple[VisionTransformer, dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny-clip-clean")
+    p.add_argument("--model", default="defect-cnn-clean")
     p.add_argument("--out", default=os.path.join(ROOT, "models", "fixtures", "pgd-comparison.json"))
     args = p.parse_args()
     torch.manual_seed(0)

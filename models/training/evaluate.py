@@ -26,6 +26,7 @@ from lookalike_clip.data import (
     DEFECTS,
     PARTS,
     Normalizer,
+    compose_caption,
     defect_prompts,
     load_catalog,
     load_images,
@@ -69,6 +70,73 @@ def precision_at_k(q: torch.Tensor, gallery: torch.Tensor, q_index: torch.Tensor
     return sum(hits) / len(hits)
 
 
+FACETS = ("partDefect", "defect", "defectDefectiveQueries", "part", "color", "background")
+
+
+def facet_keys(labels: dict) -> dict:
+    return {
+        "partDefect": (labels["part"], labels["defect"]),
+        "defect": labels["defect"],
+        "defectDefectiveQueries": labels["defect"],
+        "part": labels["part"],
+        "color": labels["color"],
+        "background": labels.get("background"),
+    }
+
+
+def facet_precision(q: torch.Tensor, gallery: torch.Tensor, q_index: torch.Tensor, labels: list, k: int = 10) -> dict:
+    """precision@k per facet (the query's own row excluded); ``defectDefectiveQueries`` averages over queries whose
+    defect is not "none" only."""
+    sim = q @ gallery.t()
+    sim[torch.arange(len(q)), q_index] = float("-inf")
+    top = sim.topk(k, dim=1).indices.tolist()
+    keys = [facet_keys(lab) for lab in labels]
+    out = {}
+    for f in FACETS:
+        vals = [
+            sum(keys[j][f] == keys[int(qi)][f] for j in row) / k
+            for qi, row in zip(q_index.tolist(), top)
+            if f != "defectDefectiveQueries" or labels[int(qi)]["defect"] != "none"
+        ]
+        out[f] = sum(vals) / max(1, len(vals))
+    return out
+
+
+def facet_chance(labels: list) -> dict:
+    """Expected precision of a random other gallery item, averaged over queries (same rule as facet_precision)."""
+    from collections import Counter
+
+    n = len(labels)
+    keys = [facet_keys(lab) for lab in labels]
+    out = {}
+    for f in FACETS:
+        counts = Counter(k[f] for k in keys)
+        vals = [(counts[keys[i][f]] - 1) / (n - 1) for i in range(n) if f != "defectDefectiveQueries" or labels[i]["defect"] != "none"]
+        out[f] = sum(vals) / max(1, len(vals))
+    return out
+
+
+def prompt_precision(text_emb: torch.Tensor, img: torch.Tensor, prompt_keys: list, labels: list, k: int = 10) -> dict:
+    """Text→image precision@k of "a <part> with a <defect>" prompts: share of the k returned images with the
+    prompt's part+defect, its part, its defect."""
+    top = (text_emb @ img.t()).topk(k, dim=1).indices.tolist()
+    rows = []
+    for (part, defect), row in zip(prompt_keys, top):
+        rows.append(
+            {
+                "partDefect": sum(labels[j]["part"] == part and labels[j]["defect"] == defect for j in row) / k,
+                "part": sum(labels[j]["part"] == part for j in row) / k,
+                "defect": sum(labels[j]["defect"] == defect for j in row) / k,
+                "defective": defect != "none",
+            }
+        )
+    mean = lambda rs, f: sum(r[f] for r in rs) / max(1, len(rs))  # noqa: E731
+    out = {f: mean(rows, f) for f in ("partDefect", "part", "defect")}
+    out["partDefectDefectivePrompts"] = mean([r for r in rows if r["defective"]], "partDefect")
+    out["partDefectNoDefectPrompts"] = mean([r for r in rows if not r["defective"]], "partDefect")
+    return out
+
+
 def main() -> None:
     args = parse_args()
     setup_torch(args.threads, args.seed)
@@ -98,6 +166,11 @@ def main() -> None:
     twin_captions = text_emb([it.twin_caption for it in items])
     defect_classes = torch.stack([F.normalize(text_emb(defect_prompts(d)).mean(0), dim=0) for d in DEFECTS])
     part_classes = torch.stack([F.normalize(text_emb(part_prompts(p)).mean(0), dim=0) for p in PARTS])
+    labels = [it.labels for it in items]
+    prompt_keys = [(p, d) for p in PARTS for d in DEFECTS]
+    prompts = text_emb(
+        [compose_caption({"part": p, "color": "", "material": "", "defect": d, "position": None}, color=False, material=False) for p, d in prompt_keys]
+    )
     defect_truth = torch.tensor([DEFECTS.index(it.labels["defect"]) for it in items])
     part_truth = torch.tensor([PARTS.index(it.labels["part"]) for it in items])
 
@@ -112,6 +185,7 @@ def main() -> None:
             "queries": min(args.attack_queries, n),
             "gallery": n,
         },
+        "chance": facet_chance(labels),
         "towers": {},
     }
     q_count = min(args.attack_queries, n)
@@ -139,6 +213,9 @@ def main() -> None:
         twin_acc_text = (own > (captions * twin_img).sum(1)).float().mean().item()
         p10 = precision_at_k(img, img, all_index, keys)
         p10_subset = precision_at_k(img[:q_count], img, q_index, keys)
+        facets = facet_precision(img, img, all_index, labels)
+        facets_subset = facet_precision(img[:q_count], img, q_index, labels)
+        prompt_p10 = prompt_precision(prompts, img, prompt_keys, labels)
 
         attacked = {}
         for eps in [float(e) for e in args.eps.split(",")]:
@@ -152,6 +229,7 @@ def main() -> None:
             adv_emb = torch.cat(adv_emb)
             attacked[f"{eps:g}/255"] = {
                 "precisionAt10": precision_at_k(adv_emb, img, q_index, keys),
+                "facetPrecisionAt10": facet_precision(adv_emb, img, q_index, labels),
                 "meanCosToClean": (adv_emb * img[:q_count]).sum(1).mean().item(),
             }
             log(f"{name}: ε={eps:g}/255 P@10 {attacked[f'{eps:g}/255']['precisionAt10']:.3f} ({time.time() - t_eps:.0f}s)")
@@ -161,6 +239,9 @@ def main() -> None:
             "textToImageRecallAt10": recall10,
             "imageToImagePrecisionAt10": p10,
             "imageToImagePrecisionAt10AttackQueries": p10_subset,
+            "facetPrecisionAt10": facets,
+            "facetPrecisionAt10AttackQueries": facets_subset,
+            "promptPrecisionAt10": prompt_p10,
             "twinAccuracyImage": twin_acc_image,
             "twinAccuracyText": twin_acc_text,
             "attacked": attacked,

@@ -1,6 +1,6 @@
 """Export the tiny pair to ``models/<id>/{model.onnx,manifest.json}`` and check each graph against PyTorch.
 
-Writes ``tiny-clip-clean`` (role clean), ``tiny-clip-fare4`` (role robust) and ``tiny-clip-text`` (role text, with
+Writes ``defect-cnn-clean`` (role clean), ``defect-cnn-fare4`` (role robust) and ``defect-cnn-text`` (role text, with
 ``tokenizer.json`` and ``tokenizer_config.json``). Each exported graph is run with onnxruntime-node on random inputs
 and must match PyTorch with cosine ≥ 0.99999.
 
@@ -36,9 +36,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--robust", required=True)
     p.add_argument("--tokenizer", required=True, help="tokenizer.json written by train_clip.py")
     p.add_argument("--models-dir", required=True, help="the repository's models/ directory")
-    p.add_argument("--clean-id", default="tiny-clip-clean")
-    p.add_argument("--robust-id", default="tiny-clip-fare4")
-    p.add_argument("--text-id", default="tiny-clip-text")
+    p.add_argument("--clean-id", default="defect-cnn-clean")
+    p.add_argument("--robust-id", default="defect-cnn-fare4")
+    p.add_argument("--text-id", default="defect-cnn-text")
     p.add_argument("--skip-check", action="store_true", help="skip the onnxruntime-node comparison")
     return p.parse_args()
 
@@ -55,8 +55,8 @@ def main() -> None:
 
     towers = (
         (args.clean_id, "clean", clean.visual, clean_blob.get("recipe"),
-         f"Tiny in-house CLIP image tower ({size} px), trained contrastively on the synthetic catalog with edited "
-         "twins as hard negatives. Not robust."),
+         f"In-house CNN image tower ({size} px) that sees defects: supervised contrastive (same part+defect) with "
+         "label heads on the synthetic catalog, edited twins as hard negatives. Not robust."),
         (args.robust_id, "robust", robust.visual,
          {"fare": robust_blob.get("recipe"), "clean": robust_blob.get("clean_recipe")},
          f"{args.clean_id} after FARE adversarial fine-tuning (ℓ∞ ε = {robust_blob['recipe']['epsilon']}); "
@@ -91,7 +91,7 @@ def main() -> None:
         path,
         tok_path,
         tok.special_ids(),
-        "Text tower of the tiny in-house CLIP (word-level tokenizer); shared by "
+        "Text tower (word-level tokenizer) trained LiT-style against the locked clean CNN tower; shared by "
         f"{args.clean_id} and {args.robust_id}.",
         cfg_path,
         clean_blob.get("recipe"),

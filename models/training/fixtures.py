@@ -47,10 +47,10 @@ def main() -> None:
     clean.eval()
     robust.eval()
     manifests = {}
-    for name in ("tiny-clip-clean", "tiny-clip-fare4", "tiny-clip-text"):
+    for name in ("defect-cnn-clean", "defect-cnn-fare4", "defect-cnn-text"):
         with open(os.path.join(args.models_dir, name, "manifest.json"), encoding="utf-8") as f:
             manifests[name] = json.load(f)
-    tok = WordTokenizer.load(os.path.join(args.models_dir, "tiny-clip-text", "tokenizer.json"))
+    tok = WordTokenizer.load(os.path.join(args.models_dir, "defect-cnn-text", "tokenizer.json"))
     size = clean.visual.image_size
     to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
 
@@ -67,7 +67,7 @@ def main() -> None:
     img_dir = os.path.join(args.out, "images")
     shutil.rmtree(img_dir, ignore_errors=True)
     os.makedirs(img_dir)
-    towers = {"tiny-clip-clean": clean.visual, "tiny-clip-fare4": robust.visual}
+    towers = {"defect-cnn-clean": clean.visual, "defect-cnn-fare4": robust.visual}
     images = []
     for it in chosen:
         native = os.path.join(img_dir, f"{it.id}.png")
@@ -106,7 +106,7 @@ def main() -> None:
             k: {"manifest": f"../{k}/manifest.json", "sha256": m["files"]["model"]["sha256"]} for k, m in manifests.items()
         },
         "input": {"size": size, "mean": list(CLIP_MEAN), "std": list(CLIP_STD)},
-        "textModel": "tiny-clip-text",
+        "textModel": "defect-cnn-text",
         "images": images,
         "texts": texts,
     }

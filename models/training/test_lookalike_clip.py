@@ -11,8 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from lookalike_clip.data import caption_variants, compose_caption, random_resized_crop, same_caption_mask
-from lookalike_clip.losses import fare_loss, hard_negative_clip_loss, pgd_cosine, pgd_fare
-from lookalike_clip.model import CLIP, TextConfig, TextTransformer, VisionConfig, VisionTransformer
+from lookalike_clip.losses import fare_loss, hard_negative_clip_loss, pgd_cosine, pgd_fare, supcon_loss
+from lookalike_clip.model import CLIP, ConvConfig, ConvTower, TextConfig, TextTransformer, VisionConfig, VisionTransformer
+from lookalike_clip.onnx_export import export_image_tower
+from lookalike_clip.onnx_torch import OnnxModule
+from train_text import Codes, fit_matrix, mentioned
 from lookalike_clip.tokenizer import EOT_ID, PAD_ID, SOT_ID, UNK_ID, WordTokenizer
 from make_random_vitb32 import vitb32_shapes
 
@@ -164,6 +167,71 @@ class Augmentation(unittest.TestCase):
         self.assertGreaterEqual(y.min().item(), 0.0)
         self.assertLessEqual(y.max().item(), 1.0)
         self.assertTrue(bool((y[:, :, :, :4].mean(dim=(1, 2, 3)) > y[:, :, :, -8:].mean(dim=(1, 2, 3))).all()))
+
+
+class ConvTowerChecks(unittest.TestCase):
+    def _tower(self) -> ConvTower:
+        torch.manual_seed(0)
+        t = ConvTower(ConvConfig(image_size=32, stem_width=8, widths=(8, 16), blocks=1, output_dim=12))
+        for m in t.modules():  # non-trivial BatchNorm statistics, so folding them is really checked
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+        return t.eval()
+
+    def test_export_folds_batchnorm_and_the_graph_matches_pytorch(self) -> None:
+        import onnx
+
+        tower = self._tower()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "cnn.onnx")
+            export_image_tower(tower, path)
+            ops = {n.op_type for n in onnx.load(path).graph.node}
+            self.assertNotIn("BatchNormalization", ops)
+            x = torch.randn(3, 3, 32, 32)
+            with torch.no_grad():
+                want = F.normalize(tower(x), dim=-1)
+                got = OnnxModule(path)(x)
+            self.assertLess((want - got).abs().max().item(), 1e-5)
+
+    def test_config_round_trips_through_clip(self) -> None:
+        vision = ConvConfig(image_size=32, stem_width=8, widths=(8, 16), blocks=1, output_dim=12)
+        model = CLIP(vision, TextConfig(vocab_size=20, context_length=8, width=16, layers=1, heads=2, output_dim=12))
+        again = CLIP.from_config(json.loads(json.dumps(model.config())))
+        again.load_state_dict(model.state_dict(), strict=True)
+        self.assertIsInstance(again.visual, ConvTower)
+
+    def test_gem_pooling_weighs_one_strong_location_above_the_mean(self) -> None:
+        tower = self._tower()
+        x = torch.zeros(1, 1, 4, 4)
+        x[0, 0, 0, 0] = 16.0
+        self.assertGreater(tower.pool(x).item(), x.mean().item() * 2)
+
+
+class LabelLosses(unittest.TestCase):
+    def test_supcon_is_lower_when_same_labels_cluster(self) -> None:
+        labels = torch.tensor([0, 0, 1, 1])
+        close = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]), dim=-1)
+        crossed = close[[0, 2, 1, 3]]
+        self.assertLess(supcon_loss(close, labels).item(), supcon_loss(crossed, labels).item())
+
+    def test_supcon_ignores_anchors_without_positives(self) -> None:
+        z = F.normalize(torch.randn(3, 4), dim=-1)
+        loss = supcon_loss(z, torch.tensor([0, 0, 1]))
+        self.assertTrue(torch.isfinite(loss))
+
+    def test_caption_targets_follow_what_the_caption_states(self) -> None:
+        a = {"part": "gear", "color": "red", "material": "steel", "defect": "crack", "position": "top"}
+        b = {**a, "color": "blue"}
+        c = {**a, "defect": "none", "position": None}
+        codes = Codes()
+        images = torch.tensor([codes.row(x, unstated=-2) for x in (a, b, c)])
+        full = mentioned(a, None)
+        short = mentioned(a, {"color": False, "material": False, "defect": True, "position": False})
+        m = fit_matrix(torch.tensor([codes.row(full), codes.row(short)]), images)
+        self.assertEqual(m.tolist(), [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from lookalike_clip.data import Normalizer, load_catalog, load_images, random_resized_crop, to_unit
-from lookalike_clip.losses import fare_loss, pgd_fare
+from lookalike_clip.data import Normalizer, label_tensors, load_catalog, load_images, random_resized_crop, to_unit
+from lookalike_clip.losses import fare_loss, pgd_fare, supcon_loss
 from lookalike_clip.model import load_checkpoint, save_checkpoint
 from lookalike_clip.util import fit_to_budget, log, pick_device, setup_torch, warmup_cosine
 
@@ -38,6 +38,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--wd", type=float, default=1e-4)
     p.add_argument("--warmup-frac", type=float, default=0.07)
+    p.add_argument("--eps-warmup-frac", type=float, default=0.0, help="ramp ε linearly from 0 over this share of the steps")
+    p.add_argument("--clean-weight", type=float, default=0.0, help="weight of ‖φ(x) − φ_clean(x)‖² (TRADES-style anchor)")
+    p.add_argument("--supcon-weight", type=float, default=0.0, help="weight of SupCon (same part+defect) on φ(x+δ)")
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--relative", action="store_true", help="divide the FARE terms by the batch's mean ‖φ_clean(x)‖²")
     p.add_argument("--max-minutes", type=float, default=0, help="stop early (and save) after this long; 0 = off")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=2)
@@ -59,11 +64,16 @@ def main() -> None:
     images = torch.cat(
         [load_images(args.data, [it.file for it in items], size), load_images(args.data, [it.twin_file for it in items], size)]
     )  # [2N, 3, S, S] uint8
+    labels, _ = label_tensors(cat, [it.labels for it in items] + [it.twin_labels for it in items])
+    part_defect = labels["part_defect"]
     log(f"{images.shape[0]} images at {size} px")
 
     norm = Normalizer().to(device)
     frozen = copy.deepcopy(model.visual).eval().requires_grad_(False)
     tower = model.visual.train()
+    for m in tower.modules():  # BatchNorm keeps the clean statistics: adversarial batches must not shift them
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
     model.text.requires_grad_(False)
     model.logit_scale.requires_grad_(False)
     opt = torch.optim.AdamW(tower.parameters(), lr=args.lr, weight_decay=args.wd)
@@ -89,13 +99,20 @@ def main() -> None:
         x = random_resized_crop(to_unit(images[idx].to(device)))  # [B, 3, S, S] in [0, 1]
         with torch.no_grad():
             target = frozen(norm(x))
+        ramp = min(1.0, (step + 1) / max(1, args.eps_warmup_frac * total)) if args.eps_warmup_frac > 0 else 1.0
         tower.requires_grad_(False)  # the attack needs input gradients only
-        x_adv = pgd_fare(embed, x, target, eps, args.pgd_steps, alpha, args.momentum)
+        x_adv = pgd_fare(embed, x, target, eps * ramp, args.pgd_steps, alpha * ramp, args.momentum)
         tower.requires_grad_(True)
 
         for group in opt.param_groups:
             group["lr"] = args.lr * warmup_cosine(step, total, warmup)
-        loss = fare_loss(embed(x_adv), target)
+        scale = target.pow(2).sum(1).mean().detach() if args.relative else 1.0
+        adv_emb = embed(x_adv)
+        loss = fare_loss(adv_emb, target) / scale
+        if args.clean_weight > 0:
+            loss = loss + args.clean_weight * fare_loss(embed(x), target) / scale
+        if args.supcon_weight > 0:
+            loss = loss + args.supcon_weight * supcon_loss(torch.nn.functional.normalize(adv_emb, dim=-1), part_defect[idx].to(device), args.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -128,6 +145,11 @@ def main() -> None:
         "pgdStepSize": f"{args.pgd_step_size:g}/255",
         "pgdMomentum": args.momentum,
         "pgdStart": "uniform random in the eps-ball",
+        "epsWarmupFrac": args.eps_warmup_frac,
+        "cleanWeight": args.clean_weight,
+        "supconWeight": args.supcon_weight,
+        "relativeFare": args.relative,
+        "batchNorm": "frozen (clean running statistics)",
         "epochs": round(step / max(1, steps_per_epoch), 3),
         "steps": step,
         "batch": args.batch,

@@ -33,8 +33,8 @@ function auditResult(id: string, startedAt: string): AuditResult {
     finishedAt: startedAt.replace('03:00', '03:07'),
     attack: { name: 'apgd', norm: 'linf', steps: 10, restarts: 1, seed: 0 },
     models: {
-      robust: { modelId: 'tiny-clip-fare4', preprocessHash: 'p' },
-      clean: { modelId: 'tiny-clip-clean', preprocessHash: 'p' },
+      robust: { modelId: 'defect-cnn-fare4', preprocessHash: 'p' },
+      clean: { modelId: 'defect-cnn-clean', preprocessHash: 'p' },
     },
     queries: 8,
     epsilons,

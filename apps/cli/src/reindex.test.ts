@@ -57,7 +57,7 @@ describe('lookalike reindex', () => {
     const env = { DATA_DIR: data, INGEST_ROOTS: data, ...NEW };
     const refused = await lookalike(env, 'ingest', join(data, 'catalog', 'manifest.jsonl'));
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/holds 6 images embedded by tiny-clip-fare4 and tiny-clip-clean/);
+    expect(refused.stderr).toMatch(/holds 6 images embedded by defect-cnn-fare4 and defect-cnn-clean/);
     expect(refused.stderr).toContain(`Run \`npx lookalike reindex --data ${data}\``);
 
     const run = await lookalike(NEW, 'reindex', '--data', data);
@@ -114,7 +114,7 @@ describe('lookalike demo on a data folder from before a model change', () => {
     expect(demo.stdout).toMatch(/4 re-embedded from their originals/);
     expect(demo.stdout).toMatch(/Deleted the old collections: lookalike\./);
     expect(demo.stdout).toMatch(/Ingested 0 new images \(4 already present, 0 failed\)/);
-    expect(demo.stdout).toMatch(/Lookalikes of [^\n]+\n {2}robust tower:\n {4}\d\.\d{3} /);
+    expect(demo.stdout).toMatch(/Lookalikes of [^\n]+\n {2}robust tower:\n {4,}\d\.\d{3} /);
   });
 });
 

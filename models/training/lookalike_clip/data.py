@@ -218,3 +218,34 @@ def same_caption_mask(captions: Sequence[str]) -> torch.Tensor:
     m = keys[:, None] == keys[None, :]
     m.fill_diagonal_(False)
     return m
+
+
+# --- labels and photometric augmentation (the CNN towers) ---------------------------------------------------------
+
+
+def label_tensors(cat: Catalog, rows: Sequence[dict]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Integer labels of ``rows`` (label dicts) for training: ``part``, ``defect``, ``position`` (index 0 = no
+    defect), ``color`` and their product ``part_defect``; and the class count of each head (``part_defect`` has none).
+    Colours come from the catalog's vocabulary, so every split numbers them alike."""
+    colors = list(cat.vocabulary.get("colors") or cat.vocabulary.get("color") or sorted({r["color"] for r in rows}))
+    for r in rows:
+        if r["color"] not in colors:
+            colors.append(r["color"])
+    out = {
+        "part": torch.tensor([PARTS.index(r["part"]) for r in rows]),
+        "defect": torch.tensor([DEFECTS.index(r["defect"]) for r in rows]),
+        "position": torch.tensor([0 if not r.get("position") else 1 + POSITIONS.index(r["position"]) for r in rows]),
+        "color": torch.tensor([colors.index(r["color"]) for r in rows]),
+    }
+    out["part_defect"] = out["part"] * len(DEFECTS) + out["defect"]
+    return out, {"defect": len(DEFECTS), "part": len(PARTS), "position": 1 + len(POSITIONS), "color": len(colors)}
+
+
+def photometric_jitter(x: torch.Tensor, strength: float = 0.1) -> torch.Tensor:
+    """Per-image brightness and contrast jitter (±``strength``) on ``[N, 3, H, W]`` in [0, 1], clamped; hue is left
+    alone (colour is a label)."""
+    n = x.shape[0]
+    b = 1 + (torch.rand(n, 1, 1, 1, device=x.device) * 2 - 1) * strength
+    c = 1 + (torch.rand(n, 1, 1, 1, device=x.device) * 2 - 1) * strength
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * c + mean * b).clamp_(0, 1)

@@ -97,3 +97,21 @@ def pgd_cosine(
         better = loss > best_loss
         best[better] = (x + delta)[better]
     return best.detach()
+
+
+def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, the ``L_out`` form): for each anchor with at least one
+    positive (another row of the same label), the mean over its positives of ``-log softmax`` over all other rows.
+
+    z: ``[M, D]`` L2-normalised; labels: ``[M]`` int.
+    """
+    m = z.shape[0]
+    logits = z @ z.t() / temperature
+    self_mask = torch.eye(m, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~self_mask
+    count = pos.sum(1)
+    has = count > 0
+    per_anchor = -(log_prob.masked_fill(~pos, 0).sum(1)[has] / count[has])
+    return per_anchor.mean()

@@ -135,6 +135,99 @@ class VisionTransformer(nn.Module):
         return self.ln_post(x[:, 0]) @ self.proj
 
 
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """Shape of the convolutional image tower (``kind = "conv"``): a ResNet-style CNN for small data.
+
+    A stem of two 3×3 convolutions (the first of stride 2), then one stage per entry of ``widths``, each a stride-2
+    3×3 convolution followed by ``blocks`` residual blocks (3×3 → 3×3, identity skip), every convolution followed by
+    BatchNorm and the activation; generalised-mean (GeM, ``p = gem_p``) pooling over locations, so one small
+    defect weighs more than under average pooling; a linear projection to ``output_dim``. BatchNorm is folded into
+    the convolutions at ONNX export, so the exported graph holds Conv, Relu/Sigmoid·Mul, Add, Clip, Pow, ReduceMean
+    and MatMul only — ops ``packages/autodiff`` differentiates.
+    """
+
+    kind: str = "conv"
+    image_size: int = 128
+    stem_width: int = 32
+    widths: tuple = (48, 96, 160, 256)
+    blocks: int = 1
+    output_dim: int = 128
+    act: str = "silu"
+    gem_p: float = 3.0
+
+
+def _conv_act(name: str) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "silu":
+        return nn.SiLU()
+    if name == "gelu":
+        return nn.GELU()
+    raise ValueError(f"unknown activation {name!r}; use 'relu', 'silu' or 'gelu'")
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict([("conv", nn.Conv2d(cin, cout, 3, stride, 1, bias=False)), ("bn", nn.BatchNorm2d(cout))])
+    )
+
+
+class ResidualConvBlock(nn.Module):
+    """``act(x + bn(conv(act(bn(conv(x))))))``; the second BatchNorm starts at zero scale (an identity block)."""
+
+    def __init__(self, width: int, act: str) -> None:
+        super().__init__()
+        self.a = _conv_bn(width, width)
+        self.b = _conv_bn(width, width)
+        self.act = _conv_act(act)
+        nn.init.zeros_(self.b.bn.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.b(self.act(self.a(x))))
+
+
+class ConvTower(nn.Module):
+    """Normalised ``[N, 3, S, S]`` → unnormalised ``[N, output_dim]``; see :class:`ConvConfig`."""
+
+    def __init__(self, cfg: ConvConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.image_size = cfg.image_size
+        self.output_dim = cfg.output_dim
+        layers: list[nn.Module] = [_conv_bn(3, cfg.stem_width, 2), _conv_act(cfg.act), _conv_bn(cfg.stem_width, cfg.stem_width), _conv_act(cfg.act)]
+        cin = cfg.stem_width
+        for w in cfg.widths:
+            layers += [_conv_bn(cin, w, 2), _conv_act(cfg.act)]
+            layers += [ResidualConvBlock(w, cfg.act) for _ in range(cfg.blocks)]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.width = cin
+        self.proj = nn.Linear(cin, cfg.output_dim, bias=False)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """GeM pooling ``[N, C, h, w]`` → ``[N, C]``."""
+        p = self.cfg.gem_p
+        return x.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features before the projection, ``[N, width]`` (what auxiliary heads read in training)."""
+        return self.pool(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.forward_features(x))
+
+
+def image_tower(cfg: dict) -> nn.Module:
+    """The image tower a config dict describes: ``kind = "conv"`` → :class:`ConvTower`, else the ViT."""
+    if cfg.get("kind") == "conv":
+        c = dict(cfg)
+        c["widths"] = tuple(c["widths"])
+        return ConvTower(ConvConfig(**c))
+    return VisionTransformer(VisionConfig(**{k: v for k, v in cfg.items() if k != "kind"}))
+
+
 class TextTransformer(nn.Module):
     """The text half of open_clip's ``CLIP``: int64 ids ``[N, L]`` → unnormalised ``[N, output_dim]``.
 
@@ -185,11 +278,11 @@ def _init_transformer(t: Transformer) -> None:
 class CLIP(nn.Module):
     """Image tower under ``visual.``, text tower at the top level, and ``logit_scale`` (open_clip's layout)."""
 
-    def __init__(self, vision: VisionConfig, text: TextConfig) -> None:
+    def __init__(self, vision: "VisionConfig | ConvConfig", text: TextConfig) -> None:
         super().__init__()
         if vision.output_dim != text.output_dim:
             raise ValueError(f"tower output dims differ: image {vision.output_dim}, text {text.output_dim}")
-        self.visual = VisionTransformer(vision)
+        self.visual = ConvTower(vision) if isinstance(vision, ConvConfig) else VisionTransformer(vision)
         self.text = TextTransformer(text)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
@@ -206,7 +299,11 @@ class CLIP(nn.Module):
 
     @staticmethod
     def from_config(cfg: dict) -> "CLIP":
-        return CLIP(VisionConfig(**cfg["vision"]), TextConfig(**cfg["text"]))
+        v = dict(cfg["vision"])
+        if v.get("kind") == "conv":
+            v["widths"] = tuple(v["widths"])
+            return CLIP(ConvConfig(**v), TextConfig(**cfg["text"]))
+        return CLIP(VisionConfig(**v), TextConfig(**cfg["text"]))
 
 
 class Normalized(nn.Module):

@@ -104,9 +104,20 @@ def image_manifest(
             "normalizedByCaller": True,
         },
         "output": {"name": "embedding", "dim": tower.output_dim, "normalized": True},
-        "architecture": {"family": "open_clip VisionTransformer", **tower.cfg.__dict__},
+        "architecture": _architecture(tower),
         "training": training or {},
     }
+
+
+def _architecture(tower: nn.Module) -> dict:
+    cfg = dict(tower.cfg.__dict__)
+    if cfg.get("kind") == "conv":
+        cfg["widths"] = list(cfg["widths"])
+        return {
+            "family": "ResNet-style CNN (conv stem, residual stages, GeM pooling, linear projection; BatchNorm folded into Conv)",
+            **cfg,
+        }
+    return {"family": "open_clip VisionTransformer", **cfg}
 
 
 def text_manifest(

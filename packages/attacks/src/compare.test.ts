@@ -17,7 +17,7 @@ const fixture = JSON.parse(await readFile(path.join(ROOT, 'models/fixtures/pgd-c
 describe(pgdComparison.name, () => {
   it('reaches at least the loss PyTorch autograd PGD reaches with the same weights, start, ε, steps and step size', async () => {
     const { losses } = await pgdComparison({
-      modelDir: path.join(ROOT, 'models', 'tiny-clip-clean'),
+      modelDir: path.join(ROOT, 'models', 'defect-cnn-clean'),
       images: fixture.images.map((f) => path.join(ROOT, f)),
       runs: fixture.runs.map(({ epsilon, steps, stepSize, seed }) => ({ epsilon, steps, stepSize, seed })),
     });

@@ -61,8 +61,8 @@ function auditOf(epsilons: number[]): AuditResult {
     finishedAt: '2025-01-01T03:05:00.000Z',
     attack: { name: 'apgd', norm: 'linf', steps: 10, restarts: 1, seed: 0 },
     models: {
-      robust: { modelId: 'tiny-clip-fare4', preprocessHash: 'p' },
-      clean: { modelId: 'tiny-clip-clean', preprocessHash: 'p' },
+      robust: { modelId: 'defect-cnn-fare4', preprocessHash: 'p' },
+      clean: { modelId: 'defect-cnn-clean', preprocessHash: 'p' },
     },
     queries: 3,
     epsilons,

@@ -85,9 +85,9 @@ export const envSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATA_DIR: z.string().min(1).default('data'),
     MODELS_DIR: z.string().min(1).default('models'),
-    ROBUST_MODEL: z.string().min(1).default('tiny-clip-fare4'),
-    CLEAN_MODEL: z.string().min(1).default('tiny-clip-clean'),
-    TEXT_MODEL: z.string().min(1).default('tiny-clip-text'),
+    ROBUST_MODEL: z.string().min(1).default('defect-cnn-fare4'),
+    CLEAN_MODEL: z.string().min(1).default('defect-cnn-clean'),
+    TEXT_MODEL: z.string().min(1).default('defect-cnn-text'),
     REDIS_URL: url(/^rediss?$/, 'redis://127.0.0.1:6379'),
     /** Key prefix of every queue in Redis, so several deployments (or test runs) can share one server. */
     QUEUE_PREFIX: z

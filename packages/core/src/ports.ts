@@ -3,7 +3,7 @@ import type { AuditResult, EncoderRole, PixelBatch, Point, PreprocessSpec, Searc
 
 /** What an image encoder is and how its inputs must be prepared. */
 export interface ImageEncoderInfo {
-  /** Model id from its manifest, e.g. `tiny-clip-fare4`. */
+  /** Model id from its manifest, e.g. `defect-cnn-fare4`. */
   id: string;
   role: EncoderRole;
   /** Length of the (L2-normalised) embedding. */

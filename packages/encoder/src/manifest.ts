@@ -26,7 +26,7 @@ const output = z.object({
 
 const common = {
   schemaVersion: z.literal(1),
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be a simple id such as tiny-clip-fare4'),
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be a simple id such as defect-cnn-fare4'),
   description: z.string().optional(),
   output,
   /** How the weights were made: free-form, shown in model cards and audit reports. */

@@ -38,11 +38,11 @@ describe('PyTorch parity of the committed tiny towers', () => {
   });
 
   it('has fixtures for both image towers and several images', () => {
-    expect(imageModels.sort()).toEqual(['tiny-clip-clean', 'tiny-clip-fare4']);
+    expect(imageModels.sort()).toEqual(['defect-cnn-clean', 'defect-cnn-fare4']);
     expect(parity.images.length).toBeGreaterThanOrEqual(6);
   });
 
-  for (const id of ['tiny-clip-clean', 'tiny-clip-fare4']) {
+  for (const id of ['defect-cnn-clean', 'defect-cnn-fare4']) {
     it(`reproduces ${id}'s embeddings from the image files with cosine ≥ 0.9999`, async () => {
       const encoder = encoders.get(id)!;
       const images = await Promise.all(

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '@lookalike/core';
 import { describe, expect, it } from 'vitest';
@@ -7,18 +8,25 @@ import { ModelRegistry } from './registry.js';
 import { imageTowerThreads } from './runtime.js';
 import { InThreadSession, WorkerSession, sessionOptions, type TensorData } from './session.js';
 
-// The committed tiny clean tower: a real CLIP-style ViT, 96 px input.
+// The committed clean tower (a CNN); its input side comes from its manifest.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
-const MODEL = fileURLToPath(new URL('../../../models/tiny-clip-clean/model.onnx', import.meta.url));
+const MODEL = fileURLToPath(new URL('../../../models/defect-cnn-clean/model.onnx', import.meta.url));
+const S = (
+  JSON.parse(
+    readFileSync(fileURLToPath(new URL('../../../models/defect-cnn-clean/manifest.json', import.meta.url)), 'utf8'),
+  ) as {
+    input: { size: number };
+  }
+).input.size;
 
 function pixels(n: number, seed: number): TensorData {
-  const data = new Float32Array(n * 3 * 96 * 96);
+  const data = new Float32Array(n * 3 * S * S);
   let s = seed;
   for (let i = 0; i < data.length; i++) {
     s = (s * 1103515245 + 12345) % 2 ** 31;
     data[i] = s / 2 ** 31 - 0.5;
   }
-  return { type: 'float32', data, dims: [n, 3, 96, 96] };
+  return { type: 'float32', data, dims: [n, 3, S, S] };
 }
 
 describe(WorkerSession.name, () => {
@@ -67,10 +75,10 @@ describe(WorkerSession.name, () => {
 
   it('embeds identically through the encoder on either thread', async () => {
     const registry = await ModelRegistry.open(MODELS);
-    const inWorker = await OnnxImageEncoder.load(registry, 'tiny-clip-clean', { worker: true });
-    const inThread = await OnnxImageEncoder.load(registry, 'tiny-clip-clean', { worker: false });
+    const inWorker = await OnnxImageEncoder.load(registry, 'defect-cnn-clean', { worker: true });
+    const inThread = await OnnxImageEncoder.load(registry, 'defect-cnn-clean', { worker: false });
     try {
-      const batch = { data: pixels(3, 99).data as Float32Array, n: 3, height: 96, width: 96 };
+      const batch = { data: pixels(3, 99).data as Float32Array, n: 3, height: S, width: S };
       batch.data.forEach((v, i) => (batch.data[i] = v + 0.5)); // [0, 1) pixels
       const a = await inThread.embed({ ...batch, data: batch.data.slice() });
       const b = await inWorker.embed({ ...batch, data: batch.data.slice() });
@@ -85,8 +93,8 @@ describe(WorkerSession.name, () => {
     const script = `
       const { ModelRegistry, OnnxImageEncoder } = await import('@lookalike/encoder');
       const registry = await ModelRegistry.open(${JSON.stringify(MODELS)});
-      const encoder = await OnnxImageEncoder.load(registry, 'tiny-clip-clean');
-      const [v] = await encoder.embed({ data: new Float32Array(3 * 96 * 96).fill(0.5), n: 1, height: 96, width: 96 });
+      const encoder = await OnnxImageEncoder.load(registry, 'defect-cnn-clean');
+      const [v] = await encoder.embed({ data: new Float32Array(3 * ${S} * ${S}).fill(0.5), n: 1, height: ${S}, width: ${S} });
       console.log('embedded', v.length);
     `;
     const result = spawnSync(
@@ -119,8 +127,8 @@ describe(sessionOptions.name, () => {
   it('opens a session without spinning that embeds as one with it', async () => {
     const input: TensorData = {
       type: 'float32',
-      data: new Float32Array(2 * 3 * 96 * 96).fill(0.25),
-      dims: [2, 3, 96, 96],
+      data: new Float32Array(2 * 3 * S * S).fill(0.25),
+      dims: [2, 3, S, S],
     };
     const [spin, calm] = await Promise.all([
       InThreadSession.open(MODEL, { threads: 2 }),

@@ -21,11 +21,11 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ingest-e2e-'));
   const registry = await ModelRegistry.open(MODELS);
   encoders = {
-    robust: await OnnxImageEncoder.load(registry, 'tiny-clip-fare4'),
-    clean: await OnnxImageEncoder.load(registry, 'tiny-clip-clean'),
+    robust: await OnnxImageEncoder.load(registry, 'defect-cnn-fare4'),
+    clean: await OnnxImageEncoder.load(registry, 'defect-cnn-clean'),
   };
   await generateCatalog({ count: 10, seed: 4, outDir: join(dir, 'catalog'), twins: true, size: 128 });
-  // Large enough (≥ 2 × 96 px) for the fast path to resize in libvips.
+  // Large enough (≥ 2 × the towers' side) for the fast path to resize in libvips.
   await generateCatalog({ count: 2, seed: 9, outDir: join(dir, 'large'), size: 400, format: 'jpeg' });
   // Broken files beside the good ones: each must be reported, none may fail the batch.
   const png = await readFile(join(dir, 'catalog/images/s4-000000.png'));
@@ -121,7 +121,7 @@ describe(createIngestHandlers.name, () => {
     const page = await store.scroll({ limit: 100, withVectors: true });
     expect(page.points).toHaveLength(20);
     const p = page.points[0]!;
-    expect(p.payload.embeddings.robust.modelId).toBe('tiny-clip-fare4');
+    expect(p.payload.embeddings.robust.modelId).toBe('defect-cnn-fare4');
     expect(p.payload.embeddings.clean.preprocessHash).toBe(preprocessHash(encoders.clean.info.preprocess, 'fast'));
     expect(p.payload).toMatchObject({ format: 'png', width: 128, height: 128 });
     for (const using of ['robust', 'clean'] as const) {
@@ -174,7 +174,9 @@ describe(createIngestHandlers.name, () => {
       const spec = encoders.robust.info.preprocess;
       const pixels = await fromBytes(await readFile(location), spec, undefined, mode);
       const vectors = await Promise.all(
-        (['robust', 'clean'] as const).map((r) => encoders[r].embed({ data: pixels, n: 1, height: 96, width: 96 })),
+        (['robust', 'clean'] as const).map((r) =>
+          encoders[r].embed({ data: pixels, n: 1, height: spec.size, width: spec.size }),
+        ),
       );
       return { robust: vectors[0]![0]!, clean: vectors[1]![0]! };
     };

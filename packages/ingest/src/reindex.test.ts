@@ -67,7 +67,7 @@ beforeAll(async () => {
     robust: await OnnxImageEncoder.load(registry, robust),
     clean: await OnnxImageEncoder.load(registry, clean),
   });
-  old = await load('tiny-clip-fare4', 'tiny-clip-clean');
+  old = await load('defect-cnn-fare4', 'defect-cnn-clean');
   const n = await load('rand-robust-48', 'rand-clean-48');
   next = { robust: new CountingEncoder(n.robust), clean: new CountingEncoder(n.clean) };
   const s = await load('rand-robust-128', 'rand-clean-128');

@@ -100,11 +100,11 @@ export async function writeRandomTower(modelsDir: string, options: RandomTowerOp
 }
 
 /**
- * A models folder for a test: copies of the committed towers (`tiny-clip-*`, the text tower included) plus random
+ * A models folder for a test: copies of the committed towers (`defect-cnn-*`, the text tower included) plus random
  * towers, so `MODELS_DIR=<dir>` can name either set.
  */
 export async function modelsWith(dir: string, towers: readonly RandomTowerOptions[]): Promise<string> {
-  for (const id of ['tiny-clip-fare4', 'tiny-clip-clean', 'tiny-clip-text'])
+  for (const id of ['defect-cnn-fare4', 'defect-cnn-clean', 'defect-cnn-text'])
     await cp(join(COMMITTED_MODELS, id), join(dir, id), { recursive: true });
   for (const tower of towers) await writeRandomTower(dir, tower);
   return dir;

@@ -64,7 +64,7 @@ export function sameTowers(a: Towers | undefined, b: Towers | undefined): boolea
   return !!a && !!b && towersFingerprint(a) === towersFingerprint(b);
 }
 
-/** `tiny-clip-fare4 and tiny-clip-clean (128 dimensions, fast preprocessing 184d2907)`, for messages. */
+/** `defect-cnn-fare4 and defect-cnn-clean (128 dimensions, fast preprocessing 184d2907)`, for messages. */
 export function describeTowers(towers: Towers): string {
   const { robust, clean } = towers;
   const dims = robust.dim === clean.dim ? `${robust.dim} dimensions` : `${robust.dim} and ${clean.dim} dimensions`;

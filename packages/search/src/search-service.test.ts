@@ -46,10 +46,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'search-'));
   const registry = await ModelRegistry.open(MODELS);
   encoders = {
-    robust: await OnnxImageEncoder.load(registry, 'tiny-clip-fare4'),
-    clean: await OnnxImageEncoder.load(registry, 'tiny-clip-clean'),
+    robust: await OnnxImageEncoder.load(registry, 'defect-cnn-fare4'),
+    clean: await OnnxImageEncoder.load(registry, 'defect-cnn-clean'),
   };
-  text = await OnnxTextEncoder.load(registry, 'tiny-clip-text');
+  text = await OnnxTextEncoder.load(registry, 'defect-cnn-text');
   const catalog = join(dir, 'catalog');
   await generateCatalog({ count: 40, seed: 11, outDir: catalog, size: 96 });
   records = (await readFile(join(catalog, 'manifest.jsonl'), 'utf8'))
@@ -209,7 +209,7 @@ describe(SearchService.name, () => {
   });
 
   it('embeds uploads on the fast path by default, the pixels ingest embedded, and exactly when asked to', async () => {
-    // Large enough (≥ 2 × 96 px) for the fast path to resize in libvips; ingested with the default, fast.
+    // Large enough (≥ 2 × the towers' side) for the fast path to resize in libvips; ingested with the default, fast.
     const large = await sharp(await imageBytes(records[5]!))
       .resize(480, 480, { kernel: 'lanczos3' })
       .jpeg({ quality: 92 })

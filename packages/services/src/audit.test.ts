@@ -71,8 +71,8 @@ describe('the robustness audit, end to end', () => {
       ['clean', EPS],
     ]);
     expect(result.perQuery).toHaveLength(8 * 2 * 2);
-    expect(result.models.robust.modelId).toBe('tiny-clip-fare4');
-    expect(result.models.clean.modelId).toBe('tiny-clip-clean');
+    expect(result.models.robust.modelId).toBe('defect-cnn-fare4');
+    expect(result.models.clean.modelId).toBe('defect-cnn-clean');
     const list = await services.audits.list();
     expect(list.map((a) => a.id)).toEqual(['audit-test-1']);
     expect(list[0]!.headline).toHaveLength(4);

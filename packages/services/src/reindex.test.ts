@@ -88,7 +88,7 @@ describe('a store made with other towers', () => {
     expect(required.code).toBe('CONFLICT');
     expect(required.command).toBe(`npx lookalike reindex --data ${data}`);
     expect(required.message).toMatch(
-      /holds 12 images embedded by tiny-clip-fare4 and tiny-clip-clean \(128 dimensions.*\) in collection lookalike, but the configured towers are rand-robust-48 and rand-clean-48 \(48 dimensions/,
+      /holds 12 images embedded by defect-cnn-fare4 and defect-cnn-clean \(128 dimensions.*\) in collection lookalike, but the configured towers are rand-robust-48 and rand-clean-48 \(48 dimensions/,
     );
 
     const lines: string[] = [];

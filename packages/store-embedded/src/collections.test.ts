@@ -45,7 +45,10 @@ describe(EmbeddedCollections.name, () => {
     await writeFile(join(dir, 'a--0123456789ab.meta.json'), '{ torn');
     expect(await collections.metadata('a--0123456789ab')).toBeUndefined();
 
-    await a.close(); // writes the vector index snapshot beside the table
+    // Handles of collections load their vector index lazily; load it, so closing writes its snapshot beside the table.
+    await a.loadIndex();
+    await a.upsert([contractPoint(4, 8)]);
+    await a.close();
     expect(await readdir(dir)).toEqual(expect.arrayContaining(['a.lance', 'a.meta.json', 'a.vindex']));
     await collections.drop('a');
     expect(await collections.names()).toEqual(['a--0123456789ab']);

@@ -83,8 +83,8 @@ function point(i: number, dim = 8, extra = ''): Point {
       labels: { part: 'gear', defect: 'crack' },
       ingestedAt: '2026-11-23T00:00:00.000Z',
       embeddings: {
-        robust: { modelId: 'tiny-clip-fare4', preprocessHash: 'abc' },
-        clean: { modelId: 'tiny-clip-clean', preprocessHash: 'abc' },
+        robust: { modelId: 'defect-cnn-fare4', preprocessHash: 'abc' },
+        clean: { modelId: 'defect-cnn-clean', preprocessHash: 'abc' },
       },
     },
   };

@@ -1,0 +1,235 @@
+"""Train the text tower against the locked clean image tower (LiT, Zhai et al. 2022), and write the CLIP checkpoint.
+
+The image tower from ``train_image.py`` is frozen: its embeddings of every training image (originals and twins) are
+computed once. Each step draws B items and one caption per image of ``[originals; twins]``: half the verbatim
+captions, half the same grammar with attributes left out (``caption_variants``: never the one the twin edits), so
+short queries such as "a gear with a crack" are trained. The loss is a symmetric InfoNCE whose targets are
+label-aware (UniCL-style): a caption's positives are every image of the batch that fits everything the caption says
+(same part, and defect / position / colour / material where the caption names them), spread uniformly, so
+identical or compatible captions are positives, never negatives; an image's positives are the captions that fit
+it. Twins differ from their originals in exactly the edited attribute, so they stay hard negatives.
+
+Writes a CLIP checkpoint (``visual`` = the locked tower, ``text``, ``logit_scale``) that ``train_fare.py``,
+``export.py`` and ``evaluate.py`` read.
+
+    python3 train_text.py --data work/train --image work/image.pt --out work/clean.pt --tokenizer-out work/tokenizer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import random
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lookalike_clip.data import Normalizer, caption_variants, compose_caption, load_catalog, load_images, prompt_words, to_unit
+from lookalike_clip.model import CLIP, ConvConfig, TextConfig, save_checkpoint
+from lookalike_clip.tokenizer import EOT_ID, WordTokenizer
+from lookalike_clip.util import fit_to_budget, log, pick_device, setup_torch, warmup_cosine
+
+ATTRS = ("color", "material", "defect", "position")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--image", required=True, help="image-tower checkpoint from train_image.py")
+    p.add_argument("--out", required=True, help="CLIP checkpoint to write")
+    p.add_argument("--tokenizer-out", required=True)
+    p.add_argument("--text-width", type=int, default=128)
+    p.add_argument("--text-layers", type=int, default=3)
+    p.add_argument("--context-length", type=int, default=32)
+    p.add_argument("--epochs", type=float, default=12.0)
+    p.add_argument("--batch", type=int, default=256, help="items per step (2x captions with twins)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--wd", type=float, default=0.05)
+    p.add_argument("--warmup-frac", type=float, default=0.05)
+    p.add_argument("--max-minutes", type=float, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args()
+
+
+def mentioned(labels: dict, keep: dict | None) -> dict:
+    """The attributes a caption states: everything for a verbatim caption, else those ``keep`` kept (position only
+    with a defect)."""
+    keep = keep or {a: True for a in ATTRS}
+    out = {"part": labels["part"]}
+    for a in ("color", "material", "defect"):
+        if keep.get(a):
+            out[a] = labels[a]
+    if keep.get("defect") and keep.get("position") and labels["defect"] != "none":
+        out["position"] = labels.get("position")
+    return out
+
+
+KEYS = ("part",) + ATTRS
+
+
+class Codes:
+    """Attribute values as integers, so a batch's caption-fits-image matrix is one tensor comparison."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, object], int] = {}
+
+    def row(self, values: dict, unstated: int = -1) -> list[int]:
+        return [self.ids.setdefault((k, values[k]), len(self.ids)) if k in values else unstated for k in KEYS]
+
+
+def fit_matrix(stated: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``[M, K]`` stated codes (-1 = not stated) × ``[M, K]`` image codes → ``[M, M]`` float, 1 where every stated
+    attribute of caption i equals image j's."""
+    s, l = stated[:, None, :], labels[None, :, :]
+    return ((s == -1) | (s == l)).all(dim=2).float()
+
+
+def main() -> None:
+    args = parse_args()
+    setup_torch(args.threads, args.seed)
+    device = pick_device(args.device)
+    rng = random.Random(args.seed)
+    t_start = time.time()
+
+    kwargs = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
+    blob = torch.load(args.image, map_location="cpu", **kwargs)
+    vcfg = dict(blob["config"]["vision"])
+    vcfg["widths"] = tuple(vcfg["widths"])
+    vision = ConvConfig(**vcfg)
+
+    cat = load_catalog(args.data)
+    items = [it for it in cat.items if it.twin_file]
+    n = len(items)
+    vocab_words = [w for values in cat.vocabulary.values() for w in values] + prompt_words()
+    texts = [it.caption for it in items] + [it.twin_caption for it in items]
+    tokenizer = WordTokenizer.build(texts, args.context_length, extra_words=vocab_words)
+    tokenizer.save(args.tokenizer_out, args.tokenizer_out.replace("tokenizer.json", "tokenizer_config.json"))
+    text = TextConfig(
+        vocab_size=tokenizer.vocab_size,
+        context_length=args.context_length,
+        width=args.text_width,
+        layers=args.text_layers,
+        heads=4,
+        output_dim=vision.output_dim,
+        eot_id=EOT_ID,
+    )
+    model = CLIP(vision, text)
+    model.visual.load_state_dict(blob["state_dict"], strict=True)
+    model.to(device)
+    model.visual.eval().requires_grad_(False)
+
+    norm = Normalizer().to(device)
+    images = torch.cat([load_images(args.data, [it.file for it in items], vision.image_size), load_images(args.data, [it.twin_file for it in items], vision.image_size)])
+    with torch.no_grad():
+        img_emb = torch.cat(
+            [model.encode_image(norm(to_unit(images[i : i + 256].to(device)))) for i in range(0, len(images), 256)]
+        )  # [2N, D], locked
+    codes = Codes()
+    all_codes = torch.tensor([codes.row(lab, unstated=-2) for lab in [it.labels for it in items] + [it.twin_labels for it in items]])
+    log(f"{n} items; embedded {len(images)} images with the locked tower in {time.time() - t_start:.0f}s; vocabulary {tokenizer.vocab_size}")
+
+    params = list(model.text.named_parameters())
+    decay = [p for name, p in params if p.ndim >= 2 and "embedding" not in name]
+    no_decay = [p for name, p in params if not (p.ndim >= 2 and "embedding" not in name)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.wd}, {"params": no_decay + [model.logit_scale], "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    steps_per_epoch = n // args.batch
+    total = max(1, int(args.epochs * steps_per_epoch))
+    warmup = int(args.warmup_frac * total)
+    token_cache: dict[str, list[int]] = {}
+
+    def ids_of(captions: list[str]) -> torch.Tensor:
+        return torch.tensor([token_cache.setdefault(c, tokenizer.encode(c)) for c in captions], dtype=torch.long, device=device)
+
+    step, t_loop = 0, time.time()
+    stopped_early = False
+    order: list[int] = []
+    history = []
+    model.text.train()
+    while step < total:
+        if len(order) < args.batch:
+            order = list(range(n))
+            rng.shuffle(order)
+        idx = [order.pop() for _ in range(args.batch)]
+        rows = idx + [i + n for i in idx]
+        caps, stated = [], []
+        for i in idx:
+            it = items[i]
+            keep, twin_keep = caption_variants(it.labels, it.twin_labels, rng)
+            caps.append(it.caption if keep is None else compose_caption(it.labels, **keep))
+            stated.append(mentioned(it.labels, keep))
+        for i in idx:
+            it = items[i]
+            keep, twin_keep = caption_variants(it.twin_labels, it.labels, rng)
+            caps.append(it.twin_caption if keep is None else compose_caption(it.twin_labels, **keep))
+            stated.append(mentioned(it.twin_labels, keep))
+        target = fit_matrix(torch.tensor([codes.row(s) for s in stated]), all_codes[torch.tensor(rows)]).to(device)  # [M caps, M imgs]
+
+        for group in opt.param_groups:
+            group["lr"] = args.lr * warmup_cosine(step, total, warmup)
+        txt = model.encode_text(ids_of(caps))
+        img = img_emb[torch.tensor(rows, device=device)]
+        logits = model.logit_scale.exp() * txt @ img.t()
+        t2i = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+        tt = target.t()
+        i2t = -(tt / tt.sum(1, keepdim=True) * F.log_softmax(logits.t(), dim=1)).sum(1).mean()
+        loss = 0.5 * (t2i + i2t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, 4.6052)
+        step += 1
+        if step == 20 and args.max_minutes:
+            total, warmup = fit_to_budget(step, total, warmup, time.time() - t_loop, 60 * args.max_minutes - (t_loop - t_start))
+        if step % 50 == 0 or step == total:
+            with torch.no_grad():
+                b = args.batch
+                sim = txt @ img.t()
+                own = sim.diagonal()
+                twin = torch.cat([sim[torch.arange(b), torch.arange(b) + b], sim[torch.arange(b) + b, torch.arange(b)]])
+                twin_acc = (own > twin).float().mean().item()
+            entry = {"step": step, "loss": round(loss.item(), 4), "twinAccText": round(twin_acc, 3)}
+            history.append(entry)
+            log(f"step {step}/{total} {json.dumps(entry)} scale {model.logit_scale.exp().item():.1f}")
+        if args.max_minutes and time.time() - t_start > 60 * args.max_minutes * 1.05:
+            stopped_early = True
+            break
+
+    wall = time.time() - t_start
+    recipe = {
+        "image": blob["recipe"],
+        "text": {
+            "method": "LiT: text tower trained against the locked clean image tower",
+            "dataSeed": cat.meta.get("seed"),
+            "items": n,
+            "epochs": round(step / max(1, steps_per_epoch), 3),
+            "steps": step,
+            "batchCaptions": 2 * args.batch,
+            "lr": args.lr,
+            "weightDecay": args.wd,
+            "loss": "symmetric InfoNCE with label-aware targets (a caption's positives: every batch image that fits all it states)",
+            "captionDropout": "50% of captions drop attributes the twin shares",
+            "stoppedEarly": stopped_early,
+            "wallSeconds": round(wall, 1),
+            "device": str(device),
+            "torch": torch.__version__,
+            "history": history[-3:],
+        },
+    }
+    save_checkpoint(args.out, model, {"recipe": recipe})
+    with open(args.out + ".json", "w", encoding="utf-8") as f:
+        json.dump({"config": model.config(), "recipe": recipe}, f, indent=1)
+    log(f"saved {args.out} after {step} steps in {wall / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
