@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { contractPoint } from '@lookalike/store-contract';
@@ -56,5 +56,19 @@ describe(EmbeddedCollections.name, () => {
     expect(await b.count()).toBe(1);
     await b.close();
     await collections.close();
+  });
+
+  it('reads a table another process is still creating (listed, no version committed yet) as no table', async () => {
+    const collections = new EmbeddedCollections(dir);
+    await mkdir(join(dir, 'creating.lance'), { recursive: true });
+    expect(await collections.names()).toContain('creating');
+    expect(await collections.dims('creating')).toBeUndefined();
+    expect(await collections.points('creating')).toBe(0);
+    // Creating it then works: the half-made folder does not block the store.
+    const store = await collections.open('creating');
+    await store.ensureCollection(spec('creating', 4));
+    await store.upsert([contractPoint(9, 4)]);
+    expect(await collections.points('creating')).toBe(1);
+    await store.close();
   });
 });

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { ENCODER_ROLES, UnavailableError, type EncoderRole } from '@lookalike/core';
-import { EmbeddedVectorStore, storeCall, type EmbeddedStoreOptions } from './lance-store.js';
+import { EmbeddedVectorStore, openCommittedTable, storeCall, type EmbeddedStoreOptions } from './lance-store.js';
 
 /**
  * The tables of the embedded store's folder as collections with JSON metadata, for keeping several generations of
@@ -44,9 +44,7 @@ export class EmbeddedCollections {
   }
 
   private async table(name: string): Promise<lancedb.Table | undefined> {
-    if (!(await this.names()).includes(name)) return undefined;
-    const db = await this.connection();
-    return this.call(`open table ${name}`, () => db.openTable(name));
+    return openCommittedTable(await this.connection(), name);
   }
 
   /** The vector size of each role in table `name`; undefined when there is no such table. */

@@ -57,6 +57,31 @@ export async function storeCall<T>(what: string, fn: () => Promise<T>): Promise<
   }
 }
 
+/**
+ * Opens table `name`, or undefined when it is not there. A table another process is creating shows in the folder's
+ * listing before its first version is committed, and opening it then fails with "not found": that is retried for up
+ * to 2 s (the creation commits in milliseconds), then read as no table, never as a broken store.
+ */
+export async function openCommittedTable(db: lancedb.Connection, name: string): Promise<lancedb.Table | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    if (!(await storeCall('list tables', () => db.tableNames())).includes(name)) return undefined;
+    try {
+      return await db.openTable(name);
+    } catch (error) {
+      if (!/not found/i.test((error as Error).message))
+        throw new UnavailableError(
+          'store',
+          `the embedded store could not open table ${name}: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      if (attempt >= 20) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 /** The table column holding each row's write sequence number (what the vector index has caught up to). */
 const SEQ = 'seq';
 
@@ -341,9 +366,9 @@ export class EmbeddedVectorStore implements VectorStore {
   }
 
   async ensureCollection(spec: CollectionSpec): Promise<void> {
-    const names = await this.call('list tables', () => this.db.tableNames());
-    if (names.includes(this.name)) {
-      const table = await this.call('open the table', () => this.db.openTable(this.name));
+    const existing = await openCommittedTable(this.db, this.name);
+    if (existing) {
+      const table = existing;
       const schema = await table.schema();
       for (const role of ENCODER_ROLES) {
         const field = schema.fields.find((f) => f.name === role);
