@@ -16,14 +16,14 @@ const ALL = [
 const UNIT = [
   'packages/core/src/**/*.test.ts',
   'packages/audit/src/{metrics,report}.test.ts',
-  'packages/imaging/src/{decode,preprocess,valid-files}.test.ts',
+  'packages/imaging/src/{decode,encode,preprocess,valid-files}.test.ts',
   'packages/ingest/src/{sources,fetch-url}.test.ts',
   'packages/encoder/src/batcher.test.ts',
   'packages/synth/src/*.test.ts',
   'packages/store-qdrant/src/requests.test.ts',
   'packages/testkit/src/*.test.ts',
   'packages/web/test/*.test.ts',
-  'apps/api/src/{public-paths,schemas}.test.ts',
+  'packages/http/src/{public-paths,schemas}.test.ts',
   'bench/quality-metrics.test.ts',
 ];
 

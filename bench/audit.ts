@@ -10,6 +10,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { PixelSpaceModel, runAttack, type AttackConfig } from '@lookalike/attacks';
 import { parseConfig } from '@lookalike/core';
@@ -57,14 +58,24 @@ for (const name of values.towers.split(',')) {
     ['PGD-10', { name: 'pgd', norm: 'linf', epsilon: EPS, steps: 10 }],
     ['APGD-100', { name: 'apgd', norm: 'linf', epsilon: EPS, steps: 100 }],
   ] as [string, AttackConfig][]) {
+    // What a BullMQ worker running this batch would see of its own event loop: how busy it is, its longest stall.
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    const elu = performance.eventLoopUtilization();
     const t0 = performance.now();
     const r = await runAttack(model, x, n, anchors, 'untargeted', config);
     const secondsPerQuery = (performance.now() - t0) / 1000 / n;
+    const loopBusy = performance.eventLoopUtilization(elu).utilization;
+    delay.disable();
+    const loopStallMs = delay.max / 1e6;
     const meanLoss = r.loss.reduce((s, v) => s + v, 0) / n;
-    results.attacks.push({ tower: name, attack: label, batch: n, secondsPerQuery, meanLoss });
-    rows.push(`| ${name} | ${label} | ${n} | ${secondsPerQuery.toFixed(3)} | ${meanLoss.toFixed(3)} |`);
+    results.attacks.push({ tower: name, attack: label, batch: n, secondsPerQuery, meanLoss, loopBusy, loopStallMs });
+    rows.push(
+      `| ${name} | ${label} | ${n} | ${secondsPerQuery.toFixed(3)} | ${meanLoss.toFixed(3)} | ${(100 * loopBusy).toFixed(0)} % | ${loopStallMs.toFixed(0)} |`,
+    );
     console.error(
-      `${name} ${label}: ${secondsPerQuery.toFixed(3)} s/query (batch ${n}), mean loss ${meanLoss.toFixed(3)}`,
+      `${name} ${label}: ${secondsPerQuery.toFixed(3)} s/query (batch ${n}), mean loss ${meanLoss.toFixed(3)}, ` +
+        `event loop busy ${(100 * loopBusy).toFixed(0)} %, longest stall ${loopStallMs.toFixed(0)} ms`,
     );
   }
   await model.release();
@@ -117,11 +128,13 @@ try {
       'bench/results/audit.json',
       JSON.stringify({ ...results, peakRssMiB: peakRss / 2 ** 20 }, null, 2) + '\n',
     );
-    console.log('| tower | attack | batch | s / query (one ε) | mean loss 1 − cos |');
-    console.log('| --- | --- | --- | --- | --- |');
+    console.log(
+      '| tower | attack | batch | s / query (one ε) | mean loss 1 − cos | event loop busy | longest loop stall (ms) |',
+    );
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
     for (const r of rows) console.log(r);
     console.log(
-      `\nAudit of the tiny towers, APGD-100 at ε ∈ {1,2,4,8}/255 (+ ε = 0), ${queries} queries (${Math.round((queries * 50) / 200)} also targeted): ` +
+      `\nAudit of the committed towers, APGD-100 at ε ∈ {1,2,4,8}/255 (+ ε = 0), ${queries} queries (${Math.round((queries * 50) / 200)} also targeted): ` +
         `${seconds.toFixed(0)} s wall, ${audit.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder; ` +
         `${values.full ? 'measured' : 'projected'} nightly (200 queries): ${(projected / 60).toFixed(1)} min (aim ≤ 15 min). ` +
         `Overlap@10 at 4/255: robust ${(100 * at4('robust')).toFixed(1)} %, clean ${(100 * at4('clean')).toFixed(1)} %. ` +

@@ -48,7 +48,8 @@ for (const name of values.models.split(',')) {
   const buildSeconds = (performance.now() - t0) / 1000;
   const opts = { intraOpNumThreads: threads, graphOptimizationLevel: 'all' } as const;
   const forward = await ort.InferenceSession.create(forwardBytes, opts);
-  const vjp = await VjpSession.open(vjpBytes, { threads });
+  // On this thread, like the forward session it is compared with: the engine's own cost, no thread hop.
+  const vjp = await VjpSession.open(vjpBytes, { threads, worker: false });
   const S = manifest.input.size;
   const D = manifest.output.dim;
   const modelRows = [];

@@ -31,7 +31,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
-import { createApp, servicesDeps } from '@lookalike/api';
+import { createApp, servicesDeps } from '@lookalike/http';
 import { parseConfig, scrollPoints } from '@lookalike/core';
 import type { BatchResult } from '@lookalike/ingest';
 import type { InProcessJobRunner } from '@lookalike/queue';

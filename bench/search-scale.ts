@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as lancedb from '@lancedb/lancedb';
 import autocannon from 'autocannon';
-import { createApp, servicesDeps } from '@lookalike/api';
+import { createApp, servicesDeps } from '@lookalike/http';
 import { parseConfig, type Filter, type Point, type PointPayload } from '@lookalike/core';
 import { createServices } from '@lookalike/services';
 import { createRng } from '@lookalike/synth';

@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as lancedb from '@lancedb/lancedb';
 import autocannon from 'autocannon';
-import { createApp, servicesDeps } from '@lookalike/api';
+import { createApp, servicesDeps } from '@lookalike/http';
 import {
   ENCODER_ROLES,
   parseConfig,

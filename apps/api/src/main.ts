@@ -5,9 +5,9 @@
  * stops accepting, drains in-flight requests, then closes the runner, the encoders and the store, in that order.
  */
 import { ConfigError, loadConfig } from '@lookalike/core';
+import { closeOnSignals, createLogger, shutdownLog } from '@lookalike/logging';
 import { createServices } from '@lookalike/services';
-import { createLogger } from './logging.js';
-import { closeOnSignals, shutdownLog, startServer } from './server.js';
+import { startServer } from '@lookalike/http';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -20,6 +20,7 @@ async function main(): Promise<void> {
     workers: config.redis ? [] : undefined,
     stale: 'reindex',
     log: (line) => logger.info(line),
+    logger,
     onStoreOptimize: (outcome) =>
       'error' in outcome
         ? logger.warn({ err: outcome.error }, 'store optimize failed; the next writes try again')

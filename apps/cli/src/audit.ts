@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import { AppError, type AuditResult } from '@lookalike/core';
 import { auditIdFor, formatEpsilon, headline, labelHeadline } from '@lookalike/audit';
 import type { AuditOptions, JobName } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
+import { jobProgressBar } from './progress.js';
 
 /**
  * Runs one audit through the configured job runner (the same flow the nightly scheduler starts) with a progress
@@ -13,17 +13,7 @@ import type { Services } from '@lookalike/services';
 export async function runAudit(services: Services, options: AuditOptions): Promise<AuditResult> {
   const auditId = auditIdFor(randomUUID(), new Date());
   const { events } = services.runner;
-  const tty = process.stderr.isTTY;
-  const bar = new cliProgress.SingleBar(
-    {
-      format: 'audit [{bar}] {percentage}% | {value}/{total} queries | {rate} s/query | ETA {eta_formatted}',
-      stream: process.stderr,
-      noTTYOutput: !tty,
-      notTTYSchedule: 10_000,
-      hideCursor: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
+  const bar = jobProgressBar('audit', '{value}/{total} queries | {rate} s/query', 10_000);
   const started = performance.now();
   let queriesDone = 0;
   const finalId = `${auditId}.final`;

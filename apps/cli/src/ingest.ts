@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
-import { AppError } from '@lookalike/core';
+import { AppError, isUrl } from '@lookalike/core';
 import type { BatchResult, IngestFailure, RunResult } from '@lookalike/ingest';
 import type { IngestSource } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
+import { jobProgressBar } from './progress.js';
 
 /** What one ingest run did. */
 export interface IngestSummary {
@@ -21,7 +21,7 @@ export interface IngestSummary {
 
 /** Turns a CLI argument into an ingest source: a folder, a .jsonl/.csv manifest, or a manifest URL. */
 export async function sourceOf(arg: string): Promise<IngestSource> {
-  if (/^https?:\/\//i.test(arg)) return { kind: 'manifest', location: arg };
+  if (isUrl(arg)) return { kind: 'manifest', location: arg };
   const path = resolve(arg);
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new Error(`${arg} does not exist`);
@@ -45,18 +45,7 @@ export async function runIngest(services: Services, source: IngestSource, batchS
     seconds: 0,
     points: 0,
   };
-  const tty = process.stderr.isTTY;
-  const bar = new cliProgress.SingleBar(
-    {
-      format:
-        'ingest [{bar}] {percentage}% | {value}/{total} images | {failed} failed | {rate} img/s | ETA {eta_formatted}',
-      stream: process.stderr,
-      noTTYOutput: !tty,
-      notTTYSchedule: 5000,
-      hideCursor: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
+  const bar = jobProgressBar('ingest', '{value}/{total} images | {failed} failed | {rate} img/s');
   const { events } = services.runner;
   let batches = -1;
   let finished = 0;

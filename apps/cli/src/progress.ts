@@ -33,3 +33,22 @@ export function progressBar(label: string): { update(done: number, total: number
     },
   };
 }
+
+/**
+ * The live bar of a job the CLI waits on (ingest, audit, re-index): `<label> [bar] pct | <columns> | ETA`, on stderr.
+ * `columns` names cli-progress payload fields (`{value}/{total} images | {failed} failed`); where stderr is not a
+ * terminal the bar prints one plain line every `quietMs` instead of redrawing.
+ */
+export function jobProgressBar(label: string, columns: string, quietMs = 5000): cliProgress.SingleBar {
+  const tty = process.stderr.isTTY;
+  return new cliProgress.SingleBar(
+    {
+      format: `${label} [{bar}] {percentage}% | ${columns} | ETA {eta_formatted}`,
+      stream: process.stderr,
+      noTTYOutput: !tty,
+      notTTYSchedule: quietMs,
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+}

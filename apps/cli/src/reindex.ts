@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { AppError, parseConfig } from '@lookalike/core';
 import { describeTowers, reindexRunId, type ReindexBatchResult, type ReindexRunResult } from '@lookalike/ingest';
 import type { ReindexFailure } from '@lookalike/queue';
 import { createServices, type Services } from '@lookalike/services';
+import { jobProgressBar } from './progress.js';
 
 /** What one `lookalike reindex` did. */
 export interface ReindexSummary {
@@ -69,18 +69,7 @@ export async function runReindex(services: Services, options: ReindexOptions = {
   const source = reindex.plan.source!;
   const { collections } = reindex.generations;
   const already = await collections.points(to);
-  const tty = process.stderr.isTTY;
-  const bar = new cliProgress.SingleBar(
-    {
-      format:
-        'reindex [{bar}] {percentage}% | {value}/{total} images | {failed} failed | {rate} img/s | ETA {eta_formatted}',
-      stream: process.stderr,
-      noTTYOutput: !tty,
-      notTTYSchedule: 5000,
-      hideCursor: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
+  const bar = jobProgressBar('reindex', '{value}/{total} images | {failed} failed | {rate} img/s');
   const prefix = `reindex.${to}.`;
   let runId: string | undefined;
   let processed = 0;

@@ -1,4 +1,5 @@
-import { closeOnSignals, startServer, type RunningServer } from '@lookalike/api';
+import { startServer, type RunningServer } from '@lookalike/http';
+import { closeOnSignals } from '@lookalike/logging';
 import { AppError, type Config } from '@lookalike/core';
 import type { Services } from '@lookalike/services';
 

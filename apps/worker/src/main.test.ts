@@ -19,10 +19,26 @@ function start(env: Record<string, string | undefined>) {
     env: { ...process.env, REDIS_URL: undefined, QDRANT_URL: undefined, ...env },
   });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    stdout += d.toString();
+  });
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+  /** The messages of its log so far: stdout is pino's JSON, one object per line, each with a level and a time. */
+  const messages = () =>
+    stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { level: number; time: number; msg: string })
+      .map((entry) => {
+        expect(typeof entry.level).toBe('number');
+        expect(typeof entry.time).toBe('number');
+        return entry.msg;
+      })
+      .join('\n');
+  return { child, output: () => out, messages, exited };
 }
 
 describe('lookalike worker', () => {
@@ -47,12 +63,12 @@ describe('lookalike worker', () => {
         const w = start(env);
         for (let i = 0; i < 200 && !/Nightly audit scheduled/.test(w.output()); i++)
           await new Promise((r) => setTimeout(r, 100));
-        expect(w.output()).toMatch(
+        expect(w.messages()).toMatch(
           /Worker ready: ingest and audit jobs from redis:\/\/127\.0\.0\.1:6379 into the embedded store/,
         );
-        expect(w.output()).toMatch(/Nightly audit scheduled with cron "15 4 \* \* \*"/);
-        // Its own listener (WORKER_HEALTH_PORT 0: a free port, printed).
-        const url = /Health checks and metrics at (http:\/\/[^ ]+)\/readyz/.exec(w.output())![1]!;
+        expect(w.messages()).toMatch(/Nightly audit scheduled with cron "15 4 \* \* \*"/);
+        // Its own listener (WORKER_HEALTH_PORT 0: a free port, logged).
+        const url = /Health checks and metrics at (http:\/\/[^ ]+)\/readyz/.exec(w.messages())![1]!;
         expect((await fetch(`${url}/healthz`)).status).toBe(200);
         const ready = await fetch(`${url}/readyz`);
         expect(ready.status).toBe(200);
@@ -65,7 +81,7 @@ describe('lookalike worker', () => {
         expect((await fetch(`${url}/readyz`, { method: 'POST' })).status).toBe(405);
         w.child.kill('SIGTERM');
         expect(await w.exited).toBe(0);
-        expect(w.output()).toMatch(/Worker stopped\./);
+        expect(w.messages()).toMatch(/Received SIGTERM; no more health checks or new jobs[\s\S]*Worker stopped\./);
       }
       // Both starts converged on one scheduler.
       const schedulers = await runner.queue('audit').getJobSchedulers();

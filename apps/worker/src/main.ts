@@ -4,8 +4,10 @@
  * by packages/services), answers /healthz, /readyz and /metrics on WORKER_HEALTH_HOST:WORKER_HEALTH_PORT and installs
  * the nightly audit schedule (AUDIT_CRON; AUDIT_SCHEDULE=false leaves it out), until SIGTERM or SIGINT, when it stops
  * answering health checks, stops taking jobs, lets running ones finish and closes its connections, in that order.
+ * It logs with pino (JSON lines on stdout, at LOG_LEVEL), one child logger per job.
  */
 import { ConfigError, loadConfig } from '@lookalike/core';
+import { closeOnSignals, createLogger, redactCredentials, shutdownLog } from '@lookalike/logging';
 import { createServices, startWorkerHealth } from '@lookalike/services';
 
 async function main(): Promise<void> {
@@ -17,22 +19,26 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  const logger = createLogger(config.logLevel);
   // A store made with other towers: start its re-index (or find the running one); this worker takes part in it.
   const services = await createServices(config, {
     jobEvents: false,
     stale: 'reindex',
     // Workers search only for audits: the embedded store's vectors are loaded into memory by the first one.
     searchIndex: 'lazy',
+    log: (line) => logger.info(line),
+    logger,
     onStoreOptimize: (outcome) =>
       'error' in outcome
-        ? console.error(`Store optimize failed (the next writes try again): ${outcome.error.message}`)
-        : console.log(
+        ? logger.warn({ err: outcome.error }, 'Store optimize failed; the next writes try again.')
+        : logger.info(
+            { optimize: outcome.result },
             `Store optimized in ${(outcome.result.ms / 1000).toFixed(1)} s: ${outcome.result.fragments.before} → ` +
               `${outcome.result.fragments.after} data files${outcome.result.indexed ? ', ANN indexes up to date' : ''}.`,
           ),
   });
-  console.log(
-    `Worker ready: ingest and audit jobs from ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} into the ${config.store.kind} store ` +
+  logger.info(
+    `Worker ready: ingest and audit jobs from ${redactCredentials(config.redis.url)} into the ${config.store.kind} store ` +
       `with models ${services.encoders.robust.info.id} and ${services.encoders.clean.info.id}.`,
   );
   const health = await startWorkerHealth(services, {
@@ -46,34 +52,25 @@ async function main(): Promise<void> {
       }); set WORKER_HEALTH_PORT to a free port`,
     );
   });
-  console.log(`Health checks and metrics at ${health.url}/readyz and ${health.url}/metrics.`);
+  logger.info(`Health checks and metrics at ${health.url}/readyz and ${health.url}/metrics.`);
   if (config.audit.schedule) {
     await services.scheduleAudits();
-    console.log(
+    logger.info(
       `Nightly audit scheduled with cron "${config.audit.cron}" (${services.auditDefaults.queries} queries).`,
     );
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`Received ${signal}; finishing running jobs, then closing.`);
-    health
-      .close()
-      .then(() => services.close())
-      .then(
-        () => {
-          console.log('Worker stopped.');
-          process.exit(0);
-        },
-        (error: unknown) => {
-          console.error('Worker did not close cleanly:', error);
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(
+    async () => {
+      await health.close();
+      await services.close();
+    },
+    shutdownLog(logger),
+    {
+      closing: 'no more health checks or new jobs; finishing running jobs, then closing the connections',
+      stopped: 'Worker stopped.',
+      failed: 'Worker did not close cleanly.',
+    },
+  );
 }
 
 main().catch((error: unknown) => {

@@ -2,12 +2,14 @@
  * An image tower seen by an attacker: [0,1] pixels in, loss and ∂loss/∂pixels out, through the VJP model of the
  * tower's ONNX file. The pixels are normalised with the tower's own mean/std by the same code search uses
  * (`@lookalike/imaging`'s `normalize`), and the gradient is chained through it (÷ std per channel), so attacks
- * perturb exactly what a query image becomes before the encoder sees it.
+ * perturb exactly what a query image becomes before the encoder sees it. Both sessions run on worker threads of
+ * their own, so an attack never holds the event loop of the process that runs it (a BullMQ worker renewing its job
+ * locks, an API answering requests).
  */
-import * as ort from 'onnxruntime-node';
 import type { PreprocessSpec } from '@lookalike/core';
 import { loadVjpModel, VjpSession } from '@lookalike/autodiff';
 import { normalize } from '@lookalike/imaging';
+import { openModelSession, type ModelSession } from '@lookalike/onnx-session';
 
 /**
  * What an attack maximises, per query: `untargeted` pushes the embedding away from its anchor, loss
@@ -34,6 +36,8 @@ export interface PixelSpaceModelOptions {
   threads?: number;
   /** Whether the model's output is already L2-normalised (its manifest says so). */
   outputNormalized: boolean;
+  /** Run the sessions on worker threads of their own (default `true`); `false` runs them on the calling thread. */
+  worker?: boolean;
 }
 
 /** A tower's forward and VJP sessions behind one pixel-space interface. */
@@ -45,7 +49,7 @@ export class PixelSpaceModel {
     readonly id: string,
     readonly spec: PreprocessSpec,
     private readonly vjp: VjpSession,
-    private readonly forwardSession: ort.InferenceSession,
+    private readonly forwardSession: ModelSession,
     readonly dim: number,
     private readonly outputNormalized: boolean,
   ) {}
@@ -57,29 +61,38 @@ export class PixelSpaceModel {
     spec: PreprocessSpec,
     options: PixelSpaceModelOptions,
   ): Promise<PixelSpaceModel> {
-    const { bytes } = await loadVjpModel(modelPath, options.cacheDir);
-    const vjp = await VjpSession.open(bytes, { threads: options.threads ?? 0 });
-    if (vjp.shape.channels !== 3 || vjp.shape.height !== spec.size || vjp.shape.width !== spec.size)
-      throw new Error(
-        `${id}: the model takes [N, ${vjp.shape.channels}, ${vjp.shape.height}, ${vjp.shape.width}] inputs but its preprocessing makes 3 × ${spec.size} × ${spec.size}`,
-      );
-    const forward = await ort.InferenceSession.create(modelPath, {
-      intraOpNumThreads: options.threads ?? 0,
-      graphOptimizationLevel: 'all',
-    });
-    let dim = vjp.dim;
-    if (dim <= 0) {
-      const probe = await forward.run({
-        [forward.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(3 * spec.size * spec.size), [
-          1,
-          3,
-          spec.size,
-          spec.size,
-        ]),
-      });
-      dim = probe[forward.outputNames[0]!]!.dims[1] ?? 0;
+    const { path } = await loadVjpModel(modelPath, options.cacheDir);
+    const settings = { threads: options.threads ?? 0, worker: options.worker ?? true };
+    const vjp = await VjpSession.open(path, settings);
+    let forward: ModelSession | undefined;
+    try {
+      if (vjp.shape.channels !== 3 || vjp.shape.height !== spec.size || vjp.shape.width !== spec.size)
+        throw new Error(
+          `${id}: the model takes [N, ${vjp.shape.channels}, ${vjp.shape.height}, ${vjp.shape.width}] inputs but its preprocessing makes 3 × ${spec.size} × ${spec.size}`,
+        );
+      forward = await openModelSession(modelPath, settings);
+      let dim = vjp.dim;
+      if (dim <= 0) {
+        const input = forward.inputNames[0]!;
+        const output = forward.outputNames[0]!;
+        const probe = await forward.run(
+          {
+            [input]: {
+              type: 'float32',
+              data: new Float32Array(3 * spec.size * spec.size),
+              dims: [1, 3, spec.size, spec.size],
+            },
+          },
+          [output],
+        );
+        dim = probe[output]!.dims[1] ?? 0;
+      }
+      return new PixelSpaceModel(id, spec, vjp, forward, dim, options.outputNormalized);
+    } catch (error) {
+      await vjp.release();
+      await forward?.release();
+      throw error;
     }
-    return new PixelSpaceModel(id, spec, vjp, forward, dim, options.outputNormalized);
   }
 
   /** Side of the square input. */
@@ -89,17 +102,24 @@ export class PixelSpaceModel {
 
   /** Embeds `[n, 3, S, S]` pixels in [0,1]; returns `[n, D]` unit vectors. */
   async embed(pixels: Float32Array, n: number): Promise<Float32Array> {
-    const z = await this.forward(normalize(pixels, this.spec, new Float32Array(pixels.length)), n);
-    return unitRows(z.slice(), n, this.dim);
+    const z = await this.forward(normalize(pixels, this.spec, new Float32Array(pixels.length)), n, true);
+    return unitRows(z, n, this.dim);
   }
 
-  /** The tower's raw output `[n, D]` for normalised inputs. */
-  private async forward(input: Float32Array, n: number): Promise<Float32Array> {
-    const out = await this.forwardSession.run({
-      [this.forwardSession.inputNames[0]!]: new ort.Tensor('float32', input, [n, 3, this.size, this.size]),
-    });
+  /**
+   * The tower's raw output `[n, D]` for normalised inputs, in a buffer of the caller's. With `transfer`, `input`
+   * moves to the session's thread and must not be used afterwards.
+   */
+  private async forward(input: Float32Array, n: number, transfer: boolean): Promise<Float32Array> {
+    const name = this.forwardSession.inputNames[0]!;
+    const output = this.forwardSession.outputNames[0]!;
+    const out = await this.forwardSession.run(
+      { [name]: { type: 'float32', data: input, dims: [n, 3, this.size, this.size] } },
+      [output],
+      { transfer },
+    );
     this.evaluations.forward += n;
-    return out[this.forwardSession.outputNames[0]!]!.data as Float32Array;
+    return out[output]!.data as Float32Array;
   }
 
   /**
@@ -118,11 +138,12 @@ export class PixelSpaceModel {
     if (this.outputNormalized) {
       cotangent = anchors.map((t) => sign * t);
     } else {
-      cotangent = cosineCotangent(await this.forward(input, n), anchors, n, D, sign);
+      cotangent = cosineCotangent(await this.forward(input, n, false), anchors, n, D, sign);
     }
-    const { embedding, grad } = await this.vjp.run(input, n, cotangent);
+    // Both buffers are this call's own: they move to the session's thread, and the outputs move back.
+    const { embedding, grad } = await this.vjp.run(input, n, cotangent, { transfer: true });
     this.evaluations.gradient += n;
-    const unit = unitRows(embedding.slice(), n, D);
+    const unit = unitRows(embedding, n, D);
     const loss = lossOf(unit, anchors, n, D, goal);
     // Chain through normalisation: ∂/∂pixel = ∂/∂input ÷ std of the channel (in place: the buffer is this call's).
     divideByStd(grad, n, this.size * this.size, this.spec.std);

@@ -1,5 +1,5 @@
 /** Small PNG and JPEG data URLs for report images. */
-import sharp from 'sharp';
+import { encodePng, thumbnailJpeg } from '@lookalike/imaging';
 
 /** `[3, S, S]` pixels in [0,1] → PNG data URL (rounded to 8 bits). */
 export async function pixelsToPng(pixels: Float32Array, size: number): Promise<string> {
@@ -7,9 +7,7 @@ export async function pixelsToPng(pixels: Float32Array, size: number): Promise<s
   const rgb = Buffer.alloc(plane * 3);
   for (let p = 0; p < plane; p++)
     for (let c = 0; c < 3; c++) rgb[p * 3 + c] = Math.round(Math.min(1, Math.max(0, pixels[c * plane + p]!)) * 255);
-  const png = await sharp(rgb, { raw: { width: size, height: size, channels: 3 } })
-    .png()
-    .toBuffer();
+  const png = await encodePng(rgb, size, size);
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
@@ -26,10 +24,6 @@ export async function perturbationToPng(
 
 /** A JPEG thumbnail data URL of an image file's bytes, at most `side` pixels on its longer side. */
 export async function thumbnail(bytes: Uint8Array, side = 64): Promise<string> {
-  const jpeg = await sharp(bytes, { failOn: 'error', limitInputPixels: 100_000_000 })
-    .rotate()
-    .resize(side, side, { fit: 'inside' })
-    .jpeg({ quality: 80 })
-    .toBuffer();
+  const jpeg = await thumbnailJpeg(bytes, { side, quality: 80 });
   return `data:image/jpeg;base64,${jpeg.toString('base64')}`;
 }

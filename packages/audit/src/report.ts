@@ -313,6 +313,8 @@ export function toSummary(result: AuditResult): AuditSummary {
       epsilon: m.epsilon,
       overlapAtK: m.overlapAtK,
       top1Retention: m.top1Retention,
+      ...(m.precisionAtK ? { partDefectAtK: m.precisionAtK.attacked } : {}),
+      ...(m.defectivePrecisionAtK ? { defectiveDefectAtK: m.defectivePrecisionAtK.attacked } : {}),
     })),
   };
 }

@@ -37,7 +37,7 @@ const forward = await ort.InferenceSession.create(forwardBytes, {
   intraOpNumThreads: threads,
   graphOptimizationLevel: 'all',
 });
-const vjp = await VjpSession.open(vjpBytes, { threads });
+const vjp = await VjpSession.open(vjpBytes, { threads, worker: false });
 const { channels, height, width } = vjp.shape;
 const [inputName] = forward.inputNames;
 const [outputName] = forward.outputNames;

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import writeFileAtomic from 'write-file-atomic';
+import { openModelSession, type ModelSession, type ModelSource } from '@lookalike/onnx-session';
 import { buildVjpModel } from './vjp.js';
 
 /**
@@ -22,6 +23,11 @@ export interface VjpResult {
 export interface VjpSessionOptions {
   /** onnxruntime intra-op threads; 0 (default) lets onnxruntime choose. */
   threads?: number;
+  /**
+   * Run the session on a worker thread of its own (default `true`): one VJP evaluation of a ViT-B/32 batch holds
+   * its thread for seconds, which must not be a thread that serves requests or renews job locks.
+   */
+  worker?: boolean;
 }
 
 /**
@@ -31,7 +37,7 @@ export interface VjpSessionOptions {
  */
 export class VjpSession {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     private readonly names: { input: string; cotangent: string; embedding: string; grad: string },
     /** The fixed image dimensions `[C, H, W]` of the input `[N, C, H, W]`. */
     readonly shape: { channels: number; height: number; width: number },
@@ -39,37 +45,45 @@ export class VjpSession {
     readonly dim: number,
   ) {}
 
-  /** Opens a VJP model (its bytes) with `InferenceSession.create`. */
-  static async open(vjpModel: Uint8Array, options: VjpSessionOptions = {}): Promise<VjpSession> {
-    const session = await ort.InferenceSession.create(vjpModel, {
-      intraOpNumThreads: options.threads ?? 0,
-      graphOptimizationLevel: 'all',
-    });
-    // buildVjpModel appends the cotangent input after the image and puts the gradient after the embedding.
-    const [input, cotangent] = session.inputNames;
-    const [embedding, grad] = session.outputNames;
-    if (!input || !cotangent || !embedding || !grad || session.inputNames.length !== 2)
-      throw new Error('not a VJP model: expected inputs (image, cotangent) and outputs (embedding, grad)');
-    const meta = session.inputMetadata as unknown as { name: string; shape?: (number | string)[] }[] | undefined;
-    const dims = Array.isArray(meta) ? meta.find((m) => m.name === input)?.shape : undefined;
-    const cot = Array.isArray(meta) ? meta.find((m) => m.name === cotangent)?.shape : undefined;
-    const [, c, h, w] = (dims ?? []).map(Number);
-    if (!c || !h || !w) throw new Error(`the VJP model's input ${input} must be [N, C, H, W] with fixed C, H, W`);
-    const d = Number(cot?.[1]);
-    return new VjpSession(
-      session,
-      { input, cotangent, embedding, grad },
-      { channels: c, height: h, width: w },
-      Number.isFinite(d) ? d : 0,
-    );
+  /** Opens a VJP model (its file or its bytes), on a worker thread unless `worker` is false. */
+  static async open(vjpModel: ModelSource, options: VjpSessionOptions = {}): Promise<VjpSession> {
+    const session = await openModelSession(vjpModel, { threads: options.threads ?? 0, worker: options.worker ?? true });
+    try {
+      // buildVjpModel appends the cotangent input after the image and puts the gradient after the embedding.
+      const [input, cotangent] = session.inputNames;
+      const [embedding, grad] = session.outputNames;
+      if (!input || !cotangent || !embedding || !grad || session.inputNames.length !== 2)
+        throw new Error('not a VJP model: expected inputs (image, cotangent) and outputs (embedding, grad)');
+      const dims = session.inputShapes.find((m) => m.name === input)?.shape;
+      const cot = session.inputShapes.find((m) => m.name === cotangent)?.shape;
+      const [, c, h, w] = (dims ?? []).map(Number);
+      if (!c || !h || !w) throw new Error(`the VJP model's input ${input} must be [N, C, H, W] with fixed C, H, W`);
+      const d = Number(cot?.[1]);
+      return new VjpSession(
+        session,
+        { input, cotangent, embedding, grad },
+        { channels: c, height: h, width: w },
+        Number.isFinite(d) && d > 0 ? d : 0,
+      );
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
   }
 
   /**
    * Runs the forward and backward pass for `n` inputs.
    * @param input `[n, C, H, W]` row-major.
    * @param cotangent `[n, D]`: the vector u in ∂⟨embedding, u⟩/∂input.
+   * @param options `transfer`: move `input`'s and `cotangent`'s buffers to the session's thread (the caller must not
+   *   use them afterwards) instead of copying them.
    */
-  async run(input: Float32Array, n: number, cotangent: Float32Array): Promise<VjpResult> {
+  async run(
+    input: Float32Array,
+    n: number,
+    cotangent: Float32Array,
+    options: { transfer?: boolean } = {},
+  ): Promise<VjpResult> {
     const { channels, height, width } = this.shape;
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`batch size must be a positive integer; got ${n}`);
     if (input.length !== n * channels * height * width)
@@ -77,17 +91,21 @@ export class VjpSession {
     const d = cotangent.length / n;
     if (!Number.isInteger(d) || (this.dim > 0 && d !== this.dim))
       throw new RangeError(`cotangent has ${cotangent.length} values; expected [${n}, ${this.dim || 'D'}]`);
-    const out = await this.session.run({
-      [this.names.input]: new ort.Tensor('float32', input, [n, channels, height, width]),
-      [this.names.cotangent]: new ort.Tensor('float32', cotangent, [n, d]),
-    });
+    const out = await this.session.run(
+      {
+        [this.names.input]: { type: 'float32', data: input, dims: [n, channels, height, width] },
+        [this.names.cotangent]: { type: 'float32', data: cotangent, dims: [n, d] },
+      },
+      [this.names.embedding, this.names.grad],
+      options,
+    );
     return {
       embedding: out[this.names.embedding]!.data as Float32Array,
       grad: out[this.names.grad]!.data as Float32Array,
     };
   }
 
-  /** Frees the onnxruntime session. */
+  /** Frees the onnxruntime session (and its thread). */
   release(): Promise<void> {
     return this.session.release();
   }
@@ -112,9 +130,7 @@ export async function loadVjpModel(
   }
   const bytes = await buildVjpModel(forward);
   await mkdir(cacheDir, { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.part`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
+  await writeFileAtomic(path, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   return { bytes, cached: false, path };
 }
 
@@ -127,6 +143,6 @@ export async function loadVjp(
   cacheDir: string,
   options: VjpSessionOptions = {},
 ): Promise<VjpSession> {
-  const { bytes } = await loadVjpModel(modelPath, cacheDir);
-  return VjpSession.open(bytes, options);
+  const { path } = await loadVjpModel(modelPath, cacheDir);
+  return VjpSession.open(path, options);
 }

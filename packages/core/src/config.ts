@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
-import type { ValidationIssue } from './errors/validation-error.js';
+import { toValidationIssues } from './errors/issues.js';
 import { PREPROCESS_MODES, type PreprocessMode } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -223,11 +223,7 @@ export interface Config {
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const result = envSchema.safeParse(env);
   if (!result.success) {
-    const issues: ValidationIssue[] = result.error.issues.map((issue) => ({
-      path: issue.path.map(String).join('.'),
-      message: issue.message,
-    }));
-    throw new ConfigError(issues);
+    throw new ConfigError(toValidationIssues(result.error.issues));
   }
   const e = result.data;
   return {

@@ -93,20 +93,6 @@ export interface JobStatus<Result = unknown> {
   failedReason?: string;
 }
 
-/**
- * Port: a job queue keyed by a map from job name to payload type. BullMQ on Redis in production; an in-process
- * runner of the same processors on one machine.
- */
-export interface JobQueue<Payloads extends Record<string, unknown>> {
-  enqueue<Name extends keyof Payloads & string>(
-    name: Name,
-    payload: Payloads[Name],
-    options?: { jobId?: string },
-  ): Promise<{ id: string }>;
-  getJob(id: string): Promise<JobStatus | undefined>;
-  close(): Promise<void>;
-}
-
 /** One stored audit as listed: enough for an index page and a trend line. */
 export interface AuditSummary {
   id: string;
@@ -114,8 +100,19 @@ export interface AuditSummary {
   finishedAt: string;
   attack: AuditResult['attack'];
   queries: number;
-  /** Headline numbers per encoder at each ε: overlap@k and top-1 retention. */
-  headline: { encoder: EncoderRole; epsilon: number; overlapAtK: number; top1Retention: number }[];
+  /**
+   * Headline numbers per encoder at each ε: overlap@k, top-1 retention and, where the queries carry part and defect
+   * labels, the attacked queries' same part+defect precision@k and same-defect precision@k over defective queries
+   * (absent in audits made before them or without labelled queries).
+   */
+  headline: {
+    encoder: EncoderRole;
+    epsilon: number;
+    overlapAtK: number;
+    top1Retention: number;
+    partDefectAtK?: number;
+    defectiveDefectAtK?: number;
+  }[];
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   splitRows,
   type EncoderRuntimeOptions,
 } from './runtime.js';
-import type { ModelSession } from './session.js';
+import type { ModelSession } from '@lookalike/onnx-session';
 
 /**
  * An image tower served by onnxruntime-node. Takes [0,1] pixels, normalises them with the manifest's mean/std into

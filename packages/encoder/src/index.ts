@@ -11,11 +11,3 @@ export {
 export { ModelRegistry, sha256File } from './registry.js';
 export { DEFAULT_RUNTIME_OPTIONS, imageTowerThreads, type EncoderRuntimeOptions } from './runtime.js';
 export { MAX_TEXT_LENGTH, OnnxTextEncoder } from './text-encoder.js';
-export {
-  InThreadSession,
-  WorkerSession,
-  openModelSession,
-  type ModelSession,
-  type SessionSettings,
-  type TensorData,
-} from './session.js';

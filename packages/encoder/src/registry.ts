@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ModelError } from '@lookalike/core';
+import { ModelError, formatIssues } from '@lookalike/core';
 import {
   modelManifestSchema,
   type ImageModelManifest,
@@ -68,10 +68,7 @@ export class ModelRegistry {
       }
       const parsed = modelManifestSchema.safeParse(json);
       if (!parsed.success) {
-        problems.set(
-          folder,
-          parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '),
-        );
+        problems.set(folder, formatIssues(parsed.error.issues));
         continue;
       }
       const existing = entries.get(parsed.data.id);

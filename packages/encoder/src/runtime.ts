@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ModelError } from '@lookalike/core';
-import { openModelSession, type ModelSession } from './session.js';
+import { openModelSession, type ModelSession } from '@lookalike/onnx-session';
 
 /** Runtime knobs shared by the image and text encoders. */
 export interface EncoderRuntimeOptions {

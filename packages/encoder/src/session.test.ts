@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { OnnxImageEncoder } from './image-encoder.js';
 import { ModelRegistry } from './registry.js';
 import { imageTowerThreads } from './runtime.js';
-import { InThreadSession, WorkerSession, sessionOptions, type TensorData } from './session.js';
+import { InThreadSession, WorkerSession, sessionOptions, type TensorData } from '@lookalike/onnx-session';
 
 // The committed clean tower (a CNN); its input side comes from its manifest.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));

@@ -5,7 +5,7 @@ import { Tokenizer, type HfTokenizer } from './hf-tokenizers.js';
 import type { TextModelManifest } from './manifest.js';
 import type { ModelRegistry } from './registry.js';
 import { DEFAULT_RUNTIME_OPTIONS, openSession, splitRows, type EncoderRuntimeOptions } from './runtime.js';
-import type { ModelSession, TensorData } from './session.js';
+import type { ModelSession, TensorData } from '@lookalike/onnx-session';
 
 /** Longest query text accepted, in characters; far beyond any context length, it bounds tokenizer work. */
 export const MAX_TEXT_LENGTH = 2000;

@@ -15,6 +15,7 @@ export {
   type SniffedKind,
 } from './decode.js';
 export { resizeRgb, type RgbImage, type ResampleFilter } from './resize.js';
+export { encodePng, thumbnailJpeg, type ThumbnailOptions } from './encode.js';
 export {
   resizedSize,
   resizeAndCrop,

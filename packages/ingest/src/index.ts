@@ -17,7 +17,7 @@ export {
   type BatchResult,
   type RunResult,
 } from './processor.js';
-export { readOriginal, type OriginalLimits } from './originals.js';
+export { readLocal, readOriginal, type OriginalLimits } from './originals.js';
 export {
   describeTowers,
   embeddedBy,

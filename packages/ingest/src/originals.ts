@@ -4,7 +4,7 @@
  * re-index can read exactly what an ingest could, and nothing more.
  */
 import { open } from 'node:fs/promises';
-import { AppError } from '@lookalike/core';
+import { AppError, isUrl } from '@lookalike/core';
 import { fetchImage, type FetchLimits } from './fetch-url.js';
 import { resolveInsideRoots } from './sources.js';
 
@@ -35,11 +35,6 @@ export async function readLocal(path: string, maxBytes: number): Promise<Uint8Ar
   } finally {
     await handle.close();
   }
-}
-
-/** True for an http(s) location (fetched), false for a local path. */
-export function isUrl(location: string): boolean {
-  return /^https?:\/\//i.test(location);
 }
 
 /**

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import {
   isAppError,
+  isUrl,
   type EncoderRole,
   type ErrorCode,
   type ImageEncoder,
@@ -31,6 +32,9 @@ import { readLocal, readOriginal } from './originals.js';
 import { TowerInputs } from './tower-inputs.js';
 import { embeddedBy, provenanceOf, towersOf } from './towers.js';
 import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
+
+/** Largest manifest (JSONL or CSV) an ingest run reads, local or fetched. */
+const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 
 export interface IngestDeps {
   store: VectorStore;
@@ -286,13 +290,13 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
           });
         } else {
           const format = source.format ?? manifestFormat(source.location);
-          const isUrl = /^https?:\/\//i.test(source.location);
-          const path = isUrl
+          const path = isUrl(source.location)
             ? undefined
             : await resolveInsideRoots(source.location, deps.roots, { label: 'the manifest' });
-          const bytes = isUrl
-            ? await fetchImage(source.location, { ...deps.fetch, maxBytes: 256 * 1024 * 1024 })
-            : await readLocal(path!, 256 * 1024 * 1024);
+          const bytes =
+            path === undefined
+              ? await fetchImage(source.location, { ...deps.fetch, maxBytes: MAX_MANIFEST_BYTES })
+              : await readLocal(path, MAX_MANIFEST_BYTES);
           const baseDir = path ? path.slice(0, path.lastIndexOf('/')) : '/';
           const parsed = parseManifest(new TextDecoder().decode(bytes), format, baseDir);
           items = parsed.items;

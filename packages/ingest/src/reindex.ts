@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import {
+  isUrl,
   ENCODER_ROLES,
   isAppError,
   type EncoderRole,
@@ -32,7 +33,7 @@ import {
 import type { FetchLimits } from './fetch-url.js';
 import type { IngestFailureCode } from './processor.js';
 import { reindexPageJobId, reindexRunId, type Generations } from './generations.js';
-import { isUrl, readOriginal, type OriginalLimits } from './originals.js';
+import { readOriginal, type OriginalLimits } from './originals.js';
 import { TowerInputs } from './tower-inputs.js';
 import { describeTowers, embeddedBy, provenanceOf, sameTowers, towersFingerprint, towersOf } from './towers.js';
 

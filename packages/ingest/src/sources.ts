@@ -6,7 +6,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { glob } from 'tinyglobby';
-import { ValidationError } from '@lookalike/core';
+import { ValidationError, formatIssues, isUrl } from '@lookalike/core';
 import { ingestItemSchema, type IngestItem } from '@lookalike/queue';
 
 /** Image file extensions a directory listing picks up by default. */
@@ -141,7 +141,7 @@ function toItem(raw: Record<string, unknown>, baseDir: string): IngestItem {
   const key = LOCATION_KEYS.find((k) => typeof raw[k] === 'string' && raw[k] !== '');
   if (!key) throw new Error(`no ${LOCATION_KEYS.join('/')} field`);
   const loc = raw[key] as string;
-  const location = /^https?:\/\//i.test(loc) ? loc : resolve(baseDir, loc);
+  const location = isUrl(loc) ? loc : resolve(baseDir, loc);
   const known = new Set<string>([...LOCATION_KEYS, 'id', 'caption', 'labels', 'metadata']);
   // Other scalar fields become metadata; nested values (e.g. a synthetic catalog's pose or twin) are not metadata.
   const extra = Object.fromEntries(
@@ -160,7 +160,7 @@ function toItem(raw: Record<string, unknown>, baseDir: string): IngestItem {
     ...(Object.keys(metadata).length ? { metadata } : {}),
   };
   const parsed = ingestItemSchema.safeParse(candidate);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!parsed.success) throw new Error(formatIssues(parsed.error.issues));
   return parsed.data;
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { UnavailableError, type JobState, type JobStatus } from '@lookalike/core';
+import { stderrLogger, type Logger } from '@lookalike/logging';
 import { FlowProducer, Queue, QueueEvents, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedisConnection } from './connection.js';
@@ -27,13 +28,14 @@ export function jobOptions(name: JobName, jobId?: string): JobsOptions {
 function logRedisErrors(
   emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
   what: string,
+  logger: Logger,
 ): void {
   let last = 0;
   emitter.on('error', (error: Error) => {
     // At most one line every 5 s per object during an outage.
     if (Date.now() - last < 5000) return;
     last = Date.now();
-    console.warn(`Redis connection for ${what} failed (${error.message}); retrying.`);
+    logger.warn(`Redis connection for ${what} failed (${error.message}); retrying.`);
   });
 }
 
@@ -62,23 +64,27 @@ export class BullJobRunner implements JobRunner {
    */
   private listening: Promise<void> = Promise.resolve();
 
-  constructor(redisUrl: string, options: { prefix?: string; listen?: boolean } = {}) {
+  private readonly logger: Logger;
+
+  /** `logger`: where Redis outages are reported (default: warnings on stderr). */
+  constructor(redisUrl: string, options: { prefix?: string; listen?: boolean; logger?: Logger } = {}) {
+    this.logger = options.logger ?? stderrLogger('warn');
     this.connection = createRedisConnection(redisUrl, 'producer');
-    logRedisErrors(this.connection, 'job producers');
+    logRedisErrors(this.connection, 'job producers', this.logger);
     const prefix = options.prefix ?? 'lookalike';
     this.queues = {
       ingest: new Queue(QUEUE_NAMES.ingest, { connection: this.connection, prefix }),
       audit: new Queue(QUEUE_NAMES.audit, { connection: this.connection, prefix }),
       reindex: new Queue(QUEUE_NAMES.reindex, { connection: this.connection, prefix }),
     };
-    for (const [key, queue] of Object.entries(this.queues)) logRedisErrors(queue, `the ${key} queue`);
+    for (const [key, queue] of Object.entries(this.queues)) logRedisErrors(queue, `the ${key} queue`, this.logger);
     if (options.listen ?? true) {
       for (const key of Object.keys(QUEUE_NAMES) as QueueKey[]) {
         const eventsConnection = createRedisConnection(redisUrl, 'worker');
         this.ownConnections.push(eventsConnection);
-        logRedisErrors(eventsConnection, `the ${key} queue's events`);
+        logRedisErrors(eventsConnection, `the ${key} queue's events`, this.logger);
         const qe = new QueueEvents(QUEUE_NAMES[key], { connection: eventsConnection, prefix });
-        logRedisErrors(qe, `the ${key} queue's events`);
+        logRedisErrors(qe, `the ${key} queue's events`, this.logger);
         // Lookups for events never reject: an event can arrive while the producer connection is down or not yet
         // back after a Redis restart, and an unhandled rejection would end the process.
         const lookup = (jobId: string): Promise<Job | undefined> =>
@@ -213,6 +219,11 @@ export interface WorkerOptions {
   redisUrl: string;
   prefix?: string;
   concurrency?: number;
+  /**
+   * The process's logger (default: warnings on stderr): Redis outages, and per job a child logger (queue, job name,
+   * id, attempt) that records what the handler logs, the job's end and its failures.
+   */
+  logger?: Logger;
 }
 
 /**
@@ -224,9 +235,10 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
   const missing = jobsOf(queue).filter((n) => !handlers[n]);
   if (missing.length) throw new Error(`cannot start the ${queue} worker: no handler for ${missing.join(', ')}`);
   const prefix = options.prefix ?? 'lookalike';
+  const logger = (options.logger ?? stderrLogger('warn')).child({ queue });
   const producer = new Map<QueueKey, Queue>();
   const connection = createRedisConnection(options.redisUrl, 'worker');
-  logRedisErrors(connection, `the ${queue} worker`);
+  logRedisErrors(connection, `the ${queue} worker`, logger);
   const queueFor = (key: QueueKey): Queue => {
     let q = producer.get(key);
     if (!q) {
@@ -241,14 +253,18 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
     async (job: Job) => {
       const name = job.name as JobName;
       const handler = handlers[name] as ((p: unknown, c: JobContext) => Promise<unknown>) | undefined;
+      const attempt = job.attemptsMade + 1;
+      const jobLog = logger.child({ job: name, jobId: job.id, attempt });
+      const started = performance.now();
       try {
         if (!handler) throw new BadInputError(`no handler for job ${job.name}`);
         const payload = parsePayload(name, job.data);
         const ctx: JobContext = {
           jobId: job.id ?? '',
-          attempt: job.attemptsMade + 1,
+          attempt,
           updateProgress: (p) => job.updateProgress(p),
           log: async (line) => {
+            jobLog.info(line);
             await job.log(line);
           },
           enqueueBulk: async (child, payloads, jobIds) => {
@@ -279,9 +295,20 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
             );
           },
         };
-        return await handler(payload, ctx);
+        const result = await handler(payload, ctx);
+        jobLog.debug({ ms: Math.round(performance.now() - started) }, `${name} done`);
+        return result;
       } catch (error) {
-        if (error instanceof BadInputError) throw new UnrecoverableError(error.message);
+        const ms = Math.round(performance.now() - started);
+        if (error instanceof BadInputError) {
+          jobLog.warn({ ms, reason: error.message }, `${name} refused its input; not retried`);
+          throw new UnrecoverableError(error.message);
+        }
+        const attempts = job.opts.attempts ?? 1;
+        // A retry is the policy at work (info); a job out of attempts is a fault someone should see (error).
+        if (attempt < attempts)
+          jobLog.info({ ms, err: error }, `${name} failed; attempt ${attempt} of ${attempts}, retrying`);
+        else jobLog.error({ ms, err: error }, `${name} failed for good after ${attempts} attempts`);
         throw error;
       }
     },
@@ -289,12 +316,12 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
       connection,
       prefix,
       concurrency: options.concurrency ?? 1,
-      // A job whose lock was lost to a Redis restart or a killed worker is taken up again; every Lookalike job is
-      // safe to repeat (content-addressed ingest, seeded audit batches), so allow that more than BullMQ's once.
-      maxStalledCount: 3,
+      // BullMQ's default maxStalledCount (1): a job whose lock was lost to a killed worker or a Redis restart is taken
+      // up again once. No processor holds the event loop (onnxruntime runs on worker threads of its own,
+      // `@lookalike/onnx-session`), so a lock is never lost to a busy worker, and a job that stalls twice is a fault.
     },
   );
-  logRedisErrors(worker, `the ${queue} worker`);
+  logRedisErrors(worker, `the ${queue} worker`, logger);
   worker.on('closed', () => {
     void flows?.close();
     for (const q of producer.values()) void q.close();

@@ -1,4 +1,4 @@
-import { ValidationError } from '@lookalike/core';
+import { ValidationError, formatIssues } from '@lookalike/core';
 import { JOB_SCHEMAS, type JobName, type ParsedPayload } from './jobs.js';
 
 /** What a processor may do besides compute: report progress, log a line to the job. */
@@ -42,9 +42,7 @@ export class BadInputError extends Error {
 export function parsePayload<N extends JobName>(name: N, data: unknown): ParsedPayload<N> {
   const parsed = JOB_SCHEMAS[name].safeParse(data);
   if (!parsed.success) {
-    throw new BadInputError(
-      `job ${name} has an invalid payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-    );
+    throw new BadInputError(`job ${name} has an invalid payload: ${formatIssues(parsed.error.issues)}`);
   }
   return parsed.data as ParsedPayload<N>;
 }

@@ -8,7 +8,6 @@
  * towers, its points are re-embedded into a new collection by a re-index job before that one is searched; what
  * happens at start-up then is {@link ServiceOptions.stale}.
  */
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import {
   ENCODER_ROLES,
@@ -27,9 +26,8 @@ import { PreprocessPool, preprocessHash, type ImagePreparer } from '@lookalike/i
 import {
   createIngestHandlers,
   createReindexHandlers,
-  fetchImage,
   Generations,
-  resolveInsideRoots,
+  readOriginal,
   towersOf,
   type GenerationPlan,
   type ReindexRequiredError,
@@ -45,6 +43,7 @@ import {
   type JobRunner,
   type QueueKey,
 } from '@lookalike/queue';
+import { stderrLogger, type Logger } from '@lookalike/logging';
 import { EmbeddedCollections, type EmbeddedStoreOptions } from '@lookalike/store-embedded';
 import { QdrantCollections } from '@lookalike/store-qdrant';
 import { GenerationStore } from './generation-store.js';
@@ -89,6 +88,11 @@ export interface ServiceOptions {
   stale?: 'fail' | 'serve' | 'reindex';
   /** Where the store's start-up and re-index notes go (one sentence each). Default: stdout. */
   log?: (line: string) => void;
+  /**
+   * The process's logger, for what no user waits to read: Redis outages, each job's end and failures (a child
+   * logger per job), the store's failed optimizations. Default: warnings on stderr.
+   */
+  logger?: Logger;
   /**
    * When the embedded store loads its in-memory search index: `eager` (the default) at start-up, or `lazy` at the
    * first search, for a process that rarely searches (a worker: only audits do).
@@ -135,8 +139,12 @@ export function reindexCommand(config: Config, cwd = process.cwd()): string {
   return `npx lookalike reindex --data ${/[\s'"$]/.test(shown) ? JSON.stringify(shown) : shown}`;
 }
 
-function reportOptimizeFailure(outcome: { result: unknown } | { error: Error }): void {
-  if ('error' in outcome) console.error(`The embedded store could not optimize itself: ${outcome.error.message}`);
+/** The default `onStoreOptimize`: failures only (the next writes try again). */
+function reportOptimizeFailure(logger: Logger): (outcome: { result: unknown } | { error: Error }) => void {
+  return (outcome) => {
+    if ('error' in outcome)
+      logger.warn({ err: outcome.error }, 'The embedded store could not optimize itself; the next writes try again.');
+  };
 }
 
 export interface Services {
@@ -207,6 +215,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
   };
   const text = await OnnxTextEncoder.load(registry, config.models.text, runtime);
   const log = options.log ?? ((line: string) => console.log(line));
+  const logger = options.logger ?? stderrLogger('warn');
   const preprocess = config.images.preprocess;
   const towers = towersOf(encoders, preprocess);
   const collections: StoreCollections =
@@ -216,7 +225,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
           ...(config.store.apiKey ? { apiKey: config.store.apiKey } : {}),
         })
       : new EmbeddedCollections(join(config.paths.data, 'store'), {
-          onOptimize: options.onStoreOptimize ?? reportOptimizeFailure,
+          onOptimize: options.onStoreOptimize ?? reportOptimizeFailure(logger),
         });
   const generations = new Generations(collections, config.store.collection, INDEXED_FIELDS, { log });
   const command = reindexCommand(config);
@@ -287,10 +296,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
     );
     return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<EncoderRole, PixelSpaceModel>;
   };
-  const readImage = async (payload: PointPayload): Promise<Uint8Array> =>
-    /^https?:\/\//i.test(payload.source)
-      ? fetchImage(payload.source, fetchLimits)
-      : readFile(await resolveInsideRoots(payload.source, roots));
+  // The audit reads a query's original as a re-index does: the same roots, SSRF rules and byte limit.
+  const readImage = (payload: PointPayload): Promise<Uint8Array> =>
+    readOriginal(payload.source, { roots, fetch: fetchLimits, maxBytes: decode.maxBytes });
   const audits = new FileAuditStore(join(config.paths.data, 'audits'));
   const audit = createAuditHandlers({
     store,
@@ -321,12 +329,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const bull = new BullJobRunner(config.redis.url, {
       prefix: config.redis.prefix,
       listen: options.jobEvents ?? true,
+      logger,
     });
     runner = bull;
     for (const queue of options.workers ?? (['ingest', 'audit', 'reindex'] as const)) {
       const worker = startWorker(queue, handlers, {
         redisUrl: config.redis.url,
         prefix: config.redis.prefix,
+        logger,
         // One audit batch at a time per process: it already uses every core for its gradients.
         concurrency: queue === 'audit' ? 1 : config.ingest.concurrency,
       });

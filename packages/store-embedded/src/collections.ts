@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
+import writeFileAtomic from 'write-file-atomic';
 import { ENCODER_ROLES, UnavailableError, type EncoderRole } from '@lookalike/core';
 import { EmbeddedVectorStore, openCommittedTable, storeCall, type EmbeddedStoreOptions } from './lance-store.js';
 
@@ -102,14 +102,9 @@ export class EmbeddedCollections {
   async setMetadata(name: string, metadata: Record<string, unknown>): Promise<void> {
     const merged = { ...((await this.metadata(name)) ?? {}), ...metadata };
     const file = this.metaFile(name);
-    const tmp = join(this.dir, `.${name}.meta.${randomUUID()}.tmp`);
     await this.call(`record what table ${name} holds`, async () => {
       await mkdir(this.dir, { recursive: true });
-      await writeFile(tmp, `${JSON.stringify(merged, null, 2)}\n`);
-      await rename(tmp, file);
-    }).catch(async (error: unknown) => {
-      await rm(tmp, { force: true });
-      throw error;
+      await writeFileAtomic(file, `${JSON.stringify(merged, null, 2)}\n`);
     });
   }
 

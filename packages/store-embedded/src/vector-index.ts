@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import usearch, { type Index as UsearchIndex } from 'usearch';
 import {
@@ -19,6 +19,7 @@ import {
   type Filter,
   type PointPayload,
 } from '@lookalike/core';
+import writeFileAtomic from 'write-file-atomic';
 
 /** Graph degree; 16 is usearch's and hnswlib's usual default (recall@10 ≥ 0.97 at 100k; bench/search.ts). */
 const CONNECTIVITY = 16;
@@ -433,8 +434,7 @@ export class VectorIndex {
       fields: JSON.stringify(this.spec.indexedFields),
       idsHash: this.idsHash(),
     };
-    await writeFile(join(dir, 'manifest.json.tmp'), JSON.stringify(manifest));
-    await rename(join(dir, 'manifest.json.tmp'), join(dir, 'manifest.json'));
+    await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest));
     this.generation = generation;
     this.changedSinceSave = 0;
     for (const name of await readdir(dir))

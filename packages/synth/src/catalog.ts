@@ -3,10 +3,11 @@
  * request, its edited twin) and `catalog.json` (generator, seed, options and the caption vocabulary). The same
  * options always give byte-identical files.
  */
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import writeFileAtomic from 'write-file-atomic';
 import { noiseBank } from './noise.js';
 import { renderSvg } from './render.js';
 import { captionOf, makeTwin, sampleSpec, type ItemLabels, type ItemSpec, type TwinEdit } from './spec.js';
@@ -149,9 +150,8 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
   let next = 0;
   let done = 0;
   const write = async (file: string, bytes: Buffer): Promise<void> => {
-    const path = join(o.outDir, file);
-    await writeFile(`${path}.part`, bytes);
-    await rename(`${path}.part`, path);
+    // Whole or absent after a crash; not synced, as a catalog is made again rather than recovered.
+    await writeFileAtomic(join(o.outDir, file), bytes, { fsync: false });
   };
   const worker = async (): Promise<void> => {
     while (next < o.count) {

@@ -5,3 +5,4 @@ export { ModelError } from './model-error.js';
 export { NotFoundError } from './not-found-error.js';
 export { UnavailableError } from './unavailable-error.js';
 export { ValidationError, type ValidationIssue } from './validation-error.js';
+export { formatIssues, toValidationIssues, type SchemaIssue } from './issues.js';

@@ -29,7 +29,7 @@
  * @property {string} finishedAt
  * @property {{ name: string, norm: 'linf' | 'l2', steps: number, restarts: number, stepSize?: number, seed: number }} attack
  * @property {number} queries
- * @property {{ encoder: EncoderRole, epsilon: number, overlapAtK: number, top1Retention: number }[]} headline
+ * @property {{ encoder: EncoderRole, epsilon: number, overlapAtK: number, top1Retention: number, partDefectAtK?: number, defectiveDefectAtK?: number }[]} headline
  */
 /** @typedef {{ imageId: string } | { text: string } | { file: File }} SearchInput */
 /** @typedef {{ k: number, encoder: EncoderRole, filter?: Filter | undefined }} SearchOptions */

@@ -12,8 +12,10 @@ import { formatDateTime, formatDuration, formatEpsilon, formatPercent, plural } 
 
 /** @type {readonly EncoderRole[]} */
 const ROLES = ['robust', 'clean'];
-/** @type {readonly { key: 'overlapAtK' | 'top1Retention', label: string }[]} */
+/** @type {readonly { key: 'overlapAtK' | 'top1Retention' | 'partDefectAtK' | 'defectiveDefectAtK', label: string }[]} */
 const METRICS = [
+  { key: 'partDefectAtK', label: 'same part+defect@k' },
+  { key: 'defectiveDefectAtK', label: 'same defect@k, defective' },
   { key: 'overlapAtK', label: 'overlap@k' },
   { key: 'top1Retention', label: 'top-1 retention' },
 ];
@@ -45,6 +47,14 @@ export function mountAudits(main) {
         h(
           'dl',
           { class: 'legend' },
+          h('dt', {}, 'same part+defect@k'),
+          h(
+            'dd',
+            {},
+            "share of the attacked query's top-k with the query's part and defect: the lookalikes users want",
+          ),
+          h('dt', {}, 'same defect@k, defective'),
+          h('dd', {}, 'the same for the defect alone, over queries that show a defect'),
           h('dt', {}, 'overlap@k'),
           h('dd', {}, "share of the clean query's top-k still in the attacked query's top-k"),
           h('dt', {}, 'top-1 retention'),
@@ -165,7 +175,7 @@ function auditCard(audit) {
         h(
           'tbody',
           {},
-          METRICS.flatMap(({ key, label }) =>
+          METRICS.filter(({ key }) => audit.headline.some((row) => row[key] !== undefined)).flatMap(({ key, label }) =>
             ROLES.map((role, i) =>
               h(
                 'tr',
@@ -207,5 +217,14 @@ function summarySentence(audit, epsilons, byCell) {
     ' of its top-k and the clean tower ',
     h('strong', {}, formatPercent(clean.overlapAtK)),
     ` (top-1 retention ${formatPercent(robust.top1Retention)} vs ${formatPercent(clean.top1Retention)}).`,
+    robust.partDefectAtK !== undefined && clean.partDefectAtK !== undefined
+      ? [
+          " Of the attacked queries' top-k, ",
+          h('strong', {}, formatPercent(robust.partDefectAtK)),
+          ' share their part and defect with the robust tower, ',
+          h('strong', {}, formatPercent(clean.partDefectAtK)),
+          ' with the clean one.',
+        ]
+      : null,
   );
 }

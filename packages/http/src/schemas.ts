@@ -1,0 +1,407 @@
+/**
+ * The one schema module of the API: every zod schema that validates a request, and the schemas of the responses.
+ * Routes parse with these, and `/openapi.json` is generated from the same objects, so the document cannot drift
+ * from what the server accepts.
+ */
+import {
+  ENCODER_ROLES,
+  ERROR_CODES,
+  ValidationError,
+  filterSchema,
+  formatIssues,
+  toValidationIssues,
+} from '@lookalike/core';
+import { auditOptionsSchema, ingestItemSchema, ingestSourceSchema } from '@lookalike/queue';
+import { K_RANGE } from '@lookalike/search';
+import { z } from 'zod';
+
+/** Longest search text accepted (the text encoder's own bound). */
+export const MAX_TEXT_LENGTH = 2000;
+
+/** Parses `value` with `schema`, or throws one {@link ValidationError} listing every problem. */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = toValidationIssues(result.error.issues);
+  throw new ValidationError(`The ${what} is invalid: ${formatIssues(issues)}.`, issues);
+}
+
+/** A whole number sent as text (query strings and multipart fields), checked against `schema`. */
+const intString = (schema: z.ZodNumber) =>
+  z
+    .string()
+    .regex(/^\d{1,6}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(schema);
+
+/** A JSON document sent as text (query strings and multipart fields), checked against `schema`. */
+const jsonString = <S extends z.ZodType>(schema: S, description: string) =>
+  z
+    .string()
+    .max(65_536)
+    .transform((text, ctx): unknown => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON document' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema)
+    .meta({ description });
+
+// ---- shared pieces ----------------------------------------------------------------------------------------------
+
+export const imageIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'must be an image id: the 64-character lowercase hex sha256 of the image')
+  .meta({ description: 'Image id: the lowercase hex sha256 of the original bytes.', example: 'ab'.repeat(32) });
+
+export const encoderSchema = z
+  .enum(ENCODER_ROLES)
+  .meta({ description: 'Which tower to search with: `robust` (FARE) or `clean` (the baseline). Default `robust`.' });
+
+export const kSchema = z
+  .number()
+  .int()
+  .min(K_RANGE.min)
+  .max(K_RANGE.max)
+  .meta({ description: `Number of hits, ${K_RANGE.min}–${K_RANGE.max}; default ${K_RANGE.default}.` });
+
+export const searchFilterSchema = filterSchema.meta({
+  id: 'Filter',
+  description:
+    'Payload filter: all of `must`, at least one of `should`, none of `mustNot`; conditions match a value, any ' +
+    'of several values, or a numeric range of a field such as `labels.part`.',
+});
+
+const fieldValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+export const idParamsSchema = z.object({ id: imageIdSchema });
+
+// ---- search -----------------------------------------------------------------------------------------------------
+
+/** `POST /v1/search` with `application/json`: search by a stored image or by text. */
+export const searchJsonSchema = z
+  .strictObject({
+    imageId: imageIdSchema.optional(),
+    text: z.string().min(1).max(MAX_TEXT_LENGTH).optional().meta({ description: 'Text to search for.' }),
+    k: kSchema.optional(),
+    encoder: encoderSchema.optional(),
+    filter: searchFilterSchema.optional(),
+  })
+  .refine((b) => (b.imageId === undefined) !== (b.text === undefined), {
+    message: 'give exactly one of imageId and text',
+  })
+  .meta({ id: 'SearchRequest', description: 'Search by a stored image (`imageId`) or by `text`; exactly one.' });
+
+/** Search options sent as text: the query string of `/similar` and the fields of a multipart search. */
+export const searchFieldsSchema = z.object({
+  k: intString(kSchema).optional().meta({ description: kSchema.description }),
+  encoder: encoderSchema.optional(),
+  filter: jsonString(searchFilterSchema, 'A Filter as a JSON string.').optional(),
+});
+
+/** `POST /v1/search` with `multipart/form-data`: the documented form (the file is read by multer). */
+export const searchFormSchema = searchFieldsSchema
+  .extend({ image: z.string().meta({ format: 'binary', description: 'The query image.' }) })
+  .meta({ id: 'SearchForm' });
+
+// ---- responses --------------------------------------------------------------------------------------------------
+
+export const payloadSchema = z
+  .object({
+    id: imageIdSchema,
+    source: z.string().meta({
+      description:
+        'Where the bytes came from: a path relative to its ingest root, `upload:<file>` for an upload, or a URL ' +
+        '(never a server path).',
+    }),
+    format: z.string(),
+    width: z.number().int(),
+    height: z.number().int(),
+    bytes: z.number().int(),
+    caption: z.string().optional(),
+    labels: z.record(z.string(), fieldValue).optional(),
+    metadata: z.record(z.string(), fieldValue).optional(),
+    ingestedAt: z.string(),
+    embeddings: z.record(z.string(), z.object({ modelId: z.string(), preprocessHash: z.string() })),
+  })
+  .meta({ id: 'ImagePayload' });
+
+export const imageSchema = z.object({ id: imageIdSchema, payload: payloadSchema }).meta({ id: 'Image' });
+
+export const searchHitSchema = z
+  .object({
+    id: imageIdSchema,
+    score: z.number().meta({ description: 'Cosine similarity; higher is closer.' }),
+    payload: payloadSchema,
+    thumbnailUrl: z.string().meta({ example: `/v1/images/${'ab'.repeat(32)}/thumbnail` }),
+  })
+  .meta({ id: 'SearchHit' });
+
+export const searchResponseSchema = z
+  .object({
+    encoder: encoderSchema,
+    k: z.number().int(),
+    tookMs: z.number().meta({ description: 'Server time spent on the search, in milliseconds.' }),
+    hits: z.array(searchHitSchema),
+  })
+  .meta({ id: 'SearchResponse' });
+
+export const facetsResponseSchema = z
+  .object({ fields: z.record(z.string(), z.array(z.string())) })
+  .meta({ id: 'Facets', description: 'Distinct values of each label field, sorted.' });
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]]),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+// ---- uploads and ingest -----------------------------------------------------------------------------------------
+
+const labelsSchema = ingestItemSchema.shape.labels.unwrap();
+
+/** The text fields of `POST /v1/images`. */
+export const uploadFieldsSchema = z.object({
+  caption: z.string().max(2000).optional(),
+  labels: jsonString(labelsSchema, 'Labels as a JSON object, e.g. {"part":"gear","defect":"crack"}.').optional(),
+});
+
+export const uploadFormSchema = uploadFieldsSchema
+  .extend({ image: z.string().meta({ format: 'binary', description: 'The image to add.' }) })
+  .meta({ id: 'UploadForm' });
+
+export const uploadQuerySchema = z.object({
+  wait: z
+    .enum(['true', 'false'])
+    .optional()
+    .meta({ description: '`true`: wait until the image is stored and answer 201 with it.' }),
+});
+
+export const uploadAcceptedSchema = z.object({ id: imageIdSchema, jobId: z.string() }).meta({ id: 'UploadAccepted' });
+
+export const uploadCreatedSchema = z
+  .object({ id: imageIdSchema, jobId: z.string(), payload: payloadSchema })
+  .meta({ id: 'UploadCreated' });
+
+export const ingestRequestSchema = z
+  .strictObject({
+    source: ingestSourceSchema,
+    batchSize: z.number().int().min(1).max(1024).optional(),
+  })
+  .refine((b) => b.source.kind !== 'items', {
+    message: 'an items source is not accepted over HTTP; write a manifest under INGEST_ROOTS and send its location',
+    path: ['source', 'kind'],
+  })
+  .meta({
+    id: 'IngestRequest',
+    description: 'A folder or a JSONL/CSV manifest under INGEST_ROOTS (relative paths are taken from the first root).',
+  });
+
+export const ingestAcceptedSchema = z.object({ runId: z.string(), jobId: z.string() }).meta({ id: 'IngestAccepted' });
+
+export const jobIdParamsSchema = z.object({
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, 'must be a job id')
+    .meta({ description: 'A job id.' }),
+});
+
+const failureSchema = z.object({ location: z.string(), code: z.string(), reason: z.string() });
+
+export const jobStatusSchema = z
+  .union([
+    z.object({
+      id: z.string(),
+      name: z.literal('ingest-run'),
+      state: z.string(),
+      items: z.number().int(),
+      batches: z.number().int(),
+      batchesDone: z.number().int(),
+      batchesFailed: z.number().int(),
+      batchesUnknown: z.number().int(),
+      done: z.number().int(),
+      skipped: z.number().int(),
+      failed: z.array(failureSchema),
+      failedTotal: z.number().int(),
+      batchFailures: z.array(z.object({ id: z.string(), reason: z.string() })),
+      manifestProblems: z.array(z.object({ line: z.number().int(), reason: z.string() })),
+      failedReason: z.string().optional(),
+    }),
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      state: z.string(),
+      progress: z.unknown(),
+      result: z.unknown().optional(),
+      failedReason: z.string().optional(),
+    }),
+  ])
+  .meta({ id: 'JobStatus', description: 'An ingest run summed over its batches, or any other job as it stands.' });
+
+// ---- audits -----------------------------------------------------------------------------------------------------
+
+export const auditIdParamsSchema = z.object({
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be an audit id')
+    .meta({ description: 'An audit id.' }),
+});
+
+export const auditListQuerySchema = z.object({
+  limit: intString(z.number().int().min(1).max(1000)).optional(),
+});
+
+const attackSchema = z.object({
+  name: z.enum(['pgd', 'apgd']),
+  norm: z.enum(['linf', 'l2']),
+  steps: z.number().int(),
+  restarts: z.number().int(),
+  stepSize: z.number().optional(),
+  seed: z.number().int(),
+});
+
+export const auditListSchema = z
+  .object({
+    audits: z.array(
+      z.object({
+        id: z.string(),
+        startedAt: z.string(),
+        finishedAt: z.string(),
+        attack: attackSchema,
+        queries: z.number().int(),
+        headline: z.array(
+          z.object({
+            encoder: encoderSchema,
+            epsilon: z.number(),
+            overlapAtK: z.number(),
+            top1Retention: z.number(),
+            partDefectAtK: z.number().optional().meta({
+              description: "Attacked queries' share of top-k hits with the query's part and defect (labelled queries).",
+            }),
+            defectiveDefectAtK: z.number().optional().meta({
+              description: "Attacked defective queries' share of top-k hits with the query's defect.",
+            }),
+          }),
+        ),
+      }),
+    ),
+  })
+  .meta({ id: 'AuditList' });
+
+const precisionPairSchema = z.object({
+  clean: z.number().meta({ description: 'With the unattacked query.' }),
+  attacked: z.number().meta({ description: 'With the query attacked at this ε (at ε = 0, the same).' }),
+});
+
+const partDefectSchema = z.object({ part: z.string(), defect: z.string() });
+
+/** Means of one tower at one budget (AuditMetrics in @lookalike/core). */
+export const auditMetricsSchema = z
+  .object({
+    encoder: encoderSchema,
+    epsilon: z.number(),
+    k: z.number().int(),
+    overlapAtK: z.number(),
+    top1Retention: z.number(),
+    meanRankOfCleanTop1: z.number(),
+    cosineDrift: z.number(),
+    precisionAtK: precisionPairSchema.optional().meta({
+      description:
+        "Mean share of each labelled query's top-k (itself left out) with its part and defect labels; a hit " +
+        'without labels counts as not sharing.',
+    }),
+    defectPrecisionAtK: precisionPairSchema.optional().meta({ description: 'The same with the defect label alone.' }),
+    defectivePrecisionAtK: precisionPairSchema
+      .optional()
+      .meta({ description: 'Same-defect precision over the queries whose defect is not "none".' }),
+    labelCounts: z
+      .object({
+        labelled: z.number().int(),
+        defective: z.number().int(),
+        unlabelled: z.number().int().meta({ description: 'Queries without part and defect labels, left out.' }),
+        unlabelledHits: z.object({ clean: z.number().int(), attacked: z.number().int() }),
+      })
+      .optional()
+      .meta({ description: 'What the label precisions average over; absent in audits made before them.' }),
+    targetedSuccessAtK: z.number().optional(),
+  })
+  .meta({ id: 'AuditMetrics' });
+
+/** What one attack did to one query with one tower at one budget (QueryOutcome in @lookalike/core). */
+export const auditQueryOutcomeSchema = z
+  .object({
+    queryId: z.string(),
+    encoder: encoderSchema,
+    epsilon: z.number(),
+    loss: z.number(),
+    cosineDrift: z.number(),
+    cleanTopK: z.array(z.string()),
+    attackedTopK: z.array(z.string()),
+    overlapAtK: z.number(),
+    top1Retained: z.boolean(),
+    rankOfCleanTop1: z.number().int(),
+    labels: partDefectSchema.optional().meta({ description: "The query's part and defect, when it has both." }),
+    precisionClean: z.number().optional(),
+    precisionAttacked: z.number().optional(),
+    defectPrecisionClean: z.number().optional(),
+    defectPrecisionAttacked: z.number().optional(),
+    unlabelledHits: z.object({ clean: z.number().int(), attacked: z.number().int() }).optional(),
+    targeted: z
+      .object({ targetId: z.string(), success: z.boolean(), rank: z.number().int(), cosine: z.number() })
+      .optional(),
+  })
+  .meta({ id: 'AuditQueryOutcome' });
+
+export const auditSchema = z
+  .looseObject({
+    schemaVersion: z.literal(1),
+    id: z.string(),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    attack: attackSchema,
+    models: z.record(z.string(), z.object({ modelId: z.string(), preprocessHash: z.string() })),
+    queries: z.number().int(),
+    epsilons: z.array(z.number()),
+    k: z.number().int(),
+    depth: z.number().int(),
+    catalogSize: z.number().int(),
+    cost: z.object({ seconds: z.number(), secondsPerQueryPerEncoder: z.number(), gradientEvaluations: z.number() }),
+    metrics: z.array(auditMetricsSchema),
+    perQuery: z.array(auditQueryOutcomeSchema).meta({ description: 'Every query, encoder and ε.' }),
+    examples: z.array(z.record(z.string(), z.unknown())).meta({ description: 'Images and neighbours for the report.' }),
+  })
+  .meta({
+    id: 'Audit',
+    description: 'An audit result (schemaVersion 1): settings, models, metrics per tower and ε, per-query outcomes.',
+  });
+
+/** The options of an audit to start; anything left out takes the server's AUDIT_* defaults. */
+export const auditRequestSchema = auditOptionsSchema
+  .partial()
+  .meta({ id: 'AuditRequest', description: 'Audit options; every field defaults to the configured nightly audit.' });
+
+export const auditAcceptedSchema = z
+  .object({
+    auditId: z.string(),
+    jobId: z.string(),
+    finalJobId: z.string().meta({ description: 'Completes when the audit is stored (GET /v1/jobs/{id}).' }),
+  })
+  .meta({ id: 'AuditAccepted' });
+
+// ---- operations -------------------------------------------------------------------------------------------------
+
+export const healthSchema = z.object({ status: z.literal('ok') });
+
+export const readinessSchema = z
+  .object({
+    status: z.enum(['ready', 'not ready']),
+    checks: z.array(z.object({ name: z.string(), ok: z.boolean(), reason: z.string().optional() })),
+  })
+  .meta({ id: 'Readiness' });
