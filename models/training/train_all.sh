@@ -5,7 +5,7 @@
 # for a 2-core CPU: at most 90 minutes in all (each stage has a time budget its schedule shrinks to fit).
 #
 # Knobs (environment): TRAIN_COUNT, TEST_COUNT, TRAIN_SEED, TEST_SEED, IMAGE_EPOCHS, TEXT_EPOCHS, FARE_EPOCHS,
-# IMAGE_MINUTES, IMAGE2_MINUTES, TEXT_MINUTES, FARE_MINUTES (time budgets), FARE_LR, FARE_CLEAN_WEIGHT, FARE_SUPCON_WEIGHT, FARE_STEPS (PGD steps in training), DEVICE
+# IMAGE_SIZE, IMAGE_BLOCKS, IMAGE_MINUTES, IMAGE2_MINUTES, TEXT_MINUTES, FARE_MINUTES (time budgets), FARE_LR, FARE_CLEAN_WEIGHT, FARE_SUPCON_WEIGHT, FARE_STEPS (PGD steps in training), DEVICE
 # (auto|cpu|cuda), THREADS, PYTHON, WORK (default models/training/work), MODELS_DIR (default models/),
 # ATTACK_QUERIES. Stages can be skipped with SKIP_DATA=1 / SKIP_IMAGE=1 / SKIP_TEXT=1 / SKIP_FARE=1 (they reuse work/).
 set -euo pipefail
@@ -20,7 +20,9 @@ TRAIN_SEED="${TRAIN_SEED:-7}"
 TEST_SEED="${TEST_SEED:-1007}"
 IMAGE_EPOCHS="${IMAGE_EPOCHS:-40}"
 TEXT_EPOCHS="${TEXT_EPOCHS:-30}"
-FARE_EPOCHS="${FARE_EPOCHS:-12}"
+FARE_EPOCHS="${FARE_EPOCHS:-20}"
+IMAGE_SIZE="${IMAGE_SIZE:-96}"
+IMAGE_BLOCKS="${IMAGE_BLOCKS:-0}"
 DEVICE="${DEVICE:-auto}"
 THREADS="${THREADS:-2}"
 MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
@@ -47,12 +49,13 @@ data_done=$(date +%s)
 if [[ "${SKIP_IMAGE:-0}" != 1 ]]; then
   stamp "training the clean image tower"
   "$PYTHON" train_image.py --data "$WORK/train" --out "$WORK/image-cycle1.pt" --epochs "$IMAGE_EPOCHS" \
-    --max-minutes "${IMAGE_MINUTES:-16}" "${COMMON[@]}"
+    --image-size "$IMAGE_SIZE" --blocks "$IMAGE_BLOCKS" \
+    --max-minutes "${IMAGE_MINUTES:-12}" "${COMMON[@]}"
   # A second cosine cycle (warm restart) with the defect and position heads weighted up: the first cycle learns part
   # and colour, and on a shared 2-core CPU it ends before the defect is learned (see the model card).
   "$PYTHON" train_image.py --data "$WORK/train" --init "$WORK/image-cycle1.pt" --out "$WORK/image.pt" \
     --epochs "$IMAGE_EPOCHS" --lr 1e-3 --w-defect 2 --w-position 1 --warmup-frac 0.02 \
-    --max-minutes "${IMAGE2_MINUTES:-18}" "${COMMON[@]}"
+    --max-minutes "${IMAGE2_MINUTES:-12}" "${COMMON[@]}"
 fi
 if [[ "${SKIP_TEXT:-0}" != 1 ]]; then
   stamp "training the text tower against the locked image tower"
@@ -76,6 +79,9 @@ stamp "evaluating on the held-out split"
 stamp "writing parity fixtures"
 "$PYTHON" fixtures.py --data "$WORK/test" --models-dir "$MODELS_DIR" --clean "$WORK/clean.pt" \
   --robust "$WORK/fare4.pt" --out "$MODELS_DIR/fixtures"
+# The TypeScript PGD against PyTorch autograd on the new clean tower (a fixture a vitest test and the card read).
+stamp "checking the TypeScript attack against PyTorch autograd"
+(cd "$ROOT" && "$PYTHON" models/training/compare_pgd.py)
 end=$(date +%s)
 cat > "$WORK/timing.json" <<JSON
 {"dataSeconds": $(( data_done - start )), "trainSeconds": $(( train_done - data_done )), "exportEvalSeconds": $(( end - train_done )), "totalSeconds": $(( end - start ))}

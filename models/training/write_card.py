@@ -64,6 +64,8 @@ FACET_LABELS = (
 BEFORE = {
     "robust tower (ViT, caption-contrastive, FARE on a GPU)": (8.4, 17.3, 13.7, 53.5, 79.9, 32.7),
     "clean tower (ViT, caption-contrastive)": (9.3, 17.8, 13.7, 55.9, 79.3, 28.3),
+    "robust tower (112 px residual CNN, the previous recipe)": (26.0, 26.2, 18.7, 99.4, 29.1, 19.8),
+    "clean tower (112 px residual CNN, the previous recipe)": (34.7, 34.9, 26.2, 99.5, 23.2, 17.7),
 }
 
 TRIED = """- **Before (the recipe this one replaces):** a ViT (12-px patches on 96 px, width 128, 5 blocks) trained
@@ -77,20 +79,31 @@ TRIED = """- **Before (the recipe this one replaces):** a ViT (12-px patches on 
   clean precision@10 50.2 → 14.8 %, attacked 0.4 → 2.7 %, loss still falling. So the robust stage here adds a clean
   anchor and a supervised contrastive term on the attacked embeddings, ramps ε, uses 2-step PGD to afford more
   epochs, and measures the loss relative to the target's norm.
-- **Image tower, one cosine cycle:** 16 minutes (275 steps of 256 images at 55–73 img/s on the shared CPU) learnt the
-  part (100 % on training batches) and some colour, but the defect head stayed at 29–33 % on training batches (the
-  share of "none"): the defect had not been found yet. A second cycle from those weights (lr 1e-3, defect and
-  position heads weighted up) lifted it to about 60 % in 15 minutes, still rising when it ended: the tower is
-  under-trained, and more minutes (or free cores) would buy defect precision directly.
+- **The previous recipe: a 112 px residual CNN** (stem 16, widths 32-64-128-192, one residual block per stage,
+  1.40M parameters), two cosine cycles of 16 + 15 minutes at 55–73 img/s on a CPU shared with other work, FARE 28
+  minutes (4.8 epochs). Held-out (seed 1007): part+defect precision@10 34.7 % clean, 26.0 % robust, 10.4 % robust
+  under PGD-20 at 4/255; zero-shot defect accuracy 37.7 / 20.7 %; prompts 47.2 / 39.1 %; twins 90.0 / 80.4 %. In
+  its first cycle the defect head stayed at the share of "none" (29–33 % on training batches), and it was still
+  rising at the end of the second: the tower was under-trained, not too small.
+- **Throughput, measured side by side** (one run, this CPU, batches of 256, forward + backward + AdamW): 112 px with
+  residual blocks 168 img/s, 96 px with residual blocks 276, 112 px without 369, **96 px without 568** (0.35M
+  parameters), 96 px without but widths 48-96-160-256 157. The recipe now takes the 96 px tower without residual
+  blocks, as in issue #14's probe that reached 64.5 % defect accuracy: 3.4× the images per minute, so the same
+  budgets fit 15 + 36 item-epochs in the two image cycles (the first found the defect, 54 % on training batches, where
+  the old one had not) and FARE's 20-epoch cap (1,860 steps) instead of 4.8 epochs. Held-out part+defect went from
+  34.7 to 61.7 % (clean) and 26.0 to 49.3 % (robust), and under PGD-20 at 4/255 from 10.4 to 24.1 %.
 - **FARE, first try:** SupCon weight 0.5, lr 5e-4: after 40 steps the attacked embedding's cosine to the clean
   target had fallen to 0.72 and the clean images' own drift was 15 % of the target's norm; stopped and restarted with
   SupCon 0.15 and lr 3e-4 (the committed run). That run drifts too while ε ramps up (cosine 0.52 at step 90): a tower
   that saw defects through non-robust features has to change a lot to keep them under attack.
 - **Speed on this machine:** the CNN trained at 28 img/s with PyTorch's default (spinning) OpenMP threads while
   another process held one core, 90 img/s with `OMP_WAIT_POLICY=PASSIVE`; `train_all.sh` sets it.
-- **Input size:** 112 px (stem stride 2, four stride-2 stages: a 4×4 final grid). Measured side by side without
-  residual blocks, 128 px trained at 222 img/s against 438 img/s at 96 px; 112 px is the compromise the 90-minute
-  budget allowed, with FARE's attack steps multiplying every image's cost.
+- **Input size:** 96 px (stem stride 2, four stride-2 stages: a 3×3 final grid). 112 and 128 px keep a crack over
+  more cells, but 112 px costs 1.5× per image (369 against 568 img/s without residual blocks, the run above) and 128 px
+  about 2× (222 against 438 img/s in an earlier side-by-side run); at this budget the epochs were worth more than the
+  pixels. The budget fitter measures its first 20 steps: a build that ran on the
+  same cores during those steps shrank the first image cycle to 6 of its 12 minutes in the committed run (the schedule
+  stays annealed, it is only shorter).
 """
 
 
@@ -222,9 +235,9 @@ words get no id. It also ignores the JSON's padding, so the caller frames and pa
 
 ## Architecture
 
-- Image towers: a ResNet-style CNN at {vis['image_size']} px — stem conv 3×3 stride 2 ({vis['stem_width']} channels), then
-  {len(widths)} stages of widths {', '.join(str(w) for w in widths)}, each a stride-2 3×3 conv and {vis['blocks']} residual block(s)
-  of two 3×3 convs; BatchNorm after every conv (folded into the convs at export), {vis['act'].upper()} activations;
+- Image towers: a CNN at {vis['image_size']} px — a stem of two 3×3 convs, the first of stride 2 ({vis['stem_width']} channels), then
+  {len(widths)} stages of widths {', '.join(str(w) for w in widths)}, each a stride-2 3×3 conv{f" and {vis['blocks']} residual block(s) of two 3×3 convs" if vis['blocks'] else " (no residual blocks)"}
+  (a {vis['image_size'] // 2 ** (len(widths) + 1)}×{vis['image_size'] // 2 ** (len(widths) + 1)} final grid); BatchNorm after every conv (folded into the convs at export), {vis['act'].upper()} activations;
   generalised-mean pooling (GeM, p = {vis['gem_p']:g}) over locations, so a small defect counts for more than under average
   pooling; a linear projection to {vis['output_dim']} dims. The exported graph holds Conv, Sigmoid, Mul, Add, Clip, Pow,
   ReduceMean, MatMul and the normalisation, all differentiated by `packages/autodiff`.

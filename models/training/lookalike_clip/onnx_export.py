@@ -113,8 +113,9 @@ def _architecture(tower: nn.Module) -> dict:
     cfg = dict(tower.cfg.__dict__)
     if cfg.get("kind") == "conv":
         cfg["widths"] = list(cfg["widths"])
+        stages = "residual stages" if cfg.get("blocks") else "stride-2 conv stages"
         return {
-            "family": "ResNet-style CNN (conv stem, residual stages, GeM pooling, linear projection; BatchNorm folded into Conv)",
+            "family": f"CNN (conv stem, {stages}, GeM pooling, linear projection; BatchNorm folded into Conv)",
             **cfg,
         }
     return {"family": "open_clip VisionTransformer", **cfg}
