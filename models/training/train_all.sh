@@ -20,7 +20,7 @@ TRAIN_SEED="${TRAIN_SEED:-7}"
 TEST_SEED="${TEST_SEED:-1007}"
 IMAGE_EPOCHS="${IMAGE_EPOCHS:-40}"
 TEXT_EPOCHS="${TEXT_EPOCHS:-30}"
-FARE_EPOCHS="${FARE_EPOCHS:-20}"
+FARE_EPOCHS="${FARE_EPOCHS:-30}"
 IMAGE_SIZE="${IMAGE_SIZE:-96}"
 IMAGE_BLOCKS="${IMAGE_BLOCKS:-0}"
 DEVICE="${DEVICE:-auto}"
@@ -65,7 +65,7 @@ fi
 if [[ "${SKIP_FARE:-0}" != 1 ]]; then
   stamp "FARE fine-tuning the image tower"
   "$PYTHON" train_fare.py --data "$WORK/train" --clean "$WORK/clean.pt" --out "$WORK/fare4.pt" \
-    --epochs "$FARE_EPOCHS" --eps 4 --pgd-steps "${FARE_STEPS:-2}" --pgd-step-size "${FARE_STEP_SIZE:-2.5}" --lr "${FARE_LR:-3e-4}" \
+    --epochs "$FARE_EPOCHS" --eps 4 --pgd-steps "${FARE_STEPS:-3}" --pgd-step-size "${FARE_STEP_SIZE:-2.5}" --lr "${FARE_LR:-3e-4}" \
     --eps-warmup-frac 0.2 --clean-weight "${FARE_CLEAN_WEIGHT:-0.5}" --supcon-weight "${FARE_SUPCON_WEIGHT:-0.15}" --relative --max-minutes "${FARE_MINUTES:-32}" "${COMMON[@]}"
 fi
 train_done=$(date +%s)

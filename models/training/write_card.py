@@ -92,6 +92,12 @@ TRIED = """- **Before (the recipe this one replaces):** a ViT (12-px patches on 
   budgets fit 15 + 36 item-epochs in the two image cycles (the first found the defect, 54 % on training batches, where
   the old one had not) and FARE's 20-epoch cap (1,860 steps) instead of 4.8 epochs. Held-out part+defect went from
   34.7 to 61.7 % (clean) and 26.0 to 49.3 % (robust), and under PGD-20 at 4/255 from 10.4 to 24.1 %.
+- **FARE, 20 epochs of PGD-2 against 30 of PGD-3** (same clean tower, same anchor and SupCon weights, same seed-1007
+  evaluation): PGD-2 ran 1,860 steps in 15.0 minutes (its epoch cap, not its 32-minute budget, ended it): robust
+  part+defect precision@10 49.3 %, under PGD-20 at 4/255 24.1 %, and 23.4 % under the audit's APGD-100 in
+  `bench:quality`, 1.6 points under the aim. PGD-3 for 30 epochs ran 2,790 steps in 24.1 minutes: 48.3 % clean,
+  30.7 % under PGD-20 and 27.2 % under APGD-100 (zero-shot defect accuracy 48.7 → 46.5 %, prompts 78.9 → 76.9 %).
+  The recipe keeps PGD-3 for 30 epochs.
 - **FARE, first try:** SupCon weight 0.5, lr 5e-4: after 40 steps the attacked embedding's cosine to the clean
   target had fallen to 0.72 and the clean images' own drift was 15 % of the target's norm; stopped and restarted with
   SupCon 0.15 and lr 3e-4 (the committed run). That run drifts too while ε ramps up (cosine 0.52 at step 90): a tower
