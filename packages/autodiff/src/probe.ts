@@ -5,7 +5,7 @@
  * gather indices, reshape targets), so the gradient graph can use their values.
  */
 import * as ort from 'onnxruntime-node';
-import { DataType, readModel, writeModel, type ModelProto } from './onnx.js';
+import { readModel, writeModel, type ModelProto } from './onnx.js';
 
 /** A dimension: a fixed size, or `perBatch` × N. */
 export type Dim = { fixed: number } | { perBatch: number };
@@ -76,5 +76,3 @@ export async function probe(
     await session.release();
   }
 }
-
-export { DataType };

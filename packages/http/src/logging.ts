@@ -5,8 +5,6 @@ import type { RequestHandler } from 'express';
 import { SECRET_PARAM, redact, redactUrl, type Logger } from '@lookalike/logging';
 import { pinoHttp } from 'pino-http';
 
-export { REDACTED_LOG_PATHS, createLogger, redactUrl } from '@lookalike/logging';
-
 interface SerializedRequest {
   url?: unknown;
   query?: unknown;

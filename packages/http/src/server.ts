@@ -4,7 +4,7 @@ import type { Services } from '@lookalike/services';
 import { webRoot as uiRoot } from '@lookalike/web';
 import type { Logger } from 'pino';
 import { createApp, servicesDeps } from './app.js';
-import { createLogger } from './logging.js';
+import { createLogger } from '@lookalike/logging';
 
 /** Options of {@link startServer}. */
 export interface ServerOptions {
