@@ -32,7 +32,7 @@ from lookalike_clip.data import (
 from lookalike_clip.losses import hard_negative_clip_loss
 from lookalike_clip.model import CLIP, TextConfig, VisionConfig, save_checkpoint
 from lookalike_clip.tokenizer import EOT_ID, WordTokenizer
-from lookalike_clip.util import fit_to_budget, log, pick_device, setup_torch, warmup_cosine
+from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 
 def parse_args() -> argparse.Namespace:
@@ -123,11 +123,13 @@ def main() -> None:
         rows = [token_cache.setdefault(c, tokenizer.encode(c)) for c in captions]
         return torch.tensor(rows, dtype=torch.long, device=device)
 
-    step, seen, t_loop = 0, 0, time.time()
+    step, seen = 0, 0
+    schedule = TimedSchedule(total, warmup, args.max_minutes, t_start)
+    t_loop = schedule.t_loop
     stopped_early = False
     order: list[int] = []
     model.train()
-    while step < total:
+    while step < schedule.total:
         if len(order) < args.batch:
             order = list(range(len(items)))
             rng.shuffle(order)
@@ -145,7 +147,7 @@ def main() -> None:
         ids = ids_of(all_caps)
 
         for group in opt.param_groups:
-            group["lr"] = args.lr * warmup_cosine(step, total, warmup)
+            group["lr"] = args.lr * schedule.lr_factor(step)
         img = model.encode_image(x)
         txt = model.encode_text(ids)
         loss = hard_negative_clip_loss(img, txt, model.logit_scale, same_caption_mask(all_caps).to(device))
@@ -157,9 +159,8 @@ def main() -> None:
         step += 1
         seen += x.shape[0]
 
-        if step == 20 and args.max_minutes:
-            total, warmup = fit_to_budget(step, total, warmup, time.time() - t_loop, 60 * args.max_minutes - (t_loop - t_start))
-        if step % 25 == 0 or step == total:
+        schedule.fit(step)
+        if step % 25 == 0 or step == schedule.total:
             with torch.no_grad():
                 b = args.batch
                 sim = img @ txt.t()
@@ -167,11 +168,10 @@ def main() -> None:
                 twin_acc = (own > sim[torch.arange(b), torch.arange(b) + b]).float().mean().item()
             rate = seen / (time.time() - t_loop)
             log(
-                f"step {step}/{total} loss {loss.item():.4f} scale {model.logit_scale.exp().item():.1f} "
+                f"step {step}/{schedule.total} loss {loss.item():.4f} scale {model.logit_scale.exp().item():.1f} "
                 f"twin-acc {twin_acc:.3f} lr {opt.param_groups[0]['lr']:.2e} {rate:.0f} img/s"
             )
-        if args.max_minutes and time.time() - t_start > 60 * args.max_minutes * 1.05:
-            log(f"stopping at step {step}/{total}: --max-minutes {args.max_minutes} reached")
+        if schedule.spent(step):
             stopped_early = True
             break
 
@@ -188,7 +188,7 @@ def main() -> None:
         "batchImages": 2 * args.batch,
         "lr": args.lr,
         "weightDecay": args.wd,
-        "warmupSteps": warmup,
+        "warmupSteps": schedule.warmup,
         "schedule": "warmup + cosine",
         "augmentation": "random resized crop, scale 0.88-1, aspect 1/1.06-1.06, no flips",
         "loss": "symmetric InfoNCE over [originals; twins] (twins as hard negatives), identical captions masked",

@@ -21,7 +21,7 @@ import torch
 from lookalike_clip.data import Normalizer, label_tensors, load_catalog, load_images, random_resized_crop, to_unit
 from lookalike_clip.losses import fare_loss, pgd_fare, supcon_loss
 from lookalike_clip.model import load_checkpoint, save_checkpoint
-from lookalike_clip.util import fit_to_budget, log, pick_device, setup_torch, warmup_cosine
+from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,9 +89,11 @@ def main() -> None:
 
     gen = torch.Generator().manual_seed(args.seed)
     perm = torch.randperm(images.shape[0], generator=gen)
-    cursor, step, seen, t_loop = 0, 0, 0, time.time()
+    cursor, step, seen = 0, 0, 0
+    schedule = TimedSchedule(total, warmup, args.max_minutes, t_start)
+    t_loop = schedule.t_loop
     stopped_early = False
-    while step < total:
+    while step < schedule.total:
         if cursor + args.batch > perm.numel():
             perm, cursor = torch.randperm(images.shape[0], generator=gen), 0
         idx = perm[cursor : cursor + args.batch]
@@ -99,13 +101,13 @@ def main() -> None:
         x = random_resized_crop(to_unit(images[idx].to(device)))  # [B, 3, S, S] in [0, 1]
         with torch.no_grad():
             target = frozen(norm(x))
-        ramp = min(1.0, (step + 1) / max(1, args.eps_warmup_frac * total)) if args.eps_warmup_frac > 0 else 1.0
+        ramp = min(1.0, (step + 1) / max(1, args.eps_warmup_frac * schedule.total)) if args.eps_warmup_frac > 0 else 1.0
         tower.requires_grad_(False)  # the attack needs input gradients only
         x_adv = pgd_fare(embed, x, target, eps * ramp, args.pgd_steps, alpha * ramp, args.momentum)
         tower.requires_grad_(True)
 
         for group in opt.param_groups:
-            group["lr"] = args.lr * warmup_cosine(step, total, warmup)
+            group["lr"] = args.lr * schedule.lr_factor(step)
         scale = target.pow(2).sum(1).mean().detach() if args.relative else 1.0
         adv_emb = embed(x_adv)
         loss = fare_loss(adv_emb, target) / scale
@@ -118,18 +120,16 @@ def main() -> None:
         opt.step()
         step += 1
         seen += x.shape[0]
-        if step == 20 and args.max_minutes:
-            total, warmup = fit_to_budget(step, total, warmup, time.time() - t_loop, 60 * args.max_minutes - (t_loop - t_start))
-        if step % 10 == 0 or step == total:
+        schedule.fit(step)
+        if step % 10 == 0 or step == schedule.total:
             with torch.no_grad():
                 clean_loss = fare_loss(embed(x), target).item()
                 cos = torch.nn.functional.cosine_similarity(embed(x_adv), target).mean().item()
             log(
-                f"step {step}/{total} adv-loss {loss.item():.4f} clean-loss {clean_loss:.4f} adv-cos {cos:.3f} "
+                f"step {step}/{schedule.total} adv-loss {loss.item():.4f} clean-loss {clean_loss:.4f} adv-cos {cos:.3f} "
                 f"|target|² {target.pow(2).sum(1).mean().item():.2f} {seen / (time.time() - t_loop):.1f} img/s"
             )
-        if args.max_minutes and time.time() - t_start > 60 * args.max_minutes * 1.05:
-            log(f"stopping at step {step}/{total}: --max-minutes {args.max_minutes} reached")
+        if schedule.spent(step):
             stopped_early = True
             break
 
@@ -155,7 +155,7 @@ def main() -> None:
         "batch": args.batch,
         "lr": args.lr,
         "weightDecay": args.wd,
-        "warmupSteps": warmup,
+        "warmupSteps": schedule.warmup,
         "schedule": "warmup + cosine",
         "stoppedEarly": stopped_early,
         "wallSeconds": round(wall, 1),

@@ -31,7 +31,7 @@ from torch import nn
 from lookalike_clip.data import Normalizer, label_tensors, load_catalog, load_images, photometric_jitter, random_resized_crop, to_unit
 from lookalike_clip.losses import supcon_loss
 from lookalike_clip.model import ConvConfig, ConvTower
-from lookalike_clip.util import fit_to_budget, log, pick_device, setup_torch, warmup_cosine
+from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 
 def parse_args() -> argparse.Namespace:
@@ -125,11 +125,13 @@ def main() -> None:
 
     gen = torch.Generator().manual_seed(args.seed)
     perm = torch.randperm(n, generator=gen)
-    cursor, step, seen, t_loop = 0, 0, 0, time.time()
+    cursor, step, seen = 0, 0, 0
+    schedule = TimedSchedule(total, warmup, args.max_minutes, t_start)
+    t_loop = schedule.t_loop
     stopped_early = False
     history = []
     tower.train()
-    while step < total:
+    while step < schedule.total:
         if cursor + args.batch > n:
             perm, cursor = torch.randperm(n, generator=gen), 0
         idx = perm[cursor : cursor + args.batch]
@@ -139,7 +141,7 @@ def main() -> None:
         y = {k: v[rows].to(device) for k, v in labels.items()}
 
         for group in opt.param_groups:
-            group["lr"] = args.lr * warmup_cosine(step, total, warmup)
+            group["lr"] = args.lr * schedule.lr_factor(step)
         z = tower(x)
         con = supcon_loss(F.normalize(z, dim=-1), y["part_defect"], args.temperature)
         logits = heads(z)
@@ -150,16 +152,14 @@ def main() -> None:
         opt.step()
         step += 1
         seen += x.shape[0]
-        if step == 20 and args.max_minutes:
-            total, warmup = fit_to_budget(step, total, warmup, time.time() - t_loop, 60 * args.max_minutes - (t_loop - t_start))
-        if step % 25 == 0 or step == total:
+        schedule.fit(step)
+        if step % 25 == 0 or step == schedule.total:
             with torch.no_grad():
                 acc = {k: (logits[k].argmax(1) == y[k]).float().mean().item() for k in weights}
             entry = {"step": step, "loss": round(loss.item(), 4), "supcon": round(con.item(), 4), **{f"acc_{k}": round(v, 3) for k, v in acc.items()}}
             history.append(entry)
-            log(f"step {step}/{total} {json.dumps(entry)} lr {opt.param_groups[0]['lr']:.2e} {seen / (time.time() - t_loop):.0f} img/s")
-        if args.max_minutes and time.time() - t_start > 60 * args.max_minutes * 1.05:
-            log(f"stopping at step {step}/{total}: --max-minutes {args.max_minutes} reached")
+            log(f"step {step}/{schedule.total} {json.dumps(entry)} lr {opt.param_groups[0]['lr']:.2e} {seen / (time.time() - t_loop):.0f} img/s")
+        if schedule.spent(step):
             stopped_early = True
             break
 
@@ -176,7 +176,7 @@ def main() -> None:
         "batchImages": 2 * args.batch,
         "lr": args.lr,
         "weightDecay": args.wd,
-        "warmupSteps": warmup,
+        "warmupSteps": schedule.warmup,
         "schedule": "warmup + cosine",
         "augmentation": "random resized crop (scale 0.88-1, aspect 1/1.06-1.06), brightness/contrast jitter ±10 %, no flips",
         "loss": f"SupCon (positives = same part+defect, τ = {args.temperature}) over [originals; twins] + label heads on the embedding",

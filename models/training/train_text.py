@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from lookalike_clip.data import Normalizer, caption_variants, compose_caption, load_catalog, load_images, prompt_words, to_unit
 from lookalike_clip.model import CLIP, ConvConfig, TextConfig, save_checkpoint
 from lookalike_clip.tokenizer import EOT_ID, WordTokenizer
-from lookalike_clip.util import fit_to_budget, log, pick_device, setup_torch, warmup_cosine
+from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 ATTRS = ("color", "material", "defect", "position")
 
@@ -149,12 +149,13 @@ def main() -> None:
     def ids_of(captions: list[str]) -> torch.Tensor:
         return torch.tensor([token_cache.setdefault(c, tokenizer.encode(c)) for c in captions], dtype=torch.long, device=device)
 
-    step, t_loop = 0, time.time()
+    step = 0
+    schedule = TimedSchedule(total, warmup, args.max_minutes, t_start)
     stopped_early = False
     order: list[int] = []
     history = []
     model.text.train()
-    while step < total:
+    while step < schedule.total:
         if len(order) < args.batch:
             order = list(range(n))
             rng.shuffle(order)
@@ -174,7 +175,7 @@ def main() -> None:
         target = fit_matrix(torch.tensor([codes.row(s) for s in stated]), all_codes[torch.tensor(rows)]).to(device)  # [M caps, M imgs]
 
         for group in opt.param_groups:
-            group["lr"] = args.lr * warmup_cosine(step, total, warmup)
+            group["lr"] = args.lr * schedule.lr_factor(step)
         txt = model.encode_text(ids_of(caps))
         img = img_emb[torch.tensor(rows, device=device)]
         logits = model.logit_scale.exp() * txt @ img.t()
@@ -188,9 +189,8 @@ def main() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, 4.6052)
         step += 1
-        if step == 20 and args.max_minutes:
-            total, warmup = fit_to_budget(step, total, warmup, time.time() - t_loop, 60 * args.max_minutes - (t_loop - t_start))
-        if step % 50 == 0 or step == total:
+        schedule.fit(step)
+        if step % 50 == 0 or step == schedule.total:
             with torch.no_grad():
                 b = args.batch
                 sim = txt @ img.t()
@@ -199,8 +199,8 @@ def main() -> None:
                 twin_acc = (own > twin).float().mean().item()
             entry = {"step": step, "loss": round(loss.item(), 4), "twinAccText": round(twin_acc, 3)}
             history.append(entry)
-            log(f"step {step}/{total} {json.dumps(entry)} scale {model.logit_scale.exp().item():.1f}")
-        if args.max_minutes and time.time() - t_start > 60 * args.max_minutes * 1.05:
+            log(f"step {step}/{schedule.total} {json.dumps(entry)} scale {model.logit_scale.exp().item():.1f}")
+        if schedule.spent(step):
             stopped_early = True
             break
 

@@ -48,6 +48,32 @@ def fit_to_budget(step: int, total: int, warmup: int, elapsed: float, budget: fl
     return max(step + 1, fits), new_warmup
 
 
+class TimedSchedule:
+    """A warm-up + cosine schedule of ``total`` steps held to a time budget of ``max_minutes`` (0 = none) counted from
+    ``t_start``: after the 20th step it shrinks to fit the budget by :func:`fit_to_budget`, and :meth:`spent` says when
+    the budget (with 5 % grace) is over. The one step-budget logic of every training script."""
+
+    def __init__(self, total: int, warmup: int, max_minutes: float, t_start: float) -> None:
+        self.total, self.warmup, self.max_minutes, self.t_start = total, warmup, max_minutes, t_start
+        self.t_loop = time.time()
+
+    def lr_factor(self, step: int) -> float:
+        return warmup_cosine(step, self.total, self.warmup)
+
+    def fit(self, step: int) -> None:
+        """Call after each step: at step 20, fits the schedule to what is left of the budget."""
+        if step == 20 and self.max_minutes:
+            budget = 60 * self.max_minutes - (self.t_loop - self.t_start)
+            self.total, self.warmup = fit_to_budget(step, self.total, self.warmup, time.time() - self.t_loop, budget)
+
+    def spent(self, step: int) -> bool:
+        """True (and says so) once the time budget is over: the caller stops training."""
+        if self.max_minutes and time.time() - self.t_start > 60 * self.max_minutes * 1.05:
+            log(f"stopping at step {step}/{self.total}: --max-minutes {self.max_minutes} reached")
+            return True
+        return False
+
+
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
