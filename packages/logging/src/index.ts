@@ -1,5 +1,4 @@
 export {
-  REDACTED_LOG_PATHS,
   SECRET_PARAM,
   createLogger,
   redact,
