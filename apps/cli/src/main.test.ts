@@ -91,6 +91,24 @@ describe('lookalike ingest', () => {
   });
 });
 
+describe('lookalike jobs', () => {
+  it('says there is no shared queue without Redis, and counts the BullMQ queues with it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-jobs-'));
+    dirs.push(dir);
+    const env = { DATA_DIR: dir, INGEST_ROOTS: dir, MODELS_DIR: MODELS, LOG_LEVEL: 'silent' };
+    const without = await cliEnv({ ...env, REDIS_URL: '' }, 'jobs');
+    expect(without.code, without.stderr).toBe(0);
+    expect(without.stdout).toMatch(/No REDIS_URL: .*no shared queue to count/);
+    const prefix = `cli-jobs-${process.pid}-${Date.now()}`;
+    const withRedis = await cliEnv({ ...env, REDIS_URL: 'redis://127.0.0.1:6379', QUEUE_PREFIX: prefix }, 'jobs');
+    expect(withRedis.code, withRedis.stderr).toBe(0);
+    const counts = JSON.parse(withRedis.stdout) as Record<string, Record<string, number>>;
+    expect(Object.keys(counts)).toContain('ingest');
+    for (const queue of Object.values(counts))
+      expect(queue).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0, delayed: 0 });
+  });
+});
+
 /** Starts the CLI and resolves with the first match of `ready` on stdout, or rejects when it exits first. */
 function startUntil(
   env: Record<string, string>,

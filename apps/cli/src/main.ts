@@ -69,9 +69,20 @@ registerReindex(program, integer);
 
 program
   .command('jobs')
-  .description('Show job counts per queue.')
+  .description('Show job counts per queue (BullMQ, with REDIS_URL).')
   .action(async () => {
-    const services = await createServices(loadConfig(process.env), { stale: 'serve' });
+    const config = loadConfig(process.env);
+    if (!config.redis) {
+      // Without Redis every job runs in the process that queued it, which has exited: there is nothing to count.
+      console.log(
+        'No REDIS_URL: jobs run inside the process that starts them (lookalike ingest, reindex, audit, or the API), ' +
+          'so there is no shared queue to count. Set REDIS_URL to count the BullMQ queues; `GET /v1/jobs/:id` on a ' +
+          'running API shows its own jobs.',
+      );
+      return;
+    }
+    // Counting takes no jobs: no workers in this process, and no event listeners.
+    const services = await createServices(config, { stale: 'serve', workers: [], jobEvents: false });
     try {
       console.log(JSON.stringify(await services.runner.counts(), null, 2));
     } finally {

@@ -69,9 +69,9 @@ export class BullJobRunner implements JobRunner {
   /** `logger`: where Redis outages are reported (default: warnings on stderr). */
   constructor(redisUrl: string, options: { prefix?: string; listen?: boolean; logger?: Logger } = {}) {
     this.logger = options.logger ?? stderrLogger('warn');
-    this.connection = createRedisConnection(redisUrl, 'producer');
-    logRedisErrors(this.connection, 'job producers', this.logger);
     const prefix = options.prefix ?? 'lookalike';
+    this.connection = createRedisConnection(redisUrl, 'producer', { connectionName: `${prefix}:producer` });
+    logRedisErrors(this.connection, 'job producers', this.logger);
     this.queues = {
       ingest: new Queue(QUEUE_NAMES.ingest, { connection: this.connection, prefix }),
       audit: new Queue(QUEUE_NAMES.audit, { connection: this.connection, prefix }),
@@ -80,7 +80,9 @@ export class BullJobRunner implements JobRunner {
     for (const [key, queue] of Object.entries(this.queues)) logRedisErrors(queue, `the ${key} queue`, this.logger);
     if (options.listen ?? true) {
       for (const key of Object.keys(QUEUE_NAMES) as QueueKey[]) {
-        const eventsConnection = createRedisConnection(redisUrl, 'worker');
+        const eventsConnection = createRedisConnection(redisUrl, 'worker', {
+          connectionName: `${prefix}:${key}-events`,
+        });
         this.ownConnections.push(eventsConnection);
         logRedisErrors(eventsConnection, `the ${key} queue's events`, this.logger);
         const qe = new QueueEvents(QUEUE_NAMES[key], { connection: eventsConnection, prefix });
@@ -237,7 +239,7 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
   const prefix = options.prefix ?? 'lookalike';
   const logger = (options.logger ?? stderrLogger('warn')).child({ queue });
   const producer = new Map<QueueKey, Queue>();
-  const connection = createRedisConnection(options.redisUrl, 'worker');
+  const connection = createRedisConnection(options.redisUrl, 'worker', { connectionName: `${prefix}:${queue}-worker` });
   logRedisErrors(connection, `the ${queue} worker`, logger);
   const queueFor = (key: QueueKey): Queue => {
     let q = producer.get(key);
@@ -322,9 +324,11 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
     },
   );
   logRedisErrors(worker, `the ${queue} worker`, logger);
+  // BullMQ closes the connections it made (the worker's blocking one), never one it was given: this one is ours.
   worker.on('closed', () => {
-    void flows?.close();
-    for (const q of producer.values()) void q.close();
+    void Promise.allSettled([flows?.close(), ...[...producer.values()].map((q) => q.close())]).then(() =>
+      connection.disconnect(),
+    );
   });
   return worker;
 }

@@ -7,6 +7,8 @@ import { Redis, type RedisOptions } from 'ioredis';
  */
 export function createRedisConnection(url: string, role: 'worker' | 'producer', options: RedisOptions = {}): Redis {
   return new Redis(url, {
+    // What `CLIENT LIST` shows for it (copied to the connections BullMQ duplicates from it).
+    connectionName: `lookalike-${role}`,
     ...(role === 'worker'
       ? { maxRetriesPerRequest: null, enableOfflineQueue: true }
       : { maxRetriesPerRequest: 2, enableOfflineQueue: false }),

@@ -273,6 +273,37 @@ for (const [label, make] of [
   });
 }
 
+/** The names of the Redis connections open now whose name starts with `prefix`. */
+async function connectionsOf(prefix: string): Promise<string[]> {
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(REDIS_URL);
+  try {
+    const list = (await admin.client('LIST')) as string;
+    return [...list.matchAll(/ name=(\S+)/g)].map((m) => m[1]!).filter((name) => name.startsWith(prefix));
+  } finally {
+    admin.disconnect();
+  }
+}
+
+describe('Redis connections', () => {
+  it('are all closed when the runner and the workers close, so a command using them can exit', async () => {
+    const prefix = `test-${randomUUID()}`;
+    const handlers: JobHandlers = { 'ingest-run': () => Promise.resolve(), 'ingest-batch': () => Promise.resolve() };
+    const runner = new BullJobRunner(REDIS_URL, { prefix });
+    const worker = startWorker('ingest', handlers, { redisUrl: REDIS_URL, prefix });
+    await worker.waitUntilReady();
+    await runner.counts();
+    const open = await connectionsOf(prefix);
+    expect(open).toEqual(expect.arrayContaining([`${prefix}:producer`, `${prefix}:ingest-worker`]));
+    expect(open.filter((n) => n.endsWith('-events'))).toHaveLength(3);
+    await worker.close();
+    await runner.queue('ingest').obliterate({ force: true });
+    await runner.close();
+    // The worker's own connection is released once its producers have closed, just after `close` resolves.
+    await expect.poll(() => connectionsOf(prefix), { timeout: 5_000, interval: 100 }).toEqual([]);
+  });
+});
+
 describe(startWorker.name, () => {
   it('refuses to start without a handler for every job of its queue', () => {
     expect(() => startWorker('ingest', { 'ingest-run': () => Promise.resolve() }, { redisUrl: REDIS_URL })).toThrow(
