@@ -38,6 +38,9 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.set('query parser', 'simple');
+  // No ETags from res.send: each response body would be hashed (sha1) for conditional GETs no client of this API
+  // makes. The UI's static files keep theirs (express.static sets its own); images are served immutable, by id.
+  app.set('etag', false);
   app.use(
     helmet({
       // Exactly the policy the UI is written for. Not helmet's defaults: their upgrade-insecure-requests would break

@@ -184,6 +184,76 @@ describe(`${EmbeddedVectorStore.name} crash safety of the vector index`, () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('shows a reader whose check has settled (no commit for 2 s, a stat only) the next commit at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vindex-settled-'));
+    const writer = await open(dir);
+    const reader = await open(dir);
+    try {
+      await writer.upsert([point(1), point(2)]);
+      await new Promise((resolve) => setTimeout(resolve, 2_300));
+      // Two reads after the pause: the first reads the version and trusts the folder's stamp, the second stats only.
+      expect((await reader.get([point(2).id])).map((p) => p.id)).toEqual([point(2).id]);
+      expect((await reader.get([point(2).id])).map((p) => p.id)).toEqual([point(2).id]);
+      await writer.upsert([point(3)]);
+      const hit = await reader.search({ vector: point(3).vectors.robust, using: 'robust', k: 1 });
+      expect(hit[0]!.id).toBe(point(3).id);
+      await new Promise((resolve) => setTimeout(resolve, 2_300));
+      await reader.get([point(1).id]);
+      await reader.get([point(1).id]);
+      await writer.delete([point(1).id]);
+      expect(await reader.get([point(1).id])).toEqual([]);
+      const all = await reader.search({ vector: point(1).vectors.robust, using: 'robust', k: 10, exact: true });
+      expect(all.map((h) => h.id).sort()).toEqual([point(2).id, point(3).id].sort());
+    } finally {
+      await writer.close();
+      await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves get from the index: vectors as upserted (not unit length), payloads, other handles' writes, reloads", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vindex-get-'));
+    const scaled = (p: Point, by: number): Point => ({
+      ...p,
+      vectors: { robust: p.vectors.robust.map((x) => x * by), clean: p.vectors.clean.map((x) => -x * by * 3) },
+    });
+    const writer = await open(dir);
+    const reader = await open(dir);
+    try {
+      await writer.upsert([scaled(point(1), 2.5), scaled(point(2), 0.01), point(3)]);
+      const expectStored = async (store: EmbeddedVectorStore, p: Point) => {
+        const [got] = await store.get([p.id], { withVectors: true });
+        expect(got).toMatchObject({ id: p.id, payload: { source: p.payload.source, labels: p.payload.labels } });
+        for (const r of ['robust', 'clean'] as const)
+          for (let k = 0; k < dim; k++) expect(got!.vectors![r][k]).toBeCloseTo(p.vectors[r][k]!, 6);
+      };
+      // The reader's index was loaded before these writes: its get catches up as its search does.
+      await expectStored(reader, scaled(point(1), 2.5));
+      await expectStored(reader, scaled(point(2), 0.01));
+      expect((await reader.get([point(3).id, 'f'.repeat(64), point(1).id])).map((p) => p.id)).toEqual([
+        point(3).id,
+        point(1).id,
+      ]);
+      // Re-scaling a vector keeps its direction (and graph node) but changes what get returns.
+      await writer.upsert([scaled(point(1), 7)]);
+      await writer.delete([point(3).id]);
+      await expectStored(reader, scaled(point(1), 7));
+      expect(await reader.get([point(3).id])).toEqual([]);
+      await writer.close();
+      const reopened = await open(dir);
+      try {
+        await expectStored(reopened, scaled(point(1), 7));
+        await expectStored(reopened, scaled(point(2), 0.01));
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await writer.close();
+      await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe(VectorIndex.name, () => {
@@ -198,5 +268,18 @@ describe(VectorIndex.name, () => {
     const hits = index.search(point(77).vectors.robust, 'robust', 50);
     expect(new Set(hits.map((h) => h.id)).size).toBe(50);
     expect(hits[0]!.id).toBe(pts[4]!.id);
+  });
+
+  it('searches exactly past deleted slots, even when the deleted points were the nearest', () => {
+    const index = new VectorIndex(spec, 1);
+    const pts = Array.from({ length: 200 }, (_, i) => point(i));
+    index.upsert(pts.map((p) => ({ id: p.id, payload: JSON.stringify(p.payload), vectors: p.vectors })));
+    const query = pts[0]!.vectors.robust;
+    const dot = (p: Point) => p.vectors.robust.reduce((s, x, i) => s + x * query[i]!, 0);
+    const byNearness = [...pts].sort((a, b) => dot(b) - dot(a));
+    index.delete(byNearness.slice(0, 150).map((p) => p.id));
+    const hits = index.search(query, 'robust', 10, undefined, true);
+    expect(hits.map((h) => h.id)).toEqual(byNearness.slice(150, 160).map((p) => p.id));
+    for (const [i, h] of hits.entries()) expect(h.score).toBeCloseTo(dot(byNearness[150 + i]!), 5);
   });
 });
