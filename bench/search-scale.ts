@@ -367,14 +367,21 @@ async function main(): Promise<void> {
         });
       }
 
-      // hnswlib-node is an optional dependency (it compiles at install): the row says so when it is missing.
+      // hnswlib-node is an optional dependency whose addon `npm ci` leaves unbuilt (`npm rebuild hnswlib-node`).
       const hnswlib = PEERS.has('hnswlib')
         ? await import('hnswlib-node').then((m) => m.default).catch(() => undefined)
         : undefined;
       if (!PEERS.has('hnswlib')) {
         // Left out by --peers.
       } else if (!hnswlib) {
-        rows.push({ engine: 'peer: hnswlib-node', filter: 'none', recall: 0, p50: 0, p99: 0, note: 'not installed' });
+        rows.push({
+          engine: 'peer: hnswlib-node',
+          filter: 'none',
+          recall: 0,
+          p50: 0,
+          p99: 0,
+          note: 'not built: npm rebuild hnswlib-node',
+        });
       } else {
         console.error('Peer: hnswlib-node, building...');
         const index = new hnswlib.HierarchicalNSW('cosine', DIM);
