@@ -293,6 +293,13 @@ export class EmbeddedVectorStore implements VectorStore {
     return load.then(() => undefined);
   }
 
+  /** The vector index, loaded and caught up with the table: what every read from it starts with. */
+  private async caughtUpIndex(): Promise<VectorIndex> {
+    await this.loadIndex();
+    await this.catchUp();
+    return this.loaded().index;
+  }
+
   /**
    * Brings the index up to the table's latest version: applies the rows whose `seq` is above what it covers, and if
    * its size still differs from the row count (rows deleted by another process or before a crash), reconciles ids.
@@ -509,9 +516,7 @@ export class EmbeddedVectorStore implements VectorStore {
         'VALIDATION_FAILED',
         `the query vector has ${query.vector.length} values; ${query.using} vectors have ${spec.dims[query.using]}`,
       );
-    await this.loadIndex();
-    await this.catchUp();
-    const { index } = this.loaded();
+    const index = await this.caughtUpIndex();
     return index
       .search(query.vector, query.using, query.k, query.filter, query.exact ?? false)
       .map((h) => ({ id: h.id, score: h.score, payload: JSON.parse(h.payload) as PointPayload }));
@@ -526,15 +531,12 @@ export class EmbeddedVectorStore implements VectorStore {
     const { table } = this.ready();
     const withVectors = options.withVectors ?? false;
     if (this.index) {
-      await this.indexLoad;
-      await this.catchUp();
-      return this.loaded()
-        .index.get(ids, withVectors)
-        .map((p) => {
-          const point: StoredPoint = { id: p.id, payload: JSON.parse(p.payload) as PointPayload };
-          if (withVectors) point.vectors = p.vectors as Record<EncoderRole, Float32Array>;
-          return point;
-        });
+      const index = await this.caughtUpIndex();
+      return index.get(ids, withVectors).map((p) => {
+        const point: StoredPoint = { id: p.id, payload: JSON.parse(p.payload) as PointPayload };
+        if (withVectors) point.vectors = p.vectors as Record<EncoderRole, Float32Array>;
+        return point;
+      });
     }
     const rows = (await this.call('get points', () =>
       table

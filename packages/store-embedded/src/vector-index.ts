@@ -309,7 +309,10 @@ export class VectorIndex {
         for (const r of ENCODER_ROLES) {
           const dim = this.spec.dims[r];
           const norm = this.norms[r][slot]!;
-          point.vectors[r] = this.matrices[r].slice(slot * dim, (slot + 1) * dim).map((x) => x * norm);
+          point.vectors[r] = Float32Array.from(
+            this.matrices[r].subarray(slot * dim, (slot + 1) * dim),
+            (x) => x * norm,
+          );
         }
       found.push(point);
     }
