@@ -50,7 +50,7 @@ describe('ingest through BullMQ when a worker is killed', () => {
       const beforeRestart = completed.size;
       expect(beforeRestart).toBeLessThan(count / 4);
       worker = startWorker();
-      // The killed worker's active job is recovered by BullMQ's stalled-job check (lock duration 30 s).
+      // The killed worker's active job is recovered by BullMQ's stalled-job check (JOB_LOCK_MS, 5 s here).
       for (let i = 0; i < 1200 && !(batches > 0 && completed.size >= batches); i++)
         await new Promise((r) => setTimeout(r, 100));
       worker.kill('SIGTERM');

@@ -162,7 +162,7 @@ describe('ingest through BullMQ when Redis restarts', () => {
       redis = await startRedis(port, redisDir);
 
       // QueueEvents may miss events during the outage, so Redis's own job states decide. A job whose reply was lost
-      // in the kill is only taken again once its lock expires (30 s) and a stalled-job check (every 30 s) runs.
+      // in the kill is only taken again once its lock expires and a stalled-job check runs (JOB_LOCK_MS, 5 s here).
       let last: (JobStatus | undefined)[] | undefined;
       for (let i = 0; i < 180; i++) {
         last = await states();

@@ -30,7 +30,7 @@ describe(parseConfig.name, () => {
       PREPROCESS: 'exact',
     });
     expect(config.store).toEqual({ kind: 'qdrant', url: 'http://qdrant:6333', apiKey: 'k', collection: 'lookalike' });
-    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'lookalike' });
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'lookalike', lockMs: 30_000 });
     expect(config.api.keys).toEqual([
       { scope: 'read', sha256: 'a'.repeat(64) },
       { scope: 'write', sha256: 'b'.repeat(64) },

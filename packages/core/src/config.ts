@@ -94,6 +94,9 @@ export const envSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be letters, digits, _ or -')
       .default('lookalike'),
+    /** How long a worker's job lock lasts without renewal (renewed every half of it), and how often workers look for
+     * jobs whose lock ran out: a job of a killed worker is taken up again within about twice this. BullMQ's default. */
+    JOB_LOCK_MS: int(1000, 600_000, 30_000),
     QDRANT_URL: url(/^https?$/, 'http://127.0.0.1:6333'),
     QDRANT_API_KEY: z.string().min(1).optional(),
     COLLECTION: z
@@ -171,7 +174,8 @@ export interface Config {
   paths: { data: string; models: string };
   models: { robust: string; clean: string; text: string };
   /** Absent: jobs run in-process (the embedded default). */
-  redis: { url: string; prefix: string } | undefined;
+  /** `lockMs`: a worker's job lock (see `JOB_LOCK_MS`). */
+  redis: { url: string; prefix: string; lockMs: number } | undefined;
   store:
     | { kind: 'qdrant'; url: string; apiKey: string | undefined; collection: string }
     | { kind: 'embedded'; collection: string };
@@ -231,7 +235,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     paths: { data: e.DATA_DIR, models: e.MODELS_DIR },
     models: { robust: e.ROBUST_MODEL, clean: e.CLEAN_MODEL, text: e.TEXT_MODEL },
-    redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX } : undefined,
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX, lockMs: e.JOB_LOCK_MS } : undefined,
     store: e.QDRANT_URL
       ? { kind: 'qdrant', url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collection: e.COLLECTION }
       : { kind: 'embedded', collection: e.COLLECTION },

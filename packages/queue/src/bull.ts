@@ -222,6 +222,12 @@ export interface WorkerOptions {
   prefix?: string;
   concurrency?: number;
   /**
+   * How long a job's lock lasts without renewal (BullMQ renews it every half of it) and how often this worker looks
+   * for jobs whose lock ran out, so a killed worker's job is taken up again within about twice this. Default 30 s,
+   * BullMQ's.
+   */
+  lockMs?: number;
+  /**
    * The process's logger (default: warnings on stderr): Redis outages, and per job a child logger (queue, job name,
    * id, attempt) that records what the handler logs, the job's end and its failures.
    */
@@ -318,6 +324,8 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
       connection,
       prefix,
       concurrency: options.concurrency ?? 1,
+      lockDuration: options.lockMs ?? 30_000,
+      stalledInterval: options.lockMs ?? 30_000,
       // BullMQ's default maxStalledCount (1): a job whose lock was lost to a killed worker or a Redis restart is taken
       // up again once. No processor holds the event loop (onnxruntime runs on worker threads of its own,
       // `@lookalike/onnx-session`), so a lock is never lost to a busy worker, and a job that stalls twice is a fault.

@@ -336,6 +336,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       const worker = startWorker(queue, handlers, {
         redisUrl: config.redis.url,
         prefix: config.redis.prefix,
+        lockMs: config.redis.lockMs,
         logger,
         // One audit batch at a time per process: it already uses every core for its gradients.
         concurrency: queue === 'audit' ? 1 : config.ingest.concurrency,
