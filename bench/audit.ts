@@ -63,7 +63,7 @@ for (const name of values.towers.split(',')) {
     delay.enable();
     const elu = performance.eventLoopUtilization();
     const t0 = performance.now();
-    const r = await runAttack(model, x, n, anchors, 'untargeted', config);
+    const r = await runAttack({ model, x, n, anchors, goal: 'untargeted' }, config);
     const secondsPerQuery = (performance.now() - t0) / 1000 / n;
     const loopBusy = performance.eventLoopUtilization(elu).utilization;
     delay.disable();

@@ -146,14 +146,17 @@ describe(runAttack.name, () => {
 
   it('changes nothing at ε = 0', async () => {
     for (const name of ['pgd', 'apgd'] as const) {
-      const r = await runAttack(model, x, N, anchors, 'untargeted', { name, norm: 'linf', epsilon: 0, steps: 10 });
+      const r = await runAttack(
+        { model, x, n: N, anchors, goal: 'untargeted' },
+        { name, norm: 'linf', epsilon: 0, steps: 10 },
+      );
       expect(maxAbsDiff(r.adversarial, x)).toBe(0);
       expect(Math.max(...r.loss)).toBeLessThan(1e-5);
     }
   });
 
   it.each(configs)('keeps every $name $norm adversarial image in the ε-ball and in [0,1]', async (config) => {
-    const r = await runAttack(model, x, N, anchors, 'untargeted', config);
+    const r = await runAttack({ model, x, n: N, anchors, goal: 'untargeted' }, config);
     expect(radius(r.adversarial, x, config.norm)).toBeLessThanOrEqual(config.epsilon * (1 + 1e-5) + 1e-7);
     expect(extent(r.adversarial).min).toBeGreaterThanOrEqual(0);
     expect(extent(r.adversarial).max).toBeLessThanOrEqual(1);
@@ -161,13 +164,16 @@ describe(runAttack.name, () => {
   });
 
   it('finds far larger losses than random noise of the same budget, and reports the loss of what it returns', async () => {
-    const r = await runAttack(model, x, N, anchors, 'untargeted', {
-      name: 'pgd',
-      norm: 'linf',
-      epsilon: EPS,
-      steps: 10,
-      seed: 2,
-    });
+    const r = await runAttack(
+      { model, x, n: N, anchors, goal: 'untargeted' },
+      {
+        name: 'pgd',
+        norm: 'linf',
+        epsilon: EPS,
+        steps: 10,
+        seed: 2,
+      },
+    );
     const random = seededRandom(9);
     const noisy = Float32Array.from(x, (v) => v + EPS * (random() < 0.5 ? -1 : 1));
     project(noisy, x, N, 'linf', EPS);
@@ -180,27 +186,36 @@ describe(runAttack.name, () => {
   it('pulls a targeted query toward its target', async () => {
     const targets = Float32Array.from({ length: anchors.length }, (_, i) => anchors[(i + model.dim) % anchors.length]!);
     const clean = await model.lossOf(x, N, targets, 'targeted');
-    const r = await runAttack(model, x, N, targets, 'targeted', {
-      name: 'apgd',
-      norm: 'linf',
-      epsilon: EPS,
-      steps: 10,
-      seed: 2,
-    });
+    const r = await runAttack(
+      { model, x, n: N, anchors: targets, goal: 'targeted' },
+      {
+        name: 'apgd',
+        norm: 'linf',
+        epsilon: EPS,
+        steps: 10,
+        seed: 2,
+      },
+    );
     for (let q = 0; q < N; q++) expect(r.loss[q]!).toBeGreaterThan(clean.loss[q]! + 0.05);
   });
 
   it('never ends below PGD with APGD on the same budget', async () => {
     for (const norm of ['linf', 'l2'] as const) {
       const epsilon = norm === 'linf' ? 2 / 255 : 0.25;
-      const p = await runAttack(model, x, N, anchors, 'untargeted', { name: 'pgd', norm, epsilon, steps: 20, seed: 4 });
-      const a = await runAttack(model, x, N, anchors, 'untargeted', {
-        name: 'apgd',
-        norm,
-        epsilon,
-        steps: 20,
-        seed: 4,
-      });
+      const p = await runAttack(
+        { model, x, n: N, anchors, goal: 'untargeted' },
+        { name: 'pgd', norm, epsilon, steps: 20, seed: 4 },
+      );
+      const a = await runAttack(
+        { model, x, n: N, anchors, goal: 'untargeted' },
+        {
+          name: 'apgd',
+          norm,
+          epsilon,
+          steps: 20,
+          seed: 4,
+        },
+      );
       for (let q = 0; q < N; q++) expect(a.loss[q]!).toBeGreaterThanOrEqual(p.loss[q]! - 1e-6);
       // The trace is the mean best loss after each step, so it never decreases.
       for (let s = 1; s < a.trace.length; s++) expect(a.trace[s]!).toBeGreaterThanOrEqual(a.trace[s - 1]!);
@@ -209,19 +224,15 @@ describe(runAttack.name, () => {
 
   it('is reproducible from its seed and independent of how queries are batched', async () => {
     const config: AttackConfig = { name: 'apgd', norm: 'linf', epsilon: EPS, steps: 4, seed: 7 };
-    const a = await runAttack(model, x, N, anchors, 'untargeted', config);
-    const b = await runAttack(model, x, N, anchors, 'untargeted', config);
+    const a = await runAttack({ model, x, n: N, anchors, goal: 'untargeted' }, config);
+    const b = await runAttack({ model, x, n: N, anchors, goal: 'untargeted' }, config);
     expect(b.adversarial).toEqual(a.adversarial);
     // Without a random start the path depends only on each query's own gradients.
     const fixed = { ...config, randomStart: false };
-    const all = await runAttack(model, x, N, anchors, 'untargeted', fixed);
+    const all = await runAttack({ model, x, n: N, anchors, goal: 'untargeted' }, fixed);
     const per = x.length / N;
     const one = await runAttack(
-      model,
-      x.slice(per, 2 * per),
-      1,
-      anchors.slice(model.dim, 2 * model.dim),
-      'untargeted',
+      { model, x: x.slice(per, 2 * per), n: 1, anchors: anchors.slice(model.dim, 2 * model.dim), goal: 'untargeted' },
       fixed,
     );
     expect(maxAbsDiff(one.adversarial, all.adversarial.slice(per, 2 * per))).toBeLessThan(1e-4);
@@ -229,10 +240,10 @@ describe(runAttack.name, () => {
 
   it('refuses a negative ε and zero steps', async () => {
     await expect(
-      runAttack(model, x, N, anchors, 'untargeted', { name: 'pgd', norm: 'linf', epsilon: -1, steps: 3 }),
+      runAttack({ model, x, n: N, anchors, goal: 'untargeted' }, { name: 'pgd', norm: 'linf', epsilon: -1, steps: 3 }),
     ).rejects.toThrow(RangeError);
     await expect(
-      runAttack(model, x, N, anchors, 'untargeted', { name: 'pgd', norm: 'linf', epsilon: EPS, steps: 0 }),
+      runAttack({ model, x, n: N, anchors, goal: 'untargeted' }, { name: 'pgd', norm: 'linf', epsilon: EPS, steps: 0 }),
     ).rejects.toThrow(RangeError);
   });
 });

@@ -57,19 +57,20 @@ export function resolveConfig(config: AttackConfig): Required<AttackConfig> {
   };
 }
 
-/**
- * Attacks `n` queries at once.
- * @param x `[n, 3, S, S]` clean pixels in [0,1].
- * @param anchors `[n, D]` unit vectors: each query's clean embedding (untargeted) or its target (targeted).
- */
-export async function runAttack(
-  model: PixelSpaceModel,
-  x: Float32Array,
-  n: number,
-  anchors: Float32Array,
-  goal: AttackGoal,
-  config: AttackConfig,
-): Promise<AttackResult> {
+/** What an attack works on: `n` queries of a model's pixel input, each with the anchor its loss is measured against. */
+export interface AttackProblem {
+  model: PixelSpaceModel;
+  /** `[n, 3, S, S]` clean pixels in [0,1]. */
+  x: Float32Array;
+  n: number;
+  /** `[n, D]` unit vectors: each query's clean embedding (untargeted) or its target (targeted). */
+  anchors: Float32Array;
+  goal: AttackGoal;
+}
+
+/** Attacks the problem's `n` queries at once. */
+export async function runAttack(problem: AttackProblem, config: AttackConfig): Promise<AttackResult> {
+  const { model, x, n, anchors, goal } = problem;
   const c = resolveConfig(config);
   const per = x.length / n;
   if (!Number.isInteger(per) || per !== 3 * model.size * model.size)
@@ -91,10 +92,7 @@ export async function runAttack(
   for (let r = 0; r < c.restarts; r++) {
     const start = x.slice();
     if (c.randomStart) randomPoint(start, x, n, c, random);
-    trace =
-      c.name === 'apgd'
-        ? await apgd(model, x, start, n, anchors, goal, c, best)
-        : await pgd(model, x, start, n, anchors, goal, c, best);
+    trace = c.name === 'apgd' ? await apgd(problem, start, c, best) : await pgd(problem, start, c, best);
   }
   return {
     adversarial: best.x,
@@ -239,13 +237,10 @@ function ascend(xAdv: Float32Array, grad: Float32Array, n: number, norm: 'linf' 
   }
 }
 
+/** PGD from `xAdv` (updated in place): fixed steps of the gradient's direction, projected back into the ball. */
 async function pgd(
-  model: PixelSpaceModel,
-  x: Float32Array,
+  { model, x, n, anchors, goal }: AttackProblem,
   xAdv: Float32Array,
-  n: number,
-  anchors: Float32Array,
-  goal: AttackGoal,
   c: Required<AttackConfig>,
   best: Best,
 ): Promise<number[]> {
@@ -264,13 +259,12 @@ async function pgd(
 }
 
 /**
- * x_k + α(z − x_k) + (1 − α)(x_k − x_{k−1}). Element loops live in plain functions: V8 does not optimise a loop
- * inside an async function that awaits between its runs, and there they ran about ten times slower.
+ * `out = x_k + α(z − x_k) + (1 − α)(x_k − x_{k−1})`; `out` may be `old`'s buffer. Element loops live in plain
+ * functions: V8 does not optimise a loop inside an async function that awaits between its runs, and there they ran
+ * about ten times slower.
  */
-function momentumStep(x: Float32Array, z: Float32Array, old: Float32Array, alpha: number): Float32Array {
-  const next = new Float32Array(x.length);
-  for (let j = 0; j < x.length; j++) next[j] = x[j]! + alpha * (z[j]! - x[j]!) + (1 - alpha) * (x[j]! - old[j]!);
-  return next;
+function momentumStep(out: Float32Array, x: Float32Array, z: Float32Array, old: Float32Array, alpha: number): void {
+  for (let j = 0; j < x.length; j++) out[j] = x[j]! + alpha * (z[j]! - x[j]!) + (1 - alpha) * (x[j]! - old[j]!);
 }
 
 /** APGD's checkpoints as AutoAttack computes them: first after 22 % of the steps, then ever closer. */
@@ -282,13 +276,14 @@ function checkpointLengths(steps: number): { first: number; decrease: number; mi
   };
 }
 
+/**
+ * APGD (Croce & Hein 2020) from `start`: momentum steps whose size halves per query at checkpoints where the loss
+ * oscillates or stalls, restarting that query from its best point. The three iterates (x_{k−1}, x_k, z) live in
+ * buffers allocated once per restart and rotated.
+ */
 async function apgd(
-  model: PixelSpaceModel,
-  x: Float32Array,
+  { model, x, n, anchors, goal }: AttackProblem,
   start: Float32Array,
-  n: number,
-  anchors: Float32Array,
-  goal: AttackGoal,
   c: Required<AttackConfig>,
   best: Best,
 ): Promise<number[]> {
@@ -305,6 +300,7 @@ async function apgd(
   const gradBest = grad.slice();
   const step = new Float32Array(n).fill(2 * eps);
   let xOld: Float32Array = xAdv.slice();
+  const z = new Float32Array(xAdv.length);
   const { first, decrease, min } = checkpointLengths(c.steps);
   let window = first;
   let sinceCheck = 0;
@@ -315,11 +311,12 @@ async function apgd(
   const trace: number[] = [];
   for (let i = 0; i < c.steps; i++) {
     const momentum = i > 0 ? 0.75 : 1;
-    const z = xAdv.slice();
+    z.set(xAdv);
     ascend(z, grad, n, c.norm, step);
     project(z, x, n, c.norm, eps);
-    // x_{k+1} = P(x_k + α(z_{k+1} − x_k) + (1 − α)(x_k − x_{k−1}))
-    const next = momentumStep(xAdv, z, xOld, momentum);
+    // x_{k+1} = P(x_k + α(z_{k+1} − x_k) + (1 − α)(x_k − x_{k−1})), written over x_{k−1}, which is needed no more.
+    const next = xOld;
+    momentumStep(next, xAdv, z, xOld, momentum);
     project(next, x, n, c.norm, eps);
     xOld = xAdv;
     xAdv = next;

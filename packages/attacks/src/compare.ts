@@ -39,7 +39,7 @@ export async function pgdComparison(settings: ComparisonSettings): Promise<{ los
     const anchors = await model.embed(x, n);
     const losses: number[][] = [];
     for (const run of settings.runs) {
-      const r = await runAttack(model, x, n, anchors, 'untargeted', { name: 'pgd', norm: 'linf', ...run });
+      const r = await runAttack({ model, x, n, anchors, goal: 'untargeted' }, { name: 'pgd', norm: 'linf', ...run });
       losses.push([...r.loss]);
     }
     return { losses };

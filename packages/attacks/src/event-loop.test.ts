@@ -72,13 +72,16 @@ async function loopDuringAttack(worker: boolean): Promise<{ evaluations: Loop; a
       for (let i = 0; i < 4; i++) await model.evaluate(x, N, anchors, 'untargeted');
     });
     const attack = await watch(() =>
-      runAttack(model, x, N, anchors, 'untargeted', {
-        name: 'apgd',
-        norm: 'linf',
-        epsilon: 4 / 255,
-        steps: 4,
-        seed: 1,
-      }),
+      runAttack(
+        { model, x, n: N, anchors, goal: 'untargeted' },
+        {
+          name: 'apgd',
+          norm: 'linf',
+          epsilon: 4 / 255,
+          steps: 4,
+          seed: 1,
+        },
+      ),
     );
     return { evaluations, attack, evaluationMs };
   } finally {

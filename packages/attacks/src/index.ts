@@ -6,5 +6,12 @@ export {
   type Evaluation,
   type PixelSpaceModelOptions,
 } from './model.js';
-export { runAttack, resolveConfig, project, type AttackConfig, type AttackResult } from './attack.js';
+export {
+  runAttack,
+  resolveConfig,
+  project,
+  type AttackConfig,
+  type AttackProblem,
+  type AttackResult,
+} from './attack.js';
 export { seededRandom } from './random.js';

@@ -122,7 +122,7 @@ export async function auditBatch(
         seed,
         ...(options.stepSize === undefined ? {} : { stepSize: options.stepSize }),
       };
-      const attacked = await runAttack(model, x, n, anchors, 'untargeted', config);
+      const attacked = await runAttack({ model, x, n, anchors, goal: 'untargeted' }, config);
       gradientEvaluations += attacked.gradientEvaluations * n;
       const after = await Promise.all(
         ids.map((id, i) => search(attacked.embedding.subarray(i * model.dim, (i + 1) * model.dim), encoder, id)),
@@ -137,10 +137,13 @@ export async function auditBatch(
           xt.set(x.subarray(i * per, (i + 1) * per), j * per);
           anchorsT.set(unitRows(targets.get(q.targetId!)!.vectors![encoder].slice(), 1, model.dim), j * model.dim);
         });
-        const t = await runAttack(model, xt, withTarget.length, anchorsT, 'targeted', {
-          ...config,
-          seed: seed ^ 0x5bd1e995,
-        });
+        const t = await runAttack(
+          { model, x: xt, n: withTarget.length, anchors: anchorsT, goal: 'targeted' },
+          {
+            ...config,
+            seed: seed ^ 0x5bd1e995,
+          },
+        );
         gradientEvaluations += t.gradientEvaluations * withTarget.length;
         await Promise.all(
           withTarget.map(async ({ q, i }, j) => {
