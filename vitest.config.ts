@@ -17,7 +17,7 @@ const UNIT = [
   'packages/core/src/**/*.test.ts',
   'packages/audit/src/{metrics,report}.test.ts',
   'packages/imaging/src/{decode,encode,preprocess,valid-files}.test.ts',
-  'packages/ingest/src/{sources,fetch-url}.test.ts',
+  'packages/ingest/src/{sources,fetch-url,run}.test.ts',
   'packages/encoder/src/batcher.test.ts',
   'packages/synth/src/*.test.ts',
   'packages/store-qdrant/src/requests.test.ts',

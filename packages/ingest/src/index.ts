@@ -2,7 +2,8 @@ export { fetchImage, refusedAddress, type FetchLimits } from './fetch-url.js';
 export {
   assertPatternConfined,
   listDirectory,
-  parseManifest,
+  readManifest,
+  type ManifestEntry,
   manifestFormat,
   resolveInsideRoots,
   type ResolveOptions,
@@ -15,8 +16,8 @@ export {
   type IngestFailure,
   type IngestFailureCode,
   type BatchResult,
-  type RunResult,
 } from './processor.js';
+export { ingestRunHandler, sourceEntries, type RunResult, type SourceDeps } from './run.js';
 export { readLocal, readOriginal, type OriginalLimits } from './originals.js';
 export {
   describeTowers,

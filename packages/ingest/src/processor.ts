@@ -1,5 +1,5 @@
 /**
- * The ingest job handlers. A run lists its source and fans out into batch jobs; a batch reads each image, skips
+ * The ingest job handlers. A run lists its source and fans out into batch jobs (`run.ts`); a batch reads each image, skips
  * those whose vectors already come from the current models and preprocessing, decodes and preprocesses the rest on
  * worker threads, embeds them with both towers, and upserts them. Ids are the sha256 of the bytes, so re-ingesting a
  * file never duplicates it, and a model change re-embeds. A bad file is recorded with its reason and never fails its
@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto';
 import {
   isAppError,
-  isUrl,
   type EncoderRole,
   type ErrorCode,
   type ImageEncoder,
@@ -26,15 +25,11 @@ import {
   type PrepareOutcome,
 } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
-import { BadInputError } from '@lookalike/queue';
-import { fetchImage, type FetchLimits } from './fetch-url.js';
-import { readLocal, readOriginal } from './originals.js';
+import { type FetchLimits } from './fetch-url.js';
+import { readOriginal } from './originals.js';
+import { ingestRunHandler } from './run.js';
 import { TowerInputs } from './tower-inputs.js';
 import { embeddedBy, provenanceOf, towersOf } from './towers.js';
-import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
-
-/** Largest manifest (JSONL or CSV) an ingest run reads, local or fetched. */
-const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 
 export interface IngestDeps {
   store: VectorStore;
@@ -78,13 +73,6 @@ export interface BatchResult {
   skipped: number;
   failed: IngestFailure[];
   ids: string[];
-}
-
-/** What a run job returns. */
-export interface RunResult {
-  items: number;
-  batches: number;
-  manifestProblems: { line: number; reason: string }[];
 }
 
 /** The ingest handlers, and how to stop what they started. */
@@ -276,53 +264,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   }
 
   return {
-    'ingest-run': async (payload, ctx) => {
-      const { source } = payload;
-      let items: IngestItem[];
-      let manifestProblems: RunResult['manifestProblems'] = [];
-      try {
-        if (source.kind === 'items') items = source.items;
-        else if (source.kind === 'directory') {
-          const root = await resolveInsideRoots(source.root, deps.roots, { label: 'the folder' });
-          items = await listDirectory(root, {
-            ...(source.include ? { include: source.include } : {}),
-            ...(source.exclude ? { exclude: source.exclude } : {}),
-          });
-        } else {
-          const format = source.format ?? manifestFormat(source.location);
-          const path = isUrl(source.location)
-            ? undefined
-            : await resolveInsideRoots(source.location, deps.roots, { label: 'the manifest' });
-          const bytes =
-            path === undefined
-              ? await fetchImage(source.location, { ...deps.fetch, maxBytes: MAX_MANIFEST_BYTES })
-              : await readLocal(path, MAX_MANIFEST_BYTES);
-          const baseDir = path ? path.slice(0, path.lastIndexOf('/')) : '/';
-          const parsed = parseManifest(new TextDecoder().decode(bytes), format, baseDir);
-          items = parsed.items;
-          manifestProblems = parsed.problems;
-        }
-      } catch (error) {
-        // A source that cannot be read or parsed will not get better by retrying.
-        if (isAppError(error) && error.status < 500) throw new BadInputError(error.message);
-        throw error;
-      }
-      const size = payload.batchSize;
-      const batches = Math.ceil(items.length / size);
-      const payloads = Array.from({ length: batches }, (_, b) => ({
-        runId: payload.runId,
-        batch: b,
-        items: items.slice(b * size, (b + 1) * size),
-      }));
-      // Deterministic child ids: a retried run re-adds nothing that is already queued.
-      await ctx.enqueueBulk(
-        'ingest-batch',
-        payloads,
-        payloads.map((p) => `${payload.runId}.${p.batch}`),
-      );
-      await ctx.updateProgress({ items: items.length, batches });
-      return { items: items.length, batches, manifestProblems } satisfies RunResult;
-    },
+    'ingest-run': ingestRunHandler(deps),
 
     'ingest-batch': async (payload, ctx) => {
       const result: BatchResult = { batch: payload.batch, done: 0, skipped: 0, failed: [], ids: [] };

@@ -1,6 +1,7 @@
 import type { JobState, JobStatus } from '@lookalike/core';
 import type { JobRunner } from '@lookalike/queue';
-import type { BatchResult, IngestFailure, RunResult } from './processor.js';
+import type { BatchResult, IngestFailure } from './processor.js';
+import type { RunResult } from './run.js';
 
 /** Where a whole ingest run stands: its run job plus every batch job it fanned out to. */
 export interface RunStatus {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '@lookalike/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listDirectory, manifestFormat, parseManifest, resolveInsideRoots } from './sources.js';
+import { Readable } from 'node:stream';
+import { listDirectory, manifestFormat, readManifest, resolveInsideRoots, type ManifestEntry } from './sources.js';
 
 let root: string;
 let outside: string;
@@ -83,8 +84,22 @@ describe(resolveInsideRoots.name, () => {
   });
 });
 
-describe(parseManifest.name, () => {
-  it('reads JSONL, keeps good lines and reports bad ones with their line numbers', () => {
+/** The manifest's items and problems, read from a stream cut into chunks of `chunk` bytes (lines split across them). */
+async function read(text: string, format: 'jsonl' | 'csv', baseDir: string, chunk = 7) {
+  const bytes = Buffer.from(text);
+  const chunks = Array.from({ length: Math.ceil(bytes.length / chunk) }, (_, i) =>
+    bytes.subarray(i * chunk, (i + 1) * chunk),
+  );
+  const entries: ManifestEntry[] = [];
+  for await (const entry of readManifest(Readable.from(chunks), format, baseDir)) entries.push(entry);
+  return {
+    items: entries.flatMap((e) => ('item' in e ? [e.item] : [])),
+    problems: entries.flatMap((e) => ('problem' in e ? [e.problem] : [])),
+  };
+}
+
+describe(readManifest.name, () => {
+  it('reads JSONL, keeps good lines and reports bad ones with their line numbers', async () => {
     const text = [
       '{"path": "a/one.png", "caption": "a red gear", "labels": {"part": "gear"}, "line": 3, "pose": {"rotation": 3}}',
       '{"url": "https://example.com/x.jpg", "id": "sku-1"}',
@@ -93,7 +108,7 @@ describe(parseManifest.name, () => {
       '',
       '[1, 2]',
     ].join('\n');
-    const { items, problems } = parseManifest(text, 'jsonl', '/data');
+    const { items, problems } = await read(text, 'jsonl', '/data');
     expect(items).toEqual([
       { location: '/data/a/one.png', caption: 'a red gear', labels: { part: 'gear' }, metadata: { line: 3 } },
       { location: 'https://example.com/x.jpg', id: 'sku-1' },
@@ -101,10 +116,43 @@ describe(parseManifest.name, () => {
     expect(problems.map((p) => p.line)).toEqual([3, 4, 6]);
   });
 
-  it('reads CSV with a header; extra columns become metadata', () => {
-    const { items, problems } = parseManifest('path,caption,line\nx.png,"a bolt, rusty",7\n,missing,1\n', 'csv', '/d');
+  it('reads CSV with a header; extra columns become metadata', async () => {
+    const { items, problems } = await read('path,caption,line\nx.png,"a bolt, rusty",7\n,missing,1\n', 'csv', '/d');
     expect(items).toEqual([{ location: '/d/x.png', caption: 'a bolt, rusty', metadata: { line: '7' } }]);
     expect(problems).toEqual([{ line: 3, reason: expect.stringMatching(/no location/) as string }]);
+  });
+
+  it('ends a CSV that stops parsing with a ValidationError, having given at most its good rows', async () => {
+    const entries: ManifestEntry[] = [];
+    const rows = readManifest(
+      Readable.from(['path\na.png\n', 'b.png\n', '"c.png\n'].map((t) => Buffer.from(t))),
+      'csv',
+      '/d',
+    );
+    await expect(
+      (async () => {
+        for await (const entry of rows) entries.push(entry);
+      })(),
+    ).rejects.toThrow(/the CSV manifest cannot be parsed/);
+    // Rows parsed in the chunk that failed may be dropped with it; none after it, and none made up, are given.
+    const good = [{ item: { location: '/d/a.png' } }, { item: { location: '/d/b.png' } }];
+    expect(entries).toEqual(good.slice(0, entries.length));
+  });
+
+  it('streams: the first entries come before the rest of the file is read', async () => {
+    let pulled = 0;
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 10_000; i++) {
+          pulled++;
+          yield Buffer.from(`{"path": "${i}.png"}\n`);
+        }
+      })(),
+    );
+    const entries = readManifest(source, 'jsonl', '/d');
+    expect((await entries.next()).value).toEqual({ item: { location: '/d/0.png' } });
+    expect(pulled).toBeLessThan(10_000);
+    await entries.return(undefined);
   });
 
   it('tells formats from names', () => {

@@ -4,7 +4,9 @@
  */
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { parse as parseCsv } from 'csv-parse/sync';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { parse as parseCsv } from 'csv-parse';
 import { glob } from 'tinyglobby';
 import { ValidationError, formatIssues, isUrl } from '@lookalike/core';
 import { ingestItemSchema, type IngestItem } from '@lookalike/queue';
@@ -164,44 +166,59 @@ function toItem(raw: Record<string, unknown>, baseDir: string): IngestItem {
   return parsed.data;
 }
 
+/** A manifest line read: the item it names, or why it could not be used. */
+export type ManifestEntry = { item: IngestItem } | { problem: ManifestProblem };
+
+const CSV_OPTIONS = { columns: true, skip_empty_lines: true, trim: true, relax_column_count: true, bom: true };
+
 /**
- * Parses a JSONL or CSV manifest (relative paths resolve against `baseDir`). Bad lines are reported, never fatal:
- * one malformed row must not lose the rest of the catalog.
+ * Reads a JSONL or CSV manifest as it streams in, one entry per line in the file's order, so a catalog of millions of
+ * lines is never held in memory (relative paths resolve against `baseDir`). Bad lines become problems, never fatal:
+ * one malformed row must not lose the rest of the catalog. A CSV that cannot be parsed at all (an unclosed quote)
+ * throws a `ValidationError` with its parser's reason where it stops.
  */
-export function parseManifest(
-  text: string,
+export async function* readManifest(
+  input: Readable,
   format: 'jsonl' | 'csv',
   baseDir: string,
-): { items: IngestItem[]; problems: ManifestProblem[] } {
-  const items: IngestItem[] = [];
-  const problems: ManifestProblem[] = [];
+): AsyncGenerator<ManifestEntry> {
   if (format === 'jsonl') {
-    text.split('\n').forEach((line, i) => {
-      if (!line.trim()) return;
+    let line = 0;
+    for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+      line++;
+      if (!text.trim()) continue;
       try {
-        const raw = JSON.parse(line) as unknown;
+        const raw = JSON.parse(text) as unknown;
         if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object');
-        items.push(toItem(raw as Record<string, unknown>, baseDir));
+        yield { item: toItem(raw as Record<string, unknown>, baseDir) };
       } catch (error) {
-        problems.push({ line: i + 1, reason: (error as Error).message });
+        yield { problem: { line, reason: (error as Error).message } };
       }
-    });
-    return { items, problems };
-  }
-  let rows: Record<string, string>[];
-  try {
-    rows = parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, relax_column_count: true, bom: true });
-  } catch (error) {
-    throw new ValidationError(`the CSV manifest cannot be parsed: ${(error as Error).message}`);
-  }
-  rows.forEach((row, i) => {
-    try {
-      items.push(toItem(row, baseDir));
-    } catch (error) {
-      problems.push({ line: i + 2, reason: (error as Error).message });
     }
-  });
-  return { items, problems };
+    return;
+  }
+  const parser = parseCsv(CSV_OPTIONS);
+  // pipe() does not pass on the source's errors; the parser's iterator must end with them.
+  input.on('error', (error) => parser.destroy(error));
+  input.pipe(parser);
+  const rows = parser[Symbol.asyncIterator]() as AsyncIterator<Record<string, string>>;
+  // Line 1 is the header; a row's line counts rows, as spreadsheets do.
+  for (let line = 2; ; line++) {
+    let next: IteratorResult<Record<string, string>>;
+    try {
+      next = await rows.next();
+    } catch (error) {
+      if ((error as { code?: unknown }).code?.toString().startsWith('CSV_'))
+        throw new ValidationError(`the CSV manifest cannot be parsed: ${(error as Error).message}`);
+      throw error;
+    }
+    if (next.done) return;
+    try {
+      yield { item: toItem(next.value, baseDir) };
+    } catch (error) {
+      yield { problem: { line, reason: (error as Error).message } };
+    }
+  }
 }
 
 /** The manifest format from a file name, when not given. */
