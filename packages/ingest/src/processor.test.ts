@@ -9,7 +9,7 @@ import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { generateCatalog } from '@lookalike/synth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MainThreadPreparer, fromBytes, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
-import { createIngestHandlers, type BatchResult, type IngestDeps } from './processor.js';
+import { createIngestHandlers, pointOf, type BatchResult, type IngestDeps } from './processor.js';
 
 // Real parts end to end: the committed tiny towers, the embedded LanceDB store, the in-process job runner.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -203,5 +203,50 @@ describe(createIngestHandlers.name, () => {
     expect(exact.done).toBe(2);
     await check(exact.ids, 'exact');
     expect((await ingest('run-exact-again', { kind: 'items', items }, { preprocess: 'exact' })).skipped).toBe(2);
+  });
+});
+
+describe(pointOf.name, () => {
+  const provenance = {
+    robust: { modelId: 'r', preprocessHash: 'p' },
+    clean: { modelId: 'c', preprocessHash: 'p' },
+  };
+  const vectors = { robust: Float32Array.of(1, 0), clean: Float32Array.of(0, 1) };
+  const image = { format: 'png' as const, width: 30, height: 20, pixels: [] };
+  const now = () => new Date('2026-12-01T00:00:00Z');
+
+  it('stores what the item says, what decoding found, and which towers made the vectors', () => {
+    const item = { location: '/c/a.png', id: 'sku-1', caption: 'a gear', labels: { part: 'gear' }, metadata: { k: 1 } };
+    expect(pointOf({ item, id: 'h', size: 99, image, ingestedAt: undefined }, vectors, provenance, now)).toEqual({
+      id: 'h',
+      vectors,
+      payload: {
+        id: 'h',
+        source: '/c/a.png',
+        format: 'png',
+        width: 30,
+        height: 20,
+        bytes: 99,
+        caption: 'a gear',
+        labels: { part: 'gear' },
+        metadata: { k: 1, externalId: 'sku-1' },
+        ingestedAt: '2026-12-01T00:00:00.000Z',
+        embeddings: provenance,
+      },
+    });
+  });
+
+  it('leaves out what the item does not say, and keeps the first ingest time of a re-embedded image', () => {
+    const first = '2025-01-02T03:04:05.000Z';
+    const { payload } = pointOf(
+      { item: { location: '/c/b.png' }, id: 'h', size: 1, image, ingestedAt: first },
+      vectors,
+      provenance,
+      now,
+    );
+    expect(Object.keys(payload).sort()).toEqual(
+      ['bytes', 'embeddings', 'format', 'height', 'id', 'ingestedAt', 'source', 'width'].sort(),
+    );
+    expect(payload.ingestedAt).toBe(first);
   });
 });

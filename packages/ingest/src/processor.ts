@@ -94,7 +94,7 @@ interface Read {
 }
 
 /** An image to embed: one item per distinct fresh id. */
-interface Fresh {
+export interface Fresh {
   item: IngestItem;
   id: string;
   size: number;
@@ -117,6 +117,39 @@ interface Staged {
   skipped: number;
   failed: IngestFailure[];
   ids: string[];
+}
+
+/**
+ * The stored point of an embedded image: its vectors, what the item said of it (caption, labels, metadata, its
+ * external id as `metadata.externalId`), what decoding found (format, size, bytes), and which towers made the
+ * vectors. A re-embedded image keeps the time it was first ingested.
+ */
+export function pointOf(
+  f: Fresh,
+  vectors: Point['vectors'],
+  provenance: PointPayload['embeddings'],
+  now: () => Date,
+): Point {
+  const { item, image } = f;
+  return {
+    id: f.id,
+    vectors,
+    payload: {
+      id: f.id,
+      source: item.location,
+      format: image.format,
+      width: image.width,
+      height: image.height,
+      bytes: f.size,
+      ...(item.caption ? { caption: item.caption } : {}),
+      ...(item.labels ? { labels: item.labels } : {}),
+      ...(item.metadata || item.id
+        ? { metadata: { ...(item.metadata ?? {}), ...(item.id ? { externalId: item.id } : {}) } }
+        : {}),
+      ingestedAt: f.ingestedAt ?? now().toISOString(),
+      embeddings: provenance,
+    },
+  };
 }
 
 function failure(location: string, error: unknown): IngestFailure {
@@ -241,26 +274,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   async function embedAndUpsert(fresh: readonly Fresh[]): Promise<void> {
     if (fresh.length === 0) return;
     const vectors = await inputs.embed(fresh.map((f) => f.image));
-    const points: Point[] = fresh.map((f, i) => ({
-      id: f.id,
-      vectors: vectors[i]!,
-      payload: {
-        id: f.id,
-        source: f.item.location,
-        format: f.image.format,
-        width: f.image.width,
-        height: f.image.height,
-        bytes: f.size,
-        ...(f.item.caption ? { caption: f.item.caption } : {}),
-        ...(f.item.labels ? { labels: f.item.labels } : {}),
-        ...(f.item.metadata || f.item.id
-          ? { metadata: { ...(f.item.metadata ?? {}), ...(f.item.id ? { externalId: f.item.id } : {}) } }
-          : {}),
-        ingestedAt: f.ingestedAt ?? now().toISOString(),
-        embeddings: provenance,
-      },
-    }));
-    await deps.store.upsert(points);
+    await deps.store.upsert(fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now)));
   }
 
   return {
