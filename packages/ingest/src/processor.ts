@@ -1,7 +1,7 @@
 /**
- * The ingest job handlers. A run lists its source and fans out into batch jobs (`run.ts`); a batch reads each image, skips
- * those whose vectors already come from the current models and preprocessing, decodes and preprocesses the rest on
- * worker threads, embeds them with both towers, and upserts them. Ids are the sha256 of the bytes, so re-ingesting a
+ * The ingest job handlers. A run lists its source and fans out into batch jobs (`run.ts`); a batch reads each image,
+ * skips those whose vectors already come from the current models and preprocessing, decodes and preprocesses the rest
+ * on worker threads, embeds them with both towers, and upserts them. Ids are the sha256 of the bytes, so re-ingesting a
  * file never duplicates it, and a model change re-embeds. A bad file is recorded with its reason and never fails its
  * batch; store faults propagate so the job retries (upserts are idempotent).
  */
@@ -25,7 +25,7 @@ import {
   type PrepareOutcome,
 } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
-import { type FetchLimits } from './fetch-url.js';
+import type { FetchLimits } from './fetch-url.js';
 import { readOriginal } from './originals.js';
 import { ingestRunHandler } from './run.js';
 import { TowerInputs } from './tower-inputs.js';
