@@ -31,6 +31,23 @@ async function open(dir: string): Promise<EmbeddedVectorStore> {
   return store;
 }
 
+/** Runs `body` with two handles on one new folder, a writer and a reader; closes both and removes the folder after. */
+async function withWriterAndReader(
+  prefix: string,
+  body: (writer: EmbeddedVectorStore, reader: EmbeddedVectorStore, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const writer = await open(dir);
+  const reader = await open(dir);
+  try {
+    await body(writer, reader, dir);
+  } finally {
+    await writer.close();
+    await reader.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function recall(store: EmbeddedVectorStore, filter: Filter | undefined, queries = 40): Promise<number> {
   let hits = 0;
   let total = 0;
@@ -167,10 +184,7 @@ describe(`${EmbeddedVectorStore.name} crash safety of the vector index`, () => {
   });
 
   it('shows a reader that is already open what another handle upserts and deletes, in search', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'vindex-reader-'));
-    const writer = await open(dir);
-    const reader = await open(dir);
-    try {
+    await withWriterAndReader('vindex-reader-', async (writer, reader) => {
       await writer.upsert([point(1), point(2), point(3)]);
       expect((await reader.search({ vector: point(2).vectors.robust, using: 'robust', k: 1 }))[0]!.id).toBe(
         point(2).id,
@@ -178,18 +192,11 @@ describe(`${EmbeddedVectorStore.name} crash safety of the vector index`, () => {
       await writer.delete([point(2).id]);
       const hits = await reader.search({ vector: point(2).vectors.robust, using: 'robust', k: 5 });
       expect(hits.map((h) => h.id).sort()).toEqual([point(1).id, point(3).id].sort());
-    } finally {
-      await writer.close();
-      await reader.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('shows a reader whose check has settled (no commit for 2 s, a stat only) the next commit at once', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'vindex-settled-'));
-    const writer = await open(dir);
-    const reader = await open(dir);
-    try {
+    await withWriterAndReader('vindex-settled-', async (writer, reader) => {
       await writer.upsert([point(1), point(2)]);
       await new Promise((resolve) => setTimeout(resolve, 2_300));
       // Two reads after the pause: the first reads the version and trusts the folder's stamp, the second stats only.
@@ -205,22 +212,15 @@ describe(`${EmbeddedVectorStore.name} crash safety of the vector index`, () => {
       expect(await reader.get([point(1).id])).toEqual([]);
       const all = await reader.search({ vector: point(1).vectors.robust, using: 'robust', k: 10, exact: true });
       expect(all.map((h) => h.id).sort()).toEqual([point(2).id, point(3).id].sort());
-    } finally {
-      await writer.close();
-      await reader.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("serves get from the index: vectors as upserted (not unit length), payloads, other handles' writes, reloads", async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'vindex-get-'));
     const scaled = (p: Point, by: number): Point => ({
       ...p,
       vectors: { robust: p.vectors.robust.map((x) => x * by), clean: p.vectors.clean.map((x) => -x * by * 3) },
     });
-    const writer = await open(dir);
-    const reader = await open(dir);
-    try {
+    await withWriterAndReader('vindex-get-', async (writer, reader, dir) => {
       await writer.upsert([scaled(point(1), 2.5), scaled(point(2), 0.01), point(3)]);
       const expectStored = async (store: EmbeddedVectorStore, p: Point) => {
         const [got] = await store.get([p.id], { withVectors: true });
@@ -248,11 +248,7 @@ describe(`${EmbeddedVectorStore.name} crash safety of the vector index`, () => {
       } finally {
         await reopened.close();
       }
-    } finally {
-      await writer.close();
-      await reader.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
