@@ -166,6 +166,15 @@ function toItem(raw: Record<string, unknown>, baseDir: string): IngestItem {
   return parsed.data;
 }
 
+/** Line `line`'s entry: the item of the record `raw` gives, or the reason `raw` or the item failed. */
+function entryOf(line: number, baseDir: string, raw: () => Record<string, unknown>): ManifestEntry {
+  try {
+    return { item: toItem(raw(), baseDir) };
+  } catch (error) {
+    return { problem: { line, reason: (error as Error).message } };
+  }
+}
+
 /** A manifest line read: the item it names, or why it could not be used. */
 export type ManifestEntry = { item: IngestItem } | { problem: ManifestProblem };
 
@@ -187,13 +196,11 @@ export async function* readManifest(
     for await (const text of createInterface({ input, crlfDelay: Infinity })) {
       line++;
       if (!text.trim()) continue;
-      try {
+      yield entryOf(line, baseDir, () => {
         const raw = JSON.parse(text) as unknown;
         if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object');
-        yield { item: toItem(raw as Record<string, unknown>, baseDir) };
-      } catch (error) {
-        yield { problem: { line, reason: (error as Error).message } };
-      }
+        return raw as Record<string, unknown>;
+      });
     }
     return;
   }
@@ -213,11 +220,8 @@ export async function* readManifest(
       throw error;
     }
     if (next.done) return;
-    try {
-      yield { item: toItem(next.value, baseDir) };
-    } catch (error) {
-      yield { problem: { line, reason: (error as Error).message } };
-    }
+    const row = next.value;
+    yield entryOf(line, baseDir, () => row);
   }
 }
 

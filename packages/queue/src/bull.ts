@@ -243,6 +243,7 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
   const missing = jobsOf(queue).filter((n) => !handlers[n]);
   if (missing.length) throw new Error(`cannot start the ${queue} worker: no handler for ${missing.join(', ')}`);
   const prefix = options.prefix ?? 'lookalike';
+  const lockMs = options.lockMs ?? 30_000;
   const logger = (options.logger ?? stderrLogger('warn')).child({ queue });
   const producer = new Map<QueueKey, Queue>();
   const connection = createRedisConnection(options.redisUrl, 'worker', { connectionName: `${prefix}:${queue}-worker` });
@@ -324,8 +325,8 @@ export function startWorker(queue: QueueKey, handlers: JobHandlers, options: Wor
       connection,
       prefix,
       concurrency: options.concurrency ?? 1,
-      lockDuration: options.lockMs ?? 30_000,
-      stalledInterval: options.lockMs ?? 30_000,
+      lockDuration: lockMs,
+      stalledInterval: lockMs,
       // BullMQ's default maxStalledCount (1): a job whose lock was lost to a killed worker or a Redis restart is taken
       // up again once. No processor holds the event loop (onnxruntime runs on worker threads of its own,
       // `@lookalike/onnx-session`), so a lock is never lost to a busy worker, and a job that stalls twice is a fault.

@@ -52,7 +52,7 @@ export function mountSearch(main) {
         showAlert({ title: 'Nothing to search for', detail: 'Type a description, or drop an image.' });
         bar.focusText();
       },
-      onChange: (patch) => navigate({ ...state, ...patch }, 'replace'),
+      onChange: change,
       current: () => state,
     },
     signal,
@@ -113,6 +113,14 @@ export function mountSearch(main) {
     state = next;
     bar.sync(state);
     void run();
+  }
+
+  /**
+   * A changed option: same query, history entry replaced.
+   * @param {Partial<SearchState>} patch
+   */
+  function change(patch) {
+    navigate({ ...state, ...patch }, 'replace');
   }
 
   /** @param {Query} query */
@@ -195,7 +203,7 @@ export function mountSearch(main) {
       const view = resultsView(responses, {
         filtered: Boolean(filter),
         onHit: searchFromHit,
-        onClearFilters: () => navigate({ ...state, filters: emptyFilters() }, 'replace'),
+        onClearFilters: () => change({ filters: emptyFilters() }),
       });
       status.textContent = view.status;
       replace(output, view.content);
