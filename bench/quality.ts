@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { seededRandom } from '@lookalike/attacks';
 import { ENCODER_ROLES, dot, l2Normalize, parseConfig, scrollPoints, type EncoderRole } from '@lookalike/core';
-import { isPrepareFailure } from '@lookalike/imaging';
+import { embedFiles, trainingSeeds } from '@lookalike/distance';
 import type { BatchResult } from '@lookalike/ingest';
 import { auditOptionsSchema, type InProcessJobRunner } from '@lookalike/queue';
 import { SearchService } from '@lookalike/search';
@@ -160,10 +160,10 @@ async function run(services: Services): Promise<void> {
   };
 
   // The seed rule: the held-out catalog's seed is none the towers were trained on (their manifests' dataSeed).
-  const trainingSeeds = new Set(Object.values(manifests).flatMap((m) => dataSeeds(m.training)));
-  if (trainingSeeds.has(SEED))
+  const usedSeeds = new Set(Object.values(manifests).flatMap((m) => trainingSeeds(m.training)));
+  if (usedSeeds.has(SEED))
     throw new Error(
-      `seed ${SEED} made the towers' training data (training seeds: ${[...trainingSeeds].join(', ')}); ` +
+      `seed ${SEED} made the towers' training data (training seeds: ${[...usedSeeds].join(', ')}); ` +
         'measure on a held-out catalog: pass another --seed',
     );
   const list = (p: string | string[] | undefined) => (p === undefined ? [] : Array.isArray(p) ? p : [p]);
@@ -360,7 +360,16 @@ async function run(services: Services): Promise<void> {
     }
     const twinRecords = records.filter((r) => r.twin);
     const twinVectors = await embedFiles(
-      services,
+      {
+        encoders: services.encoders,
+        preparer: services.preparer,
+        decode: {
+          maxBytes: services.config.images.maxBytes,
+          maxPixels: services.config.images.maxPixels,
+          allowSvg: services.config.images.allowSvg,
+        },
+        preprocess: services.config.images.preprocess,
+      },
       twinRecords.map((r) => join(CATALOG, r.twin!.file)),
     );
     const captions = await embedTexts(
@@ -454,7 +463,7 @@ async function run(services: Services): Promise<void> {
     catalog: { count: COUNT, seed: SEED, images: records.length, twins: zeroShotAndTwins.pairs, path: CATALOG },
     towers: towerIds,
     modelsDir: registry.root,
-    trainingSeeds: [...trainingSeeds],
+    trainingSeeds: [...usedSeeds],
     pairedWithText,
     k: K,
     search: 'SearchService.byId / byText on the embedded store (its HNSW index), as POST /v1/search',
@@ -581,42 +590,6 @@ ${r.aims.filter((a) => a.met).length} of ${r.aims.length} aims met. Run time ${(
 }
 
 /** Every `dataSeed` in a manifest's free-form `training` record. */
-function dataSeeds(training: unknown): number[] {
-  if (training === null || typeof training !== 'object') return [];
-  return Object.entries(training).flatMap(([key, value]) =>
-    key === 'dataSeed' && typeof value === 'number' ? [value] : dataSeeds(value),
-  );
-}
-
-/** Both image towers' embeddings of image files, decoded and preprocessed as ingest does (the services' pool). */
-async function embedFiles(services: Services, files: readonly string[]): Promise<Record<EncoderRole, Float32Array[]>> {
-  const { config, encoders, preparer } = services;
-  const specs = ENCODER_ROLES.map((r) => encoders[r].info.preprocess);
-  const decode = {
-    maxBytes: config.images.maxBytes,
-    maxPixels: config.images.maxPixels,
-    allowSvg: config.images.allowSvg,
-  };
-  const out: Record<EncoderRole, Float32Array[]> = { robust: [], clean: [] };
-  const CHUNK = 16;
-  for (let i = 0; i < files.length; i += CHUNK) {
-    const bytes = await Promise.all(files.slice(i, i + CHUNK).map((f) => readFile(f)));
-    const outcomes = await preparer.prepare(bytes, specs, decode, config.images.preprocess);
-    const prepared = outcomes.map((o, j) => {
-      if (isPrepareFailure(o)) throw new Error(`${files[i + j]}: ${o.reason}`);
-      return o;
-    });
-    for (const [s, role] of ENCODER_ROLES.entries()) {
-      const size = specs[s]!.size;
-      const per = 3 * size * size;
-      const data = new Float32Array(prepared.length * per);
-      prepared.forEach((p, j) => data.set(p.pixels[s]!, j * per));
-      out[role].push(...(await encoders[role].embed({ data, n: prepared.length, height: size, width: size })));
-    }
-  }
-  return out;
-}
-
 /** The text tower's embeddings, in batches. */
 async function embedTexts(services: Services, texts: readonly string[]): Promise<Float32Array[]> {
   const out: Float32Array[] = [];

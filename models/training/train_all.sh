@@ -82,6 +82,9 @@ stamp "writing parity fixtures"
 # The TypeScript PGD against PyTorch autograd on the new clean tower (a fixture a vitest test and the card read).
 stamp "checking the TypeScript attack against PyTorch autograd"
 (cd "$ROOT" && "$PYTHON" models/training/compare_pgd.py)
+# The distance thresholds belong to the model files: refit them on the new towers (lookalike calibrate-distance).
+stamp "calibrating the towers' distance thresholds"
+(cd "$ROOT" && npm run --silent build && MODELS_DIR="$MODELS_DIR" node apps/cli/dist/main.js calibrate-distance)
 end=$(date +%s)
 cat > "$WORK/timing.json" <<JSON
 {"dataSeconds": $(( data_done - start )), "trainSeconds": $(( train_done - data_done )), "exportEvalSeconds": $(( end - train_done )), "totalSeconds": $(( end - start ))}

@@ -3,27 +3,17 @@ import { createHash } from 'node:crypto';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { AuditResult } from '@lookalike/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_MAIN as main, MODELS, runCli } from './testing.js';
 
 // `lookalike audit` as users run it: the built entry point on a small catalog ingested by `lookalike ingest`.
-const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 const run = promisify(execFile);
 let dir: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, MODELS_DIR: MODELS, REDIS_URL: '', QDRANT_URL: '', LOG_LEVEL: 'silent' };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = (...args: string[]) =>
+  runCli({ MODELS_DIR: MODELS, REDIS_URL: '', QDRANT_URL: '', LOG_LEVEL: 'silent' }, ...args);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cli-audit-'));

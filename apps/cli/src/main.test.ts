@@ -1,32 +1,17 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLI_MAIN as main, MODELS, runCli } from './testing.js';
 
 // The CLI is tested as users run it: the built entry point in a child process (`npm test` builds first).
-const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const run = promisify(execFile);
 const dirs: string[] = [];
 afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function cliEnv(
-  env: Record<string, string>,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args], { env: { ...process.env, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
-
+const cliEnv = runCli;
 const cli = (...args: string[]) => cliEnv({}, ...args);
 
 describe('lookalike synth', () => {
@@ -69,7 +54,6 @@ describe('lookalike synth', () => {
 });
 
 // The committed tiny towers; the CLI reads MODELS_DIR like any deployment.
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 
 describe('lookalike ingest', () => {
   it('ingests a folder into the embedded store, reports bad files, and adds nothing the second time', async () => {

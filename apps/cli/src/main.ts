@@ -4,8 +4,10 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppError, loadConfig, parseConfig } from '@lookalike/core';
 import { createServices } from '@lookalike/services';
-import { CatalogOptionsError } from '@lookalike/synth';
+import { CatalogOptionsError, MAX_RERENDERS } from '@lookalike/synth';
 import { printAudit, runAudit } from './audit.js';
+import { registerCalibrate } from './calibrate.js';
+import { registerDistance } from './distance.js';
 import { printSummary, runIngest, sourceOf } from './ingest.js';
 import { showLookalikes } from './lookalikes.js';
 import { registerReindex, reindexIfPending } from './reindex.js';
@@ -33,6 +35,12 @@ program
   .option('--count <n>', 'number of catalog images', integer('--count', 1, 10_000_000), 1000)
   .option('--seed <n>', 'random seed; the same seed gives byte-identical files', integer('--seed', 0, 2 ** 32 - 1), 1)
   .option('--twins', 'also render an edited twin of each image (one attribute changed)', false)
+  .option(
+    '--rerenders <n>',
+    'also render n re-renders of each image: the same item photographed again (near-duplicates)',
+    integer('--rerenders', 0, MAX_RERENDERS),
+    0,
+  )
   .addOption(new Option('--format <format>', 'image format').choices(['png', 'jpeg']).default('png'))
   .option('--size <px>', 'side of the square images in pixels', integer('--size', 32, 2048), 256)
   .option('--overwrite', 'replace an existing catalog in --out', false)
@@ -42,6 +50,7 @@ program
       count: number;
       seed: number;
       twins: boolean;
+      rerenders: number;
       format: 'png' | 'jpeg';
       size: number;
       overwrite: boolean;
@@ -66,6 +75,8 @@ program
   });
 
 registerReindex(program, integer);
+registerCalibrate(program, integer);
+registerDistance(program);
 
 program
   .command('jobs')
@@ -193,6 +204,7 @@ program
           count: flags.count,
           seed: 1,
           twins: true,
+          rerenders: 0,
           format: 'png',
           size: 256,
           overwrite: true,

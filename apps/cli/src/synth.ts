@@ -6,6 +6,7 @@ export interface SynthFlags {
   seed: number;
   out: string;
   twins: boolean;
+  rerenders: number;
   format: ImageFormat;
   size: number;
   overwrite: boolean;
@@ -21,6 +22,7 @@ export async function runSynth(flags: SynthFlags): Promise<CatalogInfo> {
       seed: flags.seed,
       outDir: flags.out,
       twins: flags.twins,
+      rerenders: flags.rerenders,
       format: flags.format,
       size: flags.size,
       overwrite: flags.overwrite,
@@ -29,7 +31,8 @@ export async function runSynth(flags: SynthFlags): Promise<CatalogInfo> {
     bar.stop();
     const seconds = (performance.now() - started) / 1000;
     console.log(
-      `Wrote ${info.images} ${info.format} images (${info.count} items${info.twins ? ' with edited twins' : ''}, ` +
+      `Wrote ${info.images} ${info.format} images (${info.count} items${info.twins ? ' with edited twins' : ''}` +
+        `${info.rerenders ? `, ${info.rerenders} re-renders each` : ''}, ` +
         `${info.size}×${info.size}, seed ${info.seed}) to ${flags.out} in ${seconds.toFixed(1)} s ` +
         `(${(info.images / seconds).toFixed(0)} images/s); manifest: ${flags.out}/manifest.jsonl`,
     );

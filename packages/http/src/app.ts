@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { AppError } from '@lookalike/core';
+import { DistanceService } from '@lookalike/distance';
 import { SearchService } from '@lookalike/search';
 import { uploadsDir } from '@lookalike/services';
 import { clientRoutes, contentSecurityPolicy as uiContentSecurityPolicy } from '@lookalike/web';
@@ -17,6 +18,7 @@ import { PublicPaths } from './public-paths.js';
 import { mountQueueDashboard } from './queue-dashboard.js';
 import { refuseCrossSiteWrites, requireAllowedHost } from './request-guards.js';
 import { auditRoutes } from './routes/audits.js';
+import { distanceRoutes } from './routes/distance.js';
 import { imageRoutes } from './routes/images.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { searchRoutes } from './routes/search.js';
@@ -25,6 +27,8 @@ import { singleUpload } from './uploads.js';
 
 export type { AppDeps, ReadinessCheck, RouteContext } from './context.js';
 export { servicesDeps } from './context.js';
+
+const NO_CALIBRATIONS = "the API was started without the towers' calibrations";
 
 /**
  * Builds the Express application: the search API under `/v1`, operations endpoints (`/healthz`, `/readyz`,
@@ -73,11 +77,24 @@ export function createApp(deps: AppDeps): Express {
     if (name === 'ingest-batch' && (result as { done?: number } | undefined)?.done !== 0) search.invalidate();
   });
 
+  const distance =
+    deps.distance ??
+    new DistanceService({
+      store: deps.store,
+      embedUpload: (bytes, roles) => search.embedUpload(bytes, roles),
+      models: { robust: deps.encoders.robust.info.id, clean: deps.encoders.clean.info.id },
+      calibrations: deps.calibrations ?? {
+        robust: { status: 'uncalibrated', reason: NO_CALIBRATIONS },
+        clean: { status: 'uncalibrated', reason: NO_CALIBRATIONS },
+      },
+    });
+
   const uploads = resolve(uploadsDir(config));
   const ctx: RouteContext = {
     routes: new ApiRoutes(app),
     deps,
     search,
+    distance,
     metrics,
     files: new ImageFiles({
       store: deps.store,
@@ -121,6 +138,7 @@ export function createApp(deps: AppDeps): Express {
     express.json({ limit: '256kb' }),
   );
   searchRoutes(ctx);
+  distanceRoutes(ctx);
   imageRoutes(ctx);
   ingestRoutes(ctx);
   auditRoutes(ctx);

@@ -5,6 +5,7 @@
 import type { AuditRepository, Config, EncoderRole, ImageEncoder, TextEncoder, VectorStore } from '@lookalike/core';
 import type { ImagePreparer } from '@lookalike/imaging';
 import type { AuditOptions, JobRunner } from '@lookalike/queue';
+import type { CalibrationState, DistanceService } from '@lookalike/distance';
 import type { SearchService } from '@lookalike/search';
 import type { ReadinessCheck, Services } from '@lookalike/services';
 import type { RequestHandler } from 'express';
@@ -31,6 +32,10 @@ export interface AppDeps {
   runner: JobRunner;
   /** Built from the store and encoders when not given. */
   search?: SearchService;
+  /** Each tower's distance calibration (the services load them); without it distances come without verdicts. */
+  calibrations?: Record<EncoderRole, CalibrationState>;
+  /** Built from the search service, the store and the calibrations when not given. */
+  distance?: DistanceService;
   /** Where the built search service decodes uploaded query images (the services' pool); default this thread. */
   preparer?: ImagePreparer;
   /** Finished robustness audits; without it the audit routes answer 503. */
@@ -44,9 +49,11 @@ export interface AppDeps {
 }
 
 /** The parts of {@link AppDeps} that come straight from the composition root's `Services`. */
-export function servicesDeps(services: Services): Pick<AppDeps, 'store' | 'encoders' | 'text' | 'runner' | 'preparer'> {
-  const { store, encoders, text, runner, preparer } = services;
-  return { store, encoders, text, runner, preparer };
+export function servicesDeps(
+  services: Services,
+): Pick<AppDeps, 'store' | 'encoders' | 'text' | 'runner' | 'preparer' | 'calibrations'> {
+  const { store, encoders, text, runner, preparer, calibrations } = services;
+  return { store, encoders, text, runner, preparer, calibrations };
 }
 
 /** What the route modules are handed. */
@@ -54,6 +61,7 @@ export interface RouteContext {
   routes: ApiRoutes;
   deps: AppDeps;
   search: SearchService;
+  distance: DistanceService;
   metrics: ApiMetrics;
   files: ImageFiles;
   /** Turns server paths into what responses may show. */

@@ -12,10 +12,31 @@ function fmtBytes(n: number): string {
  * 400 `VALIDATION_FAILED`. Requests that are not multipart pass through untouched.
  */
 export function singleUpload(field: string, maxBytes: number): RequestHandler {
-  const upload = multer({
+  return formUpload([field], maxBytes);
+}
+
+/**
+ * Reads at most one uploaded file from each of the multipart fields `fields` into memory (each at most `maxBytes`)
+ * into `req.files[field]`, or `req.file` when there is one field; errors as {@link singleUpload}.
+ */
+export function formUpload(fields: readonly string[], maxBytes: number): RequestHandler {
+  const instance = multer({
     storage: multer.memoryStorage(),
-    limits: { fileSize: maxBytes, files: 1, fields: 8, fieldSize: 64 * 1024, parts: 10, headerPairs: 200 },
-  }).single(field);
+    limits: {
+      fileSize: maxBytes,
+      files: fields.length,
+      fields: 8,
+      fieldSize: 64 * 1024,
+      parts: 9 + fields.length,
+      headerPairs: 200,
+    },
+  });
+  const upload =
+    fields.length === 1 ? instance.single(fields[0]!) : instance.fields(fields.map((name) => ({ name, maxCount: 1 })));
+  const expected =
+    fields.length === 1
+      ? `Send exactly one file, in the form field "${fields[0]}".`
+      : `Send at most one file in each of the form fields ${fields.map((f) => `"${f}"`).join(' and ')}.`;
   return (req, res, next) => {
     upload(req, res, (error: unknown) => {
       if (error === undefined || error === null) return next();
@@ -32,9 +53,7 @@ export function singleUpload(field: string, maxBytes: number): RequestHandler {
           case 'LIMIT_UNEXPECTED_FILE':
           case 'LIMIT_FILE_COUNT':
             return next(
-              new ValidationError(`Send exactly one file, in the form field "${field}".`, [
-                { path: error.field ?? field, message: 'unexpected file' },
-              ]),
+              new ValidationError(expected, [{ path: error.field ?? fields[0]!, message: 'unexpected file' }]),
             );
           default:
             return next(

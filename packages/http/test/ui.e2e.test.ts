@@ -12,7 +12,7 @@ import { parseConfig, type AuditResult, type EncoderRole } from '@lookalike/core
 import { getRunStatus } from '@lookalike/ingest';
 import type { InProcessJobRunner } from '@lookalike/queue';
 import { createServices, type Services } from '@lookalike/services';
-import { generateCatalog, type ManifestRecord } from '@lookalike/synth';
+import { generateCatalog, makeRerender, renderImage, sampleSpec, type ManifestRecord } from '@lookalike/synth';
 import { webRoot } from '@lookalike/web';
 import { launchChromium } from '@lookalike/testkit';
 import type { Browser, Page } from 'playwright-core';
@@ -66,6 +66,7 @@ beforeAll(async () => {
     encoders: services.encoders,
     text: services.text,
     runner: services.runner,
+    calibrations: services.calibrations,
     audits,
     webRoot,
   };
@@ -290,6 +291,55 @@ describe('web UI', () => {
     }
     await expect(page.locator('.agreement').textContent()).resolves.toMatch(/of 12 hits shared by both towers/);
     await shot('search-side-by-side');
+  });
+
+  it('compares two images: an upload against a stored one, then two stored ones from a shareable URL', async () => {
+    // Item 4 photographed again (its re-render 1), uploaded, against item 4 itself, chosen by id.
+    const original = idOf(items[4]!);
+    const again = await renderImage(makeRerender(sampleSpec(21, 4), 21, 4, 1).spec, 128, 'png');
+    await open(`/?id=${original}`);
+    await page.locator('.results[aria-busy="false"]').waitFor();
+    await page.getByRole('link', { name: 'Compare with…' }).click();
+    await page.waitForURL(`**/compare?a=${original}`);
+    await expect(page.locator('#compare-a-id').inputValue()).resolves.toBe(original);
+    await expect(page.getByRole('button', { name: 'Compare' }).isDisabled()).resolves.toBe(true);
+    await page.locator('#compare-b-file').setInputFiles({ name: 'again.png', mimeType: 'image/png', buffer: again });
+    const answered = page.waitForResponse((r) => r.url().endsWith('/v1/distance'));
+    await page.getByRole('button', { name: 'Compare' }).click();
+    const response = await answered;
+    expect(response.status()).toBe(200);
+    const body = (await response.json()) as {
+      verdict: string;
+      towers: Record<EncoderRole, { distance: number; verdict: string; calibration: object | null }>;
+    };
+    await page.locator('.compare-table').waitFor();
+    for (const role of ['robust', 'clean'] satisfies EncoderRole[]) {
+      const row = page.locator(`.compare-table tr[data-encoder="${role}"]`);
+      expect(body.towers[role].calibration).not.toBeNull();
+      await expect(row.locator('.distance-value').textContent()).resolves.toBe(body.towers[role].distance.toFixed(4));
+      await expect(row.locator('.verdict').textContent()).resolves.toBe(body.towers[role].verdict);
+      await expect(row.textContent()).resolves.toMatch(/held out \(seed \d+\)/);
+    }
+    await expect(page.locator('.compare-verdict [data-verdict]').textContent()).resolves.toBe(body.verdict);
+    await shot('compare-upload');
+
+    // Two stored images of different parts: the URL names both, and opening it again compares them at once.
+    const other = items.find((i) => i.labels.part !== items[4]!.labels.part)!;
+    await page.locator('#compare-b-id').fill(idOf(other));
+    await page.locator('#compare-b-id').press('Enter');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.waitForURL(`**/compare?a=${original}&b=${idOf(other)}`);
+    await page.locator('.compare-table').waitFor();
+    const url = page.url();
+    await page.context().close();
+    await open(new URL(url).pathname + new URL(url).search);
+    await page.locator('.compare-table').waitFor();
+    await expect(page.locator('.compare-verdict [data-verdict]').textContent()).resolves.toBe('different');
+    // A malformed id is refused where it was typed, before any request.
+    await page.locator('#compare-a-id').fill('not-an-id');
+    await page.locator('#compare-a-id').press('Enter');
+    await expect(page.locator('#compare-a-id-error').isVisible()).resolves.toBe(true);
+    await expect(page.locator('#compare-a-id').getAttribute('aria-invalid')).resolves.toBe('true');
   });
 
   it('asks for an API key when reads are protected, and searches with the key once it is set', async () => {

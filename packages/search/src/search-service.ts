@@ -107,15 +107,30 @@ export class SearchService {
    */
   async byImage(bytes: Uint8Array, options: SearchOptions = {}): Promise<SearchResult> {
     const { encoder, k, filter } = resolveOptions(options);
-    const tower = this.deps.encoders[encoder];
     const started = performance.now();
-    const spec = tower.info.preprocess;
+    const { [encoder]: vector } = await this.embedUpload(bytes, [encoder]);
+    const embedMs = performance.now() - started;
+    return this.search(vector!, encoder, k, filter, embedMs);
+  }
+
+  /**
+   * Embeds an uploaded image with each of `roles`' towers: decoded once under the decode limits (hostile files are
+   * refused before any pixel buffer exists) and preprocessed exactly as ingest does, by the preparer when one is
+   * given. The bytes may be handed to another thread: do not use them afterwards.
+   *
+   * @throws ImageRejectedError when the bytes are not an acceptable image
+   */
+  async embedUpload(
+    bytes: Uint8Array,
+    roles: readonly EncoderRole[] = ENCODER_ROLES,
+  ): Promise<Partial<Record<EncoderRole, Float32Array>>> {
+    const specs = roles.map((role) => this.deps.encoders[role].info.preprocess);
     const { preparer } = this.deps;
     const pooled = preparer && ((await declaredPixels(bytes)) ?? 0) > (this.deps.poolMinPixels ?? POOL_MIN_PIXELS);
     const mode = this.deps.preprocess ?? 'fast';
     const [outcome] = pooled
-      ? await preparer.prepare([bytes], [spec], this.deps.decode, mode)
-      : [await prepareImage(bytes, [spec], this.deps.decode, mode)];
+      ? await preparer.prepare([bytes], specs, this.deps.decode, mode)
+      : [await prepareImage(bytes, specs, this.deps.decode, mode)];
     if (!outcome) throw new AppError('INTERNAL', 'the preprocessing pool returned no outcome for the query image');
     if (isPrepareFailure(outcome)) {
       const options = outcome.details ? { details: outcome.details } : {};
@@ -123,10 +138,21 @@ export class SearchService {
         ? new ImageRejectedError(outcome.code as ImageRejectionCode, outcome.reason, options)
         : new AppError(outcome.code, outcome.reason, options);
     }
-    // [1, 3, S, S] in [0,1]; the encoder normalises.
-    const [vector] = await tower.embed({ data: outcome.pixels[0]!, n: 1, height: spec.size, width: spec.size });
-    const embedMs = performance.now() - started;
-    return this.search(vector!, encoder, k, filter, embedMs);
+    const vectors: Partial<Record<EncoderRole, Float32Array>> = {};
+    await Promise.all(
+      roles.map(async (role, s) => {
+        const { size } = specs[s]!;
+        // [1, 3, S, S] in [0,1]; the encoder normalises.
+        const [vector] = await this.deps.encoders[role].embed({
+          data: outcome.pixels[s]!,
+          n: 1,
+          height: size,
+          width: size,
+        });
+        vectors[role] = vector!;
+      }),
+    );
+    return vectors;
   }
 
   /**

@@ -21,6 +21,7 @@ import {
 } from '@lookalike/core';
 import { PixelSpaceModel } from '@lookalike/attacks';
 import { createAuditHandlers, FileAuditStore } from '@lookalike/audit';
+import { CALIBRATION_FILE, loadCalibration, type CalibrationState } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { PreprocessPool, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
 import {
@@ -162,6 +163,11 @@ export interface Services {
   /** The models folder, for components that need the model files themselves (the audit's gradient graphs). */
   registry: ModelRegistry;
   /**
+   * Each tower's distance thresholds (`distance-calibration.json` in its model's folder), or why it has none: a
+   * missing or stale calibration leaves distances without verdicts, it does not stop the services.
+   */
+  calibrations: Record<EncoderRole, CalibrationState>;
+  /**
    * The process's image decoding and preprocessing threads (a `PreprocessPool`, started on first use), shared by
    * ingest and by query uploads over 1 MP: at most two images per thread are decoded at once, whatever the load.
    */
@@ -214,6 +220,16 @@ export async function createServices(config: Config, options: ServiceOptions = {
     clean: await OnnxImageEncoder.load(registry, modelIds.clean, runtime),
   };
   const text = await OnnxTextEncoder.load(registry, config.models.text, runtime);
+  const calibrations = Object.fromEntries(
+    await Promise.all(
+      ENCODER_ROLES.map(async (role) => {
+        const manifest = registry.image(modelIds[role]);
+        const file = registry.file(manifest.id, { path: CALIBRATION_FILE });
+        const model = { id: manifest.id, sha256: manifest.files.model.sha256 };
+        return [role, await loadCalibration(file, model, config.images.preprocess)] as const;
+      }),
+    ),
+  ) as Record<EncoderRole, CalibrationState>;
   const log = options.log ?? ((line: string) => console.log(line));
   const logger = options.logger ?? stderrLogger('warn');
   const preprocess = config.images.preprocess;
@@ -386,6 +402,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     encoders,
     text,
     registry,
+    calibrations,
     preparer,
     runner,
     collection,

@@ -76,6 +76,35 @@ describe(generateCatalog.name, () => {
     expect(Object.keys(catalog.vocabulary)).toEqual(['part', 'color', 'material', 'defect', 'position']);
   });
 
+  it('writes re-renders of each item beside it, in JPEG at their quality when they have one', async () => {
+    const [dir, plain] = [await tempDir(), await tempDir()];
+    const info = await generateCatalog({ count: 4, seed: 12, outDir: dir, rerenders: 2, size: 64 });
+    expect(info).toMatchObject({ count: 4, images: 12, rerenders: 2 });
+    const records = (await readFile(join(dir, 'manifest.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ManifestRecord);
+    const files = new Set(Object.keys(await digest(dir)));
+    for (const r of records) {
+      expect(r.rerenders!.map((x) => x.id)).toEqual([`${r.id}-r1`, `${r.id}-r2`]);
+      for (const again of r.rerenders!) {
+        expect(files.has(`/${again.file}`)).toBe(true);
+        expect(again.labels.part).toBe(r.labels.part);
+        expect(again.labels.defect).toBe(r.labels.defect);
+        const meta = await sharp(join(dir, again.file)).metadata();
+        expect(meta.format).toBe(again.changes.jpegQuality === undefined ? 'png' : 'jpeg');
+        expect(again.file.endsWith(again.changes.jpegQuality === undefined ? '.png' : '.jpg')).toBe(true);
+      }
+    }
+    // Without re-renders the catalog keeps the bytes it always had: no rerenders key anywhere.
+    await generateCatalog({ count: 4, seed: 12, outDir: plain, size: 64 });
+    expect(await readFile(join(plain, 'catalog.json'), 'utf8')).not.toContain('rerenders');
+    expect(await readFile(join(plain, 'manifest.jsonl'), 'utf8')).not.toContain('rerenders');
+    await expect(generateCatalog({ count: 1, seed: 1, outDir: plain, overwrite: true, rerenders: 5 })).rejects.toThrow(
+      /rerenders/,
+    );
+  });
+
   it('refuses a non-empty folder unless asked to overwrite, and rejects bad options', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'keep.txt'), 'x');

@@ -10,7 +10,16 @@ import sharp from 'sharp';
 import writeFileAtomic from 'write-file-atomic';
 import { noiseBank } from './noise.js';
 import { renderSvg } from './render.js';
-import { captionOf, makeTwin, sampleSpec, type ItemLabels, type ItemSpec, type TwinEdit } from './spec.js';
+import {
+  captionOf,
+  makeRerender,
+  makeTwin,
+  sampleSpec,
+  type ItemLabels,
+  type ItemSpec,
+  type RerenderChanges,
+  type TwinEdit,
+} from './spec.js';
 import { VOCABULARY } from './vocabulary.js';
 
 /** Bumped whenever a change to the generator changes any pixel or label for the same seed. */
@@ -25,6 +34,11 @@ export interface CatalogOptions {
   outDir: string;
   /** Also render an edited twin of every image. */
   twins?: boolean;
+  /**
+   * Also render this many re-renders of every image (0–4; default 0): the same item photographed again
+   * (`makeRerender`), the ground truth of near-duplicate detection.
+   */
+  rerenders?: number;
   format?: ImageFormat;
   /** Pixel side of the square images; default 256. */
   size?: number;
@@ -45,6 +59,17 @@ export interface ManifestRecord {
   labels: ItemLabels;
   pose: ItemSpec['pose'];
   twin?: { id: string; file: string; caption: string; labels: ItemLabels; edit: TwinEdit };
+  /** The re-renders of the same item, when the catalog has them: `<id>-r1`, `<id>-r2`, … */
+  rerenders?: RerenderRecord[];
+}
+
+/** One re-render of a manifest record's item: the same item photographed again. */
+export interface RerenderRecord {
+  id: string;
+  file: string;
+  labels: ItemLabels;
+  pose: ItemSpec['pose'];
+  changes: RerenderChanges;
 }
 
 /** What `catalog.json` holds. */
@@ -53,6 +78,8 @@ export interface CatalogInfo {
   seed: number;
   count: number;
   twins: boolean;
+  /** Re-renders per item; present only when the catalog has them. */
+  rerenders?: number;
   format: ImageFormat;
   size: number;
   images: number;
@@ -70,13 +97,26 @@ export class CatalogOptionsError extends Error {
 
 sharp.cache(false);
 
-/** Rasterises one spec to encoded image bytes. */
-export async function renderImage(spec: ItemSpec, size: number, format: ImageFormat): Promise<Buffer> {
+/** JPEG quality of catalog images saved as JPEG (a re-render may be compressed harder). */
+const CATALOG_JPEG_QUALITY = 92;
+
+/** Rasterises one spec to encoded image bytes; `jpegQuality` applies to the JPEG format only. */
+export async function renderImage(
+  spec: ItemSpec,
+  size: number,
+  format: ImageFormat,
+  jpegQuality = CATALOG_JPEG_QUALITY,
+): Promise<Buffer> {
   const image = sharp(Buffer.from(renderSvg(spec, size, await noiseBank())), { density: 72 }).removeAlpha();
+  // Chroma subsampling comes with harder compression, as in a camera's or a phone's JPEG.
+  const chromaSubsampling = jpegQuality >= CATALOG_JPEG_QUALITY ? '4:4:4' : '4:2:0';
   return format === 'png'
     ? image.png({ compressionLevel: 6, adaptiveFiltering: false }).toBuffer()
-    : image.jpeg({ quality: 92, chromaSubsampling: '4:4:4', mozjpeg: false }).toBuffer();
+    : image.jpeg({ quality: jpegQuality, chromaSubsampling, mozjpeg: false }).toBuffer();
 }
+
+/** Most re-renders per item a catalog may ask for. */
+export const MAX_RERENDERS = 4;
 
 function validate(o: CatalogOptions): Required<Omit<CatalogOptions, 'onProgress'>> {
   if (!Number.isInteger(o.count) || o.count < 1 || o.count > 10_000_000)
@@ -89,12 +129,16 @@ function validate(o: CatalogOptions): Required<Omit<CatalogOptions, 'onProgress'
   const format = o.format ?? 'png';
   if (format !== 'png' && format !== 'jpeg')
     throw new CatalogOptionsError(`format must be png or jpeg; got ${String(format)}`);
+  const rerenders = o.rerenders ?? 0;
+  if (!Number.isInteger(rerenders) || rerenders < 0 || rerenders > MAX_RERENDERS)
+    throw new CatalogOptionsError(`rerenders must be a whole number from 0 to ${MAX_RERENDERS}; got ${rerenders}`);
   const concurrency = o.concurrency ?? Math.max(2, availableParallelism());
   return {
     count: o.count,
     seed: o.seed,
     outDir: o.outDir,
     twins: o.twins ?? false,
+    rerenders,
     format,
     size,
     concurrency,
@@ -103,7 +147,13 @@ function validate(o: CatalogOptions): Required<Omit<CatalogOptions, 'onProgress'
 }
 
 /** The manifest record of image `index` (no pixels are rendered). */
-export function manifestRecord(seed: number, index: number, twins: boolean, format: ImageFormat): ManifestRecord {
+export function manifestRecord(
+  seed: number,
+  index: number,
+  twins: boolean,
+  format: ImageFormat,
+  rerenders = 0,
+): ManifestRecord {
   const spec = sampleSpec(seed, index);
   const id = `s${seed}-${String(index).padStart(6, '0')}`;
   const ext = format === 'png' ? 'png' : 'jpg';
@@ -123,6 +173,19 @@ export function manifestRecord(seed: number, index: number, twins: boolean, form
       labels: twin.spec.labels,
       edit: twin.edit,
     };
+  }
+  if (rerenders > 0) {
+    record.rerenders = Array.from({ length: rerenders }, (_, i) => {
+      const { spec: again, changes } = makeRerender(spec, seed, index, i + 1);
+      const rid = `${id}-r${i + 1}`;
+      return {
+        id: rid,
+        file: `images/${rid}.${changes.jpegQuality === undefined ? ext : 'jpg'}`,
+        labels: again.labels,
+        pose: again.pose,
+        changes,
+      };
+    });
   }
   return record;
 }
@@ -156,11 +219,19 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
   const worker = async (): Promise<void> => {
     while (next < o.count) {
       const index = next++;
-      const record = manifestRecord(o.seed, index, o.twins, o.format);
+      const record = manifestRecord(o.seed, index, o.twins, o.format, o.rerenders);
       const spec = sampleSpec(o.seed, index);
       await write(record.file, await renderImage(spec, o.size, o.format));
       if (record.twin) {
         await write(record.twin.file, await renderImage(makeTwin(spec, o.seed, index).spec, o.size, o.format));
+      }
+      for (const [i, again] of (record.rerenders ?? []).entries()) {
+        const { spec: rendered } = makeRerender(spec, o.seed, index, i + 1);
+        const quality = again.changes.jpegQuality;
+        await write(
+          again.file,
+          await renderImage(rendered, o.size, quality === undefined ? o.format : 'jpeg', quality),
+        );
       }
       lines[index] = JSON.stringify(record);
       options.onProgress?.(++done, o.count);
@@ -174,9 +245,11 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
     seed: o.seed,
     count: o.count,
     twins: o.twins,
+    // Only when asked for, so that a catalog without re-renders keeps its bytes.
+    ...(o.rerenders > 0 ? { rerenders: o.rerenders } : {}),
     format: o.format,
     size: o.size,
-    images: o.count * (o.twins ? 2 : 1),
+    images: o.count * (1 + (o.twins ? 1 : 0) + o.rerenders),
     vocabulary: VOCABULARY,
   };
   await writeFile(join(o.outDir, 'catalog.json'), JSON.stringify(info, null, 2) + '\n');

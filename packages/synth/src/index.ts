@@ -4,6 +4,7 @@ export { partShape, defectPositions, type PartShape, type Point2 } from './shape
 export {
   sampleSpec,
   makeTwin,
+  makeRerender,
   captionOf,
   defectPhrase,
   positionsFor,
@@ -11,6 +12,7 @@ export {
   type ItemLabels,
   type Pose,
   type TwinEdit,
+  type RerenderChanges,
 } from './spec.js';
 export { renderSvg } from './render.js';
 export { noiseBank, valueNoise, NOISE_KINDS, type NoiseBank, type NoiseKind } from './noise.js';
@@ -20,8 +22,10 @@ export {
   manifestRecord,
   CatalogOptionsError,
   GENERATOR,
+  MAX_RERENDERS,
   type CatalogOptions,
   type CatalogInfo,
   type ManifestRecord,
+  type RerenderRecord,
   type ImageFormat,
 } from './catalog.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { captionOf, makeTwin, positionsFor, sampleSpec } from './spec.js';
+import { captionOf, makeRerender, makeTwin, positionsFor, sampleSpec } from './spec.js';
 import { defectPositions, partShape } from './shapes.js';
 import { DEFECTS, PARTS, POSITIONS, PART_MATERIALS } from './vocabulary.js';
 
@@ -111,5 +111,48 @@ describe(makeTwin.name, () => {
       expect(captionOf(twin.labels)).not.toBe(captionOf(spec.labels));
     });
     expect(kinds).toEqual(new Set(['change-color', 'move-defect', 'add-defect', 'remove-defect']));
+  });
+});
+
+describe(makeRerender.name, () => {
+  it('keeps the item and changes only how it was photographed, deterministically', () => {
+    const seen = { lighting: 0, background: 0, jpeg: 0 };
+    for (let i = 0; i < 400; i++) {
+      const spec = specs[i]!;
+      for (const k of [1, 2]) {
+        const { spec: again, changes } = makeRerender(spec, 11, i, k);
+        expect(makeRerender(spec, 11, i, k)).toEqual({ spec: again, changes });
+        const { lighting, background, ...item } = again.labels;
+        const { lighting: l0, background: b0, ...item0 } = spec.labels;
+        expect(item).toEqual(item0);
+        expect(again.defectSeed).toBe(spec.defectSeed);
+        expect(again.scene.textureSeed).toBe(spec.scene.textureSeed);
+        expect(again.scene.tint).toBe(spec.scene.tint);
+        expect(Math.abs(again.pose.rotation - spec.pose.rotation)).toBeLessThanOrEqual(5);
+        expect(again.pose.rotation).toBeGreaterThanOrEqual(-18);
+        expect(again.pose.rotation).toBeLessThanOrEqual(18);
+        expect(Math.abs(again.pose.dx - spec.pose.dx)).toBeLessThanOrEqual(2.5);
+        expect(again.pose).not.toEqual(spec.pose);
+        expect(lighting !== l0).toBe(changes.lighting !== undefined);
+        expect(background !== b0).toBe(changes.background !== undefined);
+        if (changes.background) expect(again.scene.backgroundSeed).not.toBe(spec.scene.backgroundSeed);
+        else expect(again.scene.backgroundSeed).toBe(spec.scene.backgroundSeed);
+        if (changes.jpegQuality !== undefined) {
+          expect(changes.jpegQuality).toBeGreaterThanOrEqual(30);
+          expect(changes.jpegQuality).toBeLessThanOrEqual(85);
+        }
+        seen.lighting += changes.lighting ? 1 : 0;
+        seen.background += changes.background ? 1 : 0;
+        seen.jpeg += changes.jpegQuality === undefined ? 0 : 1;
+      }
+      expect(makeRerender(spec, 11, i, 1)).not.toEqual(makeRerender(spec, 11, i, 2));
+    }
+    // 800 re-renders: each change at about its documented rate (0.4, 0.4, 0.5).
+    expect(seen.lighting / 800).toBeGreaterThan(0.33);
+    expect(seen.lighting / 800).toBeLessThan(0.47);
+    expect(seen.background / 800).toBeGreaterThan(0.33);
+    expect(seen.background / 800).toBeLessThan(0.47);
+    expect(seen.jpeg / 800).toBeGreaterThan(0.43);
+    expect(seen.jpeg / 800).toBeLessThan(0.57);
   });
 });

@@ -114,6 +114,64 @@ export function sampleSpec(seed: number, index: number): ItemSpec {
   };
 }
 
+/** What changed when an item was photographed again (see {@link makeRerender}). */
+export interface RerenderChanges {
+  /** Always: the part lies a little differently and the light comes from a slightly different direction. */
+  poseJitter: true;
+  /** A new lighting condition, when the label changed. */
+  lighting?: { from: Lighting; to: Lighting };
+  /** A new background, when the label changed (a new surface: its texture is drawn afresh). */
+  background?: { from: Background; to: Background };
+  /** Saved as a JPEG of this quality (30–85), when set; otherwise in the catalog's format. */
+  jpegQuality?: number;
+}
+
+/** Largest pose change of a re-render: the same part, put down again. */
+const RERENDER_JITTER = { rotation: 5, scale: 0.05, shift: 2.5, lightAngle: 35 } as const;
+
+/**
+ * Re-render `k` (1, 2, …) of `spec`: the same item — part, colour, material, defect and its shape, position and
+ * surface texture — photographed again. The pose and the light direction are always jittered (within
+ * {@link RERENDER_JITTER}, and the pose stays inside the catalog's own ranges); each re-render also, independently,
+ * may get a new lighting condition (p = 0.4), a new background (p = 0.4) or JPEG compression at a lower quality
+ * (p = 0.5). Ground truth for "the same part photographed again", as opposed to a distinct item or an edited twin.
+ */
+export function makeRerender(
+  spec: ItemSpec,
+  seed: number,
+  index: number,
+  k: number,
+): { spec: ItemSpec; changes: RerenderChanges } {
+  const rng = createRng(seed, index, 'rerender', k);
+  const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+  const j = RERENDER_JITTER;
+  const pose: Pose = {
+    rotation: clamp(spec.pose.rotation + rng.range(-j.rotation, j.rotation), -18, 18),
+    scale: clamp(spec.pose.scale * (1 + rng.range(-j.scale, j.scale)), 0.78, 1.08),
+    dx: clamp(spec.pose.dx + rng.range(-j.shift, j.shift), -7, 7),
+    dy: clamp(spec.pose.dy + rng.range(-j.shift, j.shift), -7, 7),
+  };
+  const labels: ItemLabels = { ...spec.labels };
+  const scene = {
+    ...spec.scene,
+    lightAngle: (spec.scene.lightAngle + rng.range(-j.lightAngle, j.lightAngle) + 360) % 360,
+  };
+  const changes: RerenderChanges = { poseJitter: true };
+  if (rng.chance(0.4)) {
+    const to = rng.pick(LIGHTING.filter((l) => l !== labels.lighting));
+    changes.lighting = { from: labels.lighting, to };
+    labels.lighting = to;
+  }
+  if (rng.chance(0.4)) {
+    const to = rng.pick(BACKGROUNDS.filter((b) => b !== labels.background));
+    changes.background = { from: labels.background, to };
+    labels.background = to;
+    scene.backgroundSeed = rng.int(100000);
+  }
+  if (rng.chance(0.5)) changes.jpegQuality = 30 + rng.int(56);
+  return { spec: { ...spec, labels, pose, scene }, changes };
+}
+
 function article(word: string): string {
   return /^[aeiou]/.test(word) ? 'an' : 'a';
 }

@@ -32,6 +32,16 @@
  * @property {{ encoder: EncoderRole, epsilon: number, overlapAtK: number, top1Retention: number, partDefectAtK?: number, defectiveDefectAtK?: number }[]} headline
  */
 /** @typedef {{ imageId: string } | { text: string } | { file: File }} SearchInput */
+/** @typedef {{ imageId: string } | { file: File }} DistanceSide */
+/**
+ * @typedef {object} TowerDistance
+ * @property {string} model
+ * @property {number} distance
+ * @property {'same item' | 'same kind' | 'different' | null} verdict
+ * @property {{ thresholds: { sameItem: number, sameKind: number }, sameKindSeparable: boolean, fitSeed: number, heldOut: { seed: number, sameItem: { recall: number, specificity: number }, sameKind: { recall: number, specificity: number }, accuracy: number }, createdAt: string } | null} calibration
+ * @property {string} [uncalibrated]
+ */
+/** @typedef {{ verdict: TowerDistance['verdict'], towers: { robust: TowerDistance, clean: TowerDistance }, tookMs: number }} DistanceResponse */
 /** @typedef {{ k: number, encoder: EncoderRole, filter?: Filter | undefined }} SearchOptions */
 
 const KEY_STORAGE = 'lookalike.apiKey';
@@ -134,6 +144,35 @@ export async function search(input, options, signal) {
       signal,
     })
   );
+}
+
+/**
+ * POST /v1/distance: two images, each uploaded or stored.
+ * @param {DistanceSide} a
+ * @param {DistanceSide} b
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<DistanceResponse>}
+ */
+export async function distance(a, b, signal) {
+  if ('imageId' in a && 'imageId' in b) {
+    return /** @type {Promise<DistanceResponse>} */ (
+      call('/v1/distance', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ aId: a.imageId, bId: b.imageId }),
+        signal,
+      })
+    );
+  }
+  const form = new FormData();
+  for (const [name, side] of /** @type {const} */ ([
+    ['a', a],
+    ['b', b],
+  ])) {
+    if ('file' in side) form.set(name, side.file, side.file.name || `${name}-image`);
+    else form.set(`${name}Id`, side.imageId);
+  }
+  return /** @type {Promise<DistanceResponse>} */ (call('/v1/distance', { method: 'POST', body: form, signal }));
 }
 
 /**

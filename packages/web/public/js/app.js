@@ -1,9 +1,11 @@
 /**
- * The client-side router: `/` is the search page and `/audits` the audits page; the API serves `index.html` for
- * both. Links marked `data-nav` change pages without a reload, and the back button works across pages and searches.
+ * The client-side router: `/` is the search page, `/compare` the compare page and `/audits` the audits page; the
+ * API serves `index.html` for each. Links marked `data-nav` change pages without a reload, and the back button
+ * works across pages and searches.
  */
 import { getApiKey, setApiKey } from './api.js';
 import { mountAudits } from './audits.js';
+import { mountCompare } from './compare.js';
 import { byId, h, replace } from './dom.js';
 import { mountSearch } from './search.js';
 
@@ -19,6 +21,7 @@ const ROUTES = {
   '/index.html': mountSearch,
   '/audits': mountAudits,
   '/audits/': mountAudits,
+  '/compare': mountCompare,
 };
 
 const main = byId('main', HTMLElement);

@@ -21,14 +21,15 @@ const MODE_LABELS = { robust: 'Robust', clean: 'Clean', both: 'Side by side' };
  */
 
 /**
- * @param {QueryBarActions} actions
- * @param {AbortSignal} signal ends the page-wide listeners
+ * A drop zone that is also a file chooser: a label holding a visually hidden file input, which reports the chosen
+ * file and is ready for the next (the same file chosen twice counts twice).
+ * @param {{ id: string, name: string, hint: string, onFile: (file: File) => void }} options
  */
-export function createQueryBar({ onFile, onText, onChange, current }, signal) {
+export function fileDropzone({ id, name, hint, onFile }) {
   const fileInput = h('input', {
     type: 'file',
-    id: 'image-file',
-    name: 'image',
+    id,
+    name,
     accept: 'image/*',
     class: 'sr-only',
     onchange: () => {
@@ -37,7 +38,7 @@ export function createQueryBar({ onFile, onText, onChange, current }, signal) {
       if (file) onFile(file);
     },
   });
-  const dropzone = h(
+  return h(
     'label',
     { class: 'dropzone' },
     fileInput,
@@ -46,9 +47,22 @@ export function createQueryBar({ onFile, onText, onChange, current }, signal) {
       'span',
       { class: 'dropzone-text' },
       h('span', { class: 'dropzone-title' }, 'Drop an image or choose a file'),
-      h('span', { class: 'dropzone-hint' }, 'PNG, JPEG or WebP · paste with Ctrl+V'),
+      h('span', { class: 'dropzone-hint' }, hint),
     ),
   );
+}
+
+/**
+ * @param {QueryBarActions} actions
+ * @param {AbortSignal} signal ends the page-wide listeners
+ */
+export function createQueryBar({ onFile, onText, onChange, current }, signal) {
+  const dropzone = fileDropzone({
+    id: 'image-file',
+    name: 'image',
+    hint: 'PNG, JPEG or WebP · paste with Ctrl+V',
+    onFile,
+  });
   const textInput = h('input', {
     type: 'search',
     id: 'text-query',

@@ -118,6 +118,7 @@ export function imagePreview(id, payload) {
       { class: 'links' },
       h('a', { href: api.imagePath(id, '/original'), target: '_blank', rel: 'noopener' }, 'Original'),
       h('a', { href: api.imagePath(id), target: '_blank', rel: 'noopener' }, 'JSON'),
+      h('a', { href: `/compare?a=${encodeURIComponent(id)}`, 'data-nav': true }, 'Compare with…'),
     ),
   ];
 }
