@@ -20,7 +20,7 @@ const UNIT = [
   'packages/ingest/src/{sources,fetch-url,run}.test.ts',
   'packages/encoder/src/batcher.test.ts',
   'packages/synth/src/*.test.ts',
-  'packages/distance/src/{calibration,pairs,committed}.test.ts',
+  'packages/distance/src/{calibration,pairs,committed,triplets}.test.ts',
   'packages/store-qdrant/src/requests.test.ts',
   'packages/testkit/src/*.test.ts',
   'packages/web/test/*.test.ts',

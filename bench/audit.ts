@@ -26,6 +26,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '10' },
     'vit-batch': { type: 'string', default: '4' },
     queries: { type: 'string', default: '20' },
+    triplets: { type: 'string', default: '20' },
     full: { type: 'boolean', default: false },
   },
 });
@@ -82,8 +83,14 @@ for (const name of values.towers.split(',')) {
 }
 
 // Part 2: the audit end to end.
-const NIGHTLY = { queries: 200, epsilons: [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255], targetedQueries: 50 };
+const NIGHTLY = {
+  queries: 200,
+  epsilons: [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255],
+  targetedQueries: 50,
+  triplets: 100,
+};
 const queries = values.full ? NIGHTLY.queries : Number(values.queries);
+const triplets = values.full ? NIGHTLY.triplets : Number(values.triplets);
 const dir = await mkdtemp(join(tmpdir(), 'bench-audit-'));
 try {
   await generateCatalog({ count: 400, seed: 1, outDir: join(dir, 'catalog'), twins: false, size: 256 });
@@ -106,13 +113,19 @@ try {
         targetedQueries: Math.round((queries * NIGHTLY.targetedQueries) / NIGHTLY.queries),
         attack: 'apgd',
         steps: 100,
+        perceptual: { ...services.auditDefaults.perceptual, triplets },
       },
     });
     await runner.idle();
     const seconds = (performance.now() - t0) / 1000;
     const audit = await services.audits.get('bench');
     if (!audit) throw new Error('the bench audit was not stored');
-    const projected = (seconds * NIGHTLY.queries) / queries;
+    // The retrieval part and the perceptual part (2AFC and the duplicate attacks), each projected to the nightly size.
+    const perceptualSeconds = audit.perceptual?.cost.seconds ?? 0;
+    const projected =
+      ((seconds - perceptualSeconds) * NIGHTLY.queries) / queries +
+      (triplets ? (perceptualSeconds * NIGHTLY.triplets) / triplets : 0);
+    const twoAfc = (e: string) => audit.perceptual?.twoAfc.find((m) => m.encoder === e && m.norm === 'linf');
     const at4 = (e: string) => audit.metrics.find((m) => m.encoder === e && m.epsilon === EPS)?.overlapAtK ?? NaN;
     results.audit = {
       queries,
@@ -121,6 +134,12 @@ try {
       secondsPerQueryPerEncoder: audit.cost.secondsPerQueryPerEncoder,
       projectedNightlySeconds: projected,
       overlapAt4: { robust: at4('robust'), clean: at4('clean') },
+      perceptual: {
+        triplets,
+        seconds: perceptualSeconds,
+        secondsPerTriplet: triplets ? perceptualSeconds / triplets : 0,
+        twoAfcAt4: { robust: twoAfc('robust'), clean: twoAfc('clean') },
+      },
     };
     clearInterval(sample);
     await mkdir('bench/results', { recursive: true });
@@ -136,7 +155,8 @@ try {
     console.log(
       `\nAudit of the committed towers, APGD-100 at ε ∈ {1,2,4,8}/255 (+ ε = 0), ${queries} queries (${Math.round((queries * 50) / 200)} also targeted): ` +
         `${seconds.toFixed(0)} s wall, ${audit.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder; ` +
-        `${values.full ? 'measured' : 'projected'} nightly (200 queries): ${(projected / 60).toFixed(1)} min (aim ≤ 15 min). ` +
+        `2AFC part: ${triplets} triplets, ${triplets ? (perceptualSeconds / triplets).toFixed(2) : '—'} s per triplet (both towers, ℓ∞ and ℓ2 2AFC and the two duplicate attacks); ` +
+        `${values.full ? 'measured' : 'projected'} nightly (200 queries, 100 triplets): ${(projected / 60).toFixed(1)} min (aim ≤ 15 min). ` +
         `Overlap@10 at 4/255: robust ${(100 * at4('robust')).toFixed(1)} %, clean ${(100 * at4('clean')).toFixed(1)} %. ` +
         `Peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB.`,
     );

@@ -3,13 +3,14 @@
  * ingested once through `createServices` and the in-process runner into bench/.cache/load-<images>) is served by a
  * real `createApp` on 127.0.0.1, and autocannon (on its own worker thread) drives `POST /v1/search` by `{ imageId }`
  * (random stored ids), by `{ text }` (catalog captions) and by an uploaded image (one multipart body with a 256 px
- * catalog PNG, built once), each with `--connections` connections for `--duration` seconds. Reports req/s, p50/p99 latency
+ * catalog PNG, built once), and `POST /v1/distance` by two stored ids and by an upload against a stored id, each
+ * with `--connections` connections for `--duration` seconds. Reports req/s, p50/p99 latency
  * and errors (non-2xx responses, socket errors, timeouts), and FAILS (exit code 1) if there is any error.
  *
  * The API's rate limiter (RATE_LIMIT_PER_MINUTE, default 600 per key or address) would answer 429 to a load test
  * from one address within a second; the bench sets it to 1,000,000. Logging is silent (pino-http still runs).
  *
- *   npm run bench:load [-- --images 400 --connections 50 --duration 30 --endpoints id,text,image]
+ *   npm run bench:load [-- --images 400 --connections 50 --duration 30 --endpoints id,text,image,distance-id,distance-image]
  *
  * Then memory under concurrent large uploads: `--big-uploads` (16) multipart searches at once, each a 6000 × 6000
  * (36 MP) JPEG, first through the API as it runs (query images decoded in the services' preprocessing pool, at most
@@ -44,7 +45,7 @@ const { values } = parseArgs({
     images: { type: 'string', default: '400' },
     connections: { type: 'string', default: '50' },
     duration: { type: 'string', default: '30' },
-    endpoints: { type: 'string', default: 'id,text,image' },
+    endpoints: { type: 'string', default: 'id,text,image,distance-id,distance-image' },
     'big-uploads': { type: 'string', default: '16' },
     'big-upload-mode': { type: 'string' },
   },
@@ -242,6 +243,11 @@ async function main(): Promise<void> {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
     const rng = createRng(IMAGES, 'load');
+    const jsonInit = (body: unknown): RequestInit => ({
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const json = (body: unknown): autocannon.Request => ({
       method: 'POST',
       path: '/v1/search',
@@ -252,14 +258,33 @@ async function main(): Promise<void> {
     // sends the same bytes every time (a Buffer body does not survive the copy to its worker thread).
     const queryFile = join(CATALOG, records[0]!.file);
     const png = await readFile(queryFile);
-    const endpoints: Record<string, { name: string; options: autocannon.Options }> = {
+    const distance = (body: unknown): autocannon.Request => ({ ...json(body), path: '/v1/distance' });
+    const searchForm = () => {
+      const form = new FormData();
+      form.append('k', '12');
+      form.append('image', new Blob([png], { type: 'image/png' }), 'query.png');
+      return form;
+    };
+    const distanceForm = () => {
+      const form = new FormData();
+      form.append('a', new Blob([png], { type: 'image/png' }), 'a.png');
+      form.append('bId', ids[1]!);
+      return form;
+    };
+    /** Each endpoint: its autocannon options, and one request sent by hand first with what a right answer holds. */
+    const endpoints: Record<
+      string,
+      { name: string; options: autocannon.Options; probe: { path: string; init: RequestInit; key: string } }
+    > = {
       id: {
         name: 'POST /v1/search { imageId }',
         options: { url, requests: Array.from({ length: 1000 }, () => json({ imageId: rng.pick(ids) })) },
+        probe: { path: '/v1/search', init: { ...jsonInit({ imageId: ids[0] }) }, key: 'hits' },
       },
       text: {
         name: 'POST /v1/search { text }',
         options: { url, requests: Array.from({ length: 1000 }, () => json({ text: rng.pick(records).caption })) },
+        probe: { path: '/v1/search', init: jsonInit({ text: records[0]!.caption }), key: 'hits' },
       },
       image: {
         name: `POST /v1/search multipart image (${(png.length / 1024).toFixed(0)} KiB PNG)`,
@@ -271,26 +296,37 @@ async function main(): Promise<void> {
             image: { type: 'file', path: queryFile, options: { contentType: 'image/png' } },
           },
         },
+        probe: { path: '/v1/search', init: { method: 'POST', body: searchForm() }, key: 'hits' },
+      },
+      'distance-id': {
+        name: 'POST /v1/distance { aId, bId }',
+        options: {
+          url,
+          requests: Array.from({ length: 1000 }, () => distance({ aId: rng.pick(ids), bId: rng.pick(ids) })),
+        },
+        probe: { path: '/v1/distance', init: jsonInit({ aId: ids[0], bId: ids[1] }), key: 'towers' },
+      },
+      'distance-image': {
+        name: `POST /v1/distance multipart a (${(png.length / 1024).toFixed(0)} KiB PNG) + bId`,
+        options: {
+          url: `${url}/v1/distance`,
+          method: 'POST',
+          form: {
+            a: { type: 'file', path: queryFile, options: { contentType: 'image/png' } },
+            bId: { type: 'text', value: ids[1]! },
+          },
+        },
+        probe: { path: '/v1/distance', init: { method: 'POST', body: distanceForm() }, key: 'towers' },
       },
     };
 
     // Each endpoint once by hand first: a wrong request would otherwise show up only as non-2xx counts.
     for (const key of values.endpoints.split(',')) {
       const endpoint = endpoints[key];
-      if (!endpoint) throw new Error(`unknown endpoint ${key}; use id, text, image`);
-      const first = endpoint.options.requests?.[0];
-      let init: RequestInit;
-      if (first)
-        init = { method: 'POST', headers: first.headers as Record<string, string>, body: first.body as string };
-      else {
-        const form = new FormData();
-        form.append('k', '12');
-        form.append('image', new Blob([png], { type: 'image/png' }), 'query.png');
-        init = { method: 'POST', body: form };
-      }
-      const res = await fetch(`${url}/v1/search`, init);
-      const body = (await res.json()) as { hits?: unknown[] };
-      if (res.status !== 200 || !body.hits?.length)
+      if (!endpoint) throw new Error(`unknown endpoint ${key}; use ${Object.keys(endpoints).join(', ')}`);
+      const res = await fetch(`${url}${endpoint.probe.path}`, endpoint.probe.init);
+      const body = (await res.json()) as Record<string, unknown>;
+      if (res.status !== 200 || !body[endpoint.probe.key])
         throw new Error(`${endpoint.name} answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
     }
 

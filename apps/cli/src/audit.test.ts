@@ -100,6 +100,8 @@ describe('lookalike audit', () => {
       '2',
       '--batch-size',
       '3',
+      '--triplets',
+      '2',
     );
     expect(stderr).not.toMatch(/Error/);
     expect(code).toBe(0);
@@ -108,6 +110,9 @@ describe('lookalike audit', () => {
     );
     expect(stdout).toMatch(/overlap@10\s+robust\s+100\.0%\s+[\d.]+%/);
     expect(stdout).toMatch(/6 queries/);
+    expect(stdout).toMatch(/2AFC on 2 rendered triplets \(seed 33; 1 twin, 1 same part\)/);
+    expect(stdout).toMatch(/robust ℓ∞ ε=4\/255 +clean +[\d.]+% +attacked +[\d.]+%/);
+    expect(stdout).toMatch(/robust duplicate decision \(≤ 0\.\d{4}\) at ℓ∞ 4\/255: hidden \d+ of \d+ duplicates/);
     expect(stdout).toMatch(/same defect @10\s+robust\s+[\d.]+%\s+[\d.]+%/);
     expect(stdout).toMatch(/same part\+defect @10\s+robust\s+[\d.]+%/);
     expect(stdout).toMatch(/over 6 labelled queries \(\d+ with a defect\); 0 without part and defect labels left out/);

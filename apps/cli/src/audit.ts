@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { AppError, type AuditResult } from '@lookalike/core';
+import { AppError, type AuditResult, type PerceptualAudit } from '@lookalike/core';
 import { auditIdFor, formatEpsilon, headline, labelHeadline } from '@lookalike/audit';
 import type { AuditOptions, JobName } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
@@ -86,9 +86,33 @@ export function printAudit(services: Services, result: AuditResult): void {
         `attack (at ε=0, unattacked), over ${counts.labelled} labelled queries (${counts.defective} with a defect); ` +
         `${counts.unlabelled} without part and defect labels left out.`,
     );
+  if (result.perceptual) printPerceptual(result.perceptual, pct);
   console.log(
     `\n${result.queries} queries, ${result.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder (all ε), ` +
       `${result.cost.seconds.toFixed(0)} s of attack time.`,
   );
   console.log(`Report: ${join(resolve(services.audits.dir), result.id, 'report.html')}`);
+}
+
+/** The perceptual part: 2AFC accuracy clean and attacked, and the attacks on the duplicate decision. */
+function printPerceptual(p: PerceptualAudit, pct: (x: number | undefined) => string): void {
+  const kinds = Object.entries(p.triplets.kinds)
+    .map(([kind, n]) => `${n} ${kind}`)
+    .join(', ');
+  console.log(
+    `\n2AFC on ${p.triplets.count} rendered triplets (seed ${p.triplets.seed}; ${kinds}): is the reference closer to ` +
+      'its re-render than to the other image? Clean, and with the reference attacked (binary margin loss):',
+  );
+  for (const m of p.twoAfc)
+    console.log(
+      `  ${m.encoder.padEnd(6)} ${m.norm === 'linf' ? 'ℓ∞' : 'ℓ2'} ε=${formatEpsilon(m.epsilon).padEnd(6)} ` +
+        `clean ${pct(m.clean).padStart(6)}  attacked ${pct(m.attacked).padStart(6)}`,
+    );
+  for (const d of p.duplicates)
+    console.log(
+      `  ${d.encoder.padEnd(6)} duplicate decision (≤ ${d.threshold.toFixed(4)}) at ℓ∞ 4/255: hidden ` +
+        `${d.hide.succeeded} of ${d.hide.eligible} duplicates, forged ${d.forge.succeeded} of ${d.forge.eligible} non-duplicates`,
+    );
+  for (const [role, reason] of Object.entries(p.uncalibrated ?? {}))
+    console.log(`  ${role}: duplicate decision not attacked: ${reason}`);
 }

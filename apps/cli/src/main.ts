@@ -130,6 +130,7 @@ program
   .option('--targeted <n>', 'queries also attacked toward another image', integer('--targeted', 0, 100_000))
   .option('--seed <n>', 'random seed', integer('--seed', 0, 2 ** 32 - 1))
   .option('--batch-size <n>', 'queries per batch job', integer('--batch-size', 1, 256))
+  .option('--triplets <n>', '2AFC triplets of the perceptual part (0 leaves it out)', integer('--triplets', 0, 10_000))
   .action(
     async (flags: {
       data?: string;
@@ -143,6 +144,7 @@ program
       targeted?: number;
       seed?: number;
       batchSize?: number;
+      triplets?: number;
     }) => {
       const env = flags.data
         ? { ...process.env, DATA_DIR: resolve(flags.data), INGEST_ROOTS: resolve(flags.data) }
@@ -162,6 +164,7 @@ program
           ...(flags.targeted === undefined ? {} : { targetedQueries: flags.targeted }),
           ...(flags.seed === undefined ? {} : { seed: flags.seed }),
           ...(flags.batchSize === undefined ? {} : { batchSize: flags.batchSize }),
+          ...(flags.triplets === undefined ? {} : { perceptual: { ...d.perceptual, triplets: flags.triplets } }),
         };
         printAudit(services, await runAudit(services, options));
       } finally {
@@ -229,8 +232,16 @@ program
         if (flags.audit && (await services.audits.list({ limit: 1 })).length === 0) {
           // A quick audit, so the audits page has one: the nightly flow with a demo-sized budget (the nightly default
           // is 200 queries and APGD-100; `lookalike audit --data data/demo` runs that).
-          console.log('\nA quick robustness audit of both towers (20 queries, APGD-20):');
-          const options = { ...services.auditDefaults, queries: 20, steps: 20, targetedQueries: 5, batchSize: 5 };
+          console.log('\nA quick robustness audit of both towers (20 queries and 20 2AFC triplets, APGD-20):');
+          const d = services.auditDefaults;
+          const options = {
+            ...d,
+            queries: 20,
+            steps: 20,
+            targetedQueries: 5,
+            batchSize: 5,
+            perceptual: { ...d.perceptual, triplets: 20 },
+          };
           printAudit(services, await runAudit(services, options));
         }
       } catch (error) {

@@ -50,6 +50,8 @@ describe('an audit through BullMQ when a worker is killed', () => {
           steps: 150,
           targetedQueries: 0,
           examples: 1,
+          // A few triplets, so the perceptual part is spread over the batches that die and retry too.
+          perceptual: { triplets: 6 },
         },
       });
       await until(() => [...completed].filter((id) => id.startsWith('killed.b')).length >= 2, 180);
@@ -67,6 +69,8 @@ describe('an audit through BullMQ when a worker is killed', () => {
       const result = await audits.get('killed');
       expect(result?.queries).toBe(12);
       expect(result?.perQuery).toHaveLength(12 * 2 * 2);
+      // Every triplet once per tower and budget, none lost or doubled by the kill.
+      expect(result?.perceptual?.perTriplet).toHaveLength(6 * 2 * 2);
       expect(await audits.report('killed')).toContain('Robustness audit');
       // Nothing half-written is left beside it.
       expect((await readdir(join(dir, 'audits'))).sort()).toEqual(['killed']);

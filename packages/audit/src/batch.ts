@@ -18,6 +18,7 @@ import { runAttack, unitRows, type PixelSpaceModel } from '@lookalike/attacks';
 import { fromBytes, type DecodeLimits } from '@lookalike/imaging';
 import type { AuditOptions } from '@lookalike/queue';
 import { labelPrecision, overlapAtK, partDefectOf, rankOf } from './metrics.js';
+import type { PerceptualBatchOutcome } from './perceptual.js';
 import { pixelsToPng, perturbationToPng } from './png.js';
 
 /** What an audit batch needs: the store, each tower as an attacker sees it, and the bytes of a catalog image. */
@@ -45,6 +46,8 @@ export interface BatchOutcome {
   /** Gradient evaluations per image, all queries, encoders and budgets. */
   gradientEvaluations: number;
   seconds: number;
+  /** The batch's share of the perceptual triplets, when it had one. */
+  perceptual?: PerceptualBatchOutcome;
 }
 
 /** The budget shown in examples: 4/255 when audited (the papers' headline), else the largest. */

@@ -11,6 +11,7 @@ import {
   type AuditResult,
   type EmbeddingProvenance,
   type EncoderRole,
+  type PerceptualAudit,
   type PointPayload,
   type PreprocessMode,
   type VectorStore,
@@ -19,7 +20,8 @@ import type { PixelSpaceModel } from '@lookalike/attacks';
 import type { DecodeLimits } from '@lookalike/imaging';
 import { BadInputError, type AuditOptions, type JobHandlers } from '@lookalike/queue';
 import { auditBatch, type BatchOutcome } from './batch.js';
-import { summarize } from './metrics.js';
+import { perceptualBatch, TRIPLET_SIZE } from './perceptual.js';
+import { summarize, summarizeDuplicates, summarizeTwoAfc } from './metrics.js';
 import { thumbnail } from './png.js';
 import { renderReport, toSummary } from './report.js';
 import { selectQueries } from './select.js';
@@ -35,6 +37,11 @@ export interface AuditServiceDeps {
   decode?: DecodeLimits;
   /** How catalog images are resized before they are attacked (PREPROCESS); default `fast`, as ingest does. */
   preprocess?: PreprocessMode;
+  /**
+   * Each tower's calibrated `same item` distance, for the attacks on the duplicate decision, or why it has none;
+   * default: none for either tower.
+   */
+  duplicateThresholds?: Record<EncoderRole, number | string>;
   now?: () => Date;
 }
 
@@ -46,7 +53,7 @@ export function auditIdFor(jobId: string, at: Date): string {
 
 /** Aggregates finished batches into the stored audit (without the HTML). */
 export async function assemble(
-  deps: Pick<AuditServiceDeps, 'store' | 'readImage' | 'provenance'>,
+  deps: Pick<AuditServiceDeps, 'store' | 'readImage' | 'provenance' | 'duplicateThresholds'>,
   payload: { auditId: string; startedAt: string; catalogSize: number; options: AuditOptions },
   batches: readonly BatchOutcome[],
   finishedAt: Date,
@@ -85,6 +92,46 @@ export async function assemble(
     metrics: summarize(outcomes, options.k),
     perQuery: outcomes,
     examples,
+    ...(options.perceptual.triplets > 0
+      ? { perceptual: assemblePerceptual(ordered, options, deps.duplicateThresholds) }
+      : {}),
+  };
+}
+
+/** The perceptual part of the audit from every batch's share of the triplets. */
+function assemblePerceptual(
+  batches: readonly BatchOutcome[],
+  options: AuditOptions,
+  thresholds: AuditServiceDeps['duplicateThresholds'],
+): PerceptualAudit {
+  const parts = batches.flatMap((b) => (b.perceptual ? [b.perceptual] : []));
+  const perTriplet = parts.flatMap((p) => p.twoAfc);
+  const perDuplicate = parts.flatMap((p) => p.duplicates);
+  const kinds: PerceptualAudit['triplets']['kinds'] = {};
+  for (const o of perTriplet) if (o.encoder === 'robust' && o.norm === 'linf') kinds[o.kind] = (kinds[o.kind] ?? 0) + 1;
+  const uncalibrated = Object.fromEntries(
+    ENCODER_ROLES.flatMap((role) => {
+      const t = thresholds?.[role];
+      return typeof t === 'number' ? [] : [[role, t ?? 'no distance calibration was given to the audit']];
+    }),
+  );
+  return {
+    triplets: {
+      seed: options.perceptual.seed,
+      count: options.perceptual.triplets,
+      size: TRIPLET_SIZE,
+      kinds,
+    },
+    twoAfc: summarizeTwoAfc(perTriplet),
+    duplicates: summarizeDuplicates(perDuplicate),
+    ...(Object.keys(uncalibrated).length ? { uncalibrated } : {}),
+    perTriplet,
+    perDuplicate,
+    examples: parts.flatMap((p) => p.examples),
+    cost: {
+      seconds: parts.reduce((s, p) => s + p.seconds, 0),
+      gradientEvaluations: parts.reduce((s, p) => s + p.gradientEvaluations, 0),
+    },
   };
 }
 
@@ -129,6 +176,13 @@ export function createAuditHandlers(
       if (!queries.length) throw new BadInputError('the catalog has no images to audit (ingest some first)');
       const size = options.batchSize;
       const batches = Math.ceil(queries.length / size);
+      // The triplets spread over the same batches, so the perceptual part fans out and retries with them.
+      const perBatch = Math.ceil(options.perceptual.triplets / batches);
+      const tripletsOf = (b: number) => {
+        const first = b * perBatch;
+        const count = Math.min(perBatch, options.perceptual.triplets - first);
+        return count > 0 ? { triplets: { first, count } } : {};
+      };
       await ctx.enqueueFlow({
         parent: {
           name: 'audit-finalize',
@@ -141,6 +195,7 @@ export function createAuditHandlers(
             auditId,
             batch: b,
             queries: queries.slice(b * size, (b + 1) * size),
+            ...tripletsOf(b),
             options,
           })),
           jobIds: Array.from({ length: batches }, (_, b) => `${auditId}.b${b}`),
@@ -165,6 +220,20 @@ export function createAuditHandlers(
         payload.options,
         payload.batch * payload.options.batchSize,
       );
+      if (payload.triplets)
+        result.perceptual = await perceptualBatch(
+          {
+            models,
+            duplicateThresholds: deps.duplicateThresholds ?? {
+              robust: 'no distance calibration was given to the audit',
+              clean: 'no distance calibration was given to the audit',
+            },
+            ...(deps.decode ? { decode: deps.decode } : {}),
+            ...(deps.preprocess ? { preprocess: deps.preprocess } : {}),
+          },
+          payload.triplets,
+          payload.options,
+        );
       await ctx.updateProgress({ auditId: payload.auditId, batch: payload.batch, queries: payload.queries.length });
       return result;
     },

@@ -9,8 +9,18 @@ export {
   precisionAtK,
   rankOf,
   summarize,
+  summarizeDuplicates,
+  summarizeTwoAfc,
   type LabelPrecision,
 } from './metrics.js';
 export { renderReport, headline, labelHeadline, formatEpsilon, toSummary } from './report.js';
 export { selectQueries } from './select.js';
 export { FileAuditStore } from './store.js';
+export {
+  perceptualBatch,
+  twoAfcBudgets,
+  TRIPLET_SIZE,
+  type PerceptualBatchOutcome,
+  type PerceptualDeps,
+} from './perceptual.js';
+export { perceptualSection, twoAfcHeadline } from './report-perceptual.js';

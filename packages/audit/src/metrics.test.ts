@@ -1,7 +1,17 @@
-import type { QueryOutcome } from '@lookalike/core';
+import type { DuplicateAttackOutcome, QueryOutcome, TwoAfcOutcome } from '@lookalike/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classOf, labelPrecision, overlapAtK, partDefectOf, precisionAtK, rankOf, summarize } from './metrics.js';
+import {
+  classOf,
+  labelPrecision,
+  overlapAtK,
+  partDefectOf,
+  precisionAtK,
+  rankOf,
+  summarize,
+  summarizeDuplicates,
+  summarizeTwoAfc,
+} from './metrics.js';
 
 describe(overlapAtK.name, () => {
   it('counts shared ids among the first k of each ranking', () => {
@@ -173,5 +183,75 @@ describe(summarize.name, () => {
     expect(m!.defectPrecisionAtK).toEqual({ clean: 0.8, attacked: 0.8 });
     expect(m!.defectivePrecisionAtK).toBeUndefined();
     expect(m!.labelCounts).toMatchObject({ labelled: 1, defective: 0, unlabelled: 0 });
+  });
+});
+
+describe(summarizeTwoAfc.name, () => {
+  const o = (
+    index: number,
+    kind: TwoAfcOutcome['kind'],
+    encoder: TwoAfcOutcome['encoder'],
+    cleanMargin: number,
+    attackedMargin: number,
+  ): TwoAfcOutcome => ({ index, kind, encoder, norm: 'linf', epsilon: 4 / 255, cleanMargin, attackedMargin });
+
+  it('counts a decision right only when the reference is strictly closer to its re-render, overall and by kind', () => {
+    const [m] = summarizeTwoAfc([
+      o(0, 'twin', 'robust', -0.1, 0.2),
+      o(1, 'same part', 'robust', -0.3, -0.1),
+      o(2, 'twin', 'robust', 0.05, 0.3),
+      o(3, 'same part', 'robust', -0.2, 0),
+    ]);
+    expect(m).toEqual({
+      encoder: 'robust',
+      norm: 'linf',
+      epsilon: 4 / 255,
+      triplets: 4,
+      clean: 0.75,
+      attacked: 0.25,
+      byKind: { twin: { triplets: 2, clean: 0.5, attacked: 0 }, 'same part': { triplets: 2, clean: 1, attacked: 0.5 } },
+    });
+  });
+
+  it('keeps each tower and budget apart', () => {
+    const rows = summarizeTwoAfc([
+      o(0, 'twin', 'robust', -0.1, -0.1),
+      o(0, 'twin', 'clean', -0.1, 0.1),
+      { ...o(0, 'twin', 'robust', -0.1, 0.1), norm: 'l2', epsilon: 1.29 },
+    ]);
+    expect(rows.map((r) => [r.encoder, r.norm, r.attacked])).toEqual([
+      ['robust', 'linf', 1],
+      ['clean', 'linf', 0],
+      ['robust', 'l2', 0],
+    ]);
+  });
+});
+
+describe(summarizeDuplicates.name, () => {
+  const d = (encoder: 'robust' | 'clean', dup: [number, number], imp: [number, number]): DuplicateAttackOutcome => ({
+    index: 0,
+    encoder,
+    threshold: 0.05,
+    duplicate: { clean: dup[0], attacked: dup[1] },
+    impostor: { clean: imp[0], attacked: imp[1] },
+  });
+
+  it('counts hidden duplicates among those the tower found, and forged ones among those it kept apart', () => {
+    const [robust, clean] = summarizeDuplicates([
+      d('robust', [0.02, 0.06], [0.3, 0.04]),
+      d('robust', [0.04, 0.05], [0.04, 0.01]),
+      d('robust', [0.09, 0.2], [0.2, 0.1]),
+      d('clean', [0.01, 0.3], [0.5, 0.01]),
+    ]);
+    // Robust: two duplicates found (0.02, 0.04), one pushed over 0.05; two impostors kept apart (0.3, 0.2), one pulled in.
+    expect(robust).toEqual({
+      encoder: 'robust',
+      epsilon: 4 / 255,
+      threshold: 0.05,
+      hide: { eligible: 2, succeeded: 1 },
+      forge: { eligible: 2, succeeded: 1 },
+    });
+    expect(clean).toMatchObject({ hide: { eligible: 1, succeeded: 1 }, forge: { eligible: 1, succeeded: 1 } });
+    expect(summarizeDuplicates([])).toEqual([]);
   });
 });

@@ -1,8 +1,21 @@
 /**
  * Retrieval metrics of an audit: per query (overlap@k, top-1 retention, rank of the clean top-1, label precision@k
- * of same part+defect and same-defect neighbours) and their means per encoder and budget.
+ * of same part+defect and same-defect neighbours) and their means per encoder and budget; and the perceptual
+ * part's 2AFC accuracy and duplicate-attack rates.
  */
-import type { AuditMetrics, EncoderRole, FieldValue, PartDefect, QueryOutcome } from '@lookalike/core';
+import {
+  ENCODER_ROLES,
+  type AuditMetrics,
+  type DuplicateAttackMetrics,
+  type DuplicateAttackOutcome,
+  type EncoderRole,
+  type FieldValue,
+  type PartDefect,
+  type QueryOutcome,
+  type TripletKind,
+  type TwoAfcMetrics,
+  type TwoAfcOutcome,
+} from '@lookalike/core';
 
 /** |A ∩ B| / k over the first k ids of each ranking. */
 export function overlapAtK(a: readonly string[], b: readonly string[], k: number): number {
@@ -138,4 +151,69 @@ export function summarize(outcomes: readonly QueryOutcome[], k: number): AuditMe
   }
   const order: Record<EncoderRole, number> = { robust: 0, clean: 1 };
   return metrics.sort((a, b) => order[a.encoder] - order[b.encoder] || a.epsilon - b.epsilon);
+}
+
+const TRIPLET_KINDS: readonly TripletKind[] = ['twin', 'same part'];
+
+/** Share of `xs` that satisfy `ok` (0 for none). */
+const share = <T>(xs: readonly T[], ok: (x: T) => boolean): number =>
+  xs.length ? xs.filter(ok).length / xs.length : 0;
+
+/** A decision is right when the reference is strictly closer to its re-render. */
+const right = (margin: number): boolean => margin < 0;
+
+/** 2AFC accuracy per tower and budget, overall and by kind of triplet. */
+export function summarizeTwoAfc(outcomes: readonly TwoAfcOutcome[]): TwoAfcMetrics[] {
+  const groups = new Map<string, TwoAfcOutcome[]>();
+  for (const o of outcomes) {
+    const key = `${o.encoder}|${o.norm}|${o.epsilon}`;
+    const list = groups.get(key) ?? [];
+    list.push(o);
+    groups.set(key, list);
+  }
+  return [...groups.values()].map((list) => {
+    const { encoder, norm, epsilon } = list[0]!;
+    const byKind: TwoAfcMetrics['byKind'] = {};
+    for (const kind of TRIPLET_KINDS) {
+      const of = list.filter((o) => o.kind === kind);
+      if (of.length)
+        byKind[kind] = {
+          triplets: of.length,
+          clean: share(of, (o) => right(o.cleanMargin)),
+          attacked: share(of, (o) => right(o.attackedMargin)),
+        };
+    }
+    return {
+      encoder,
+      norm,
+      epsilon,
+      triplets: list.length,
+      clean: share(list, (o) => right(o.cleanMargin)),
+      attacked: share(list, (o) => right(o.attackedMargin)),
+      byKind,
+    };
+  });
+}
+
+/** How often the attacks changed each tower's duplicate decision. */
+export function summarizeDuplicates(outcomes: readonly DuplicateAttackOutcome[]): DuplicateAttackMetrics[] {
+  return ENCODER_ROLES.flatMap((encoder) => {
+    const list = outcomes.filter((o) => o.encoder === encoder);
+    if (!list.length) return [];
+    const threshold = list[0]!.threshold;
+    const hidable = list.filter((o) => o.duplicate.clean <= threshold);
+    const forgeable = list.filter((o) => o.impostor.clean > threshold);
+    return [
+      {
+        encoder,
+        epsilon: 4 / 255,
+        threshold,
+        hide: { eligible: hidable.length, succeeded: hidable.filter((o) => o.duplicate.attacked > threshold).length },
+        forge: {
+          eligible: forgeable.length,
+          succeeded: forgeable.filter((o) => o.impostor.attacked <= threshold).length,
+        },
+      },
+    ];
+  });
 }

@@ -11,6 +11,7 @@ import {
 } from '@lookalike/core';
 import { curveSpec, renderSvg, trendSpec, type CurvePoint } from './charts.js';
 import { exampleEpsilon } from './batch.js';
+import { perceptualSection } from './report-perceptual.js';
 
 const esc = (s: unknown): string =>
   String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -282,6 +283,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}dt{color:var(
 ${table}
 <h2>Neighbours that share the query's labels</h2>
 ${labelSection(result)}
+<h2>The towers as a perceptual metric (2AFC)</h2>
+${perceptualSection(result)}
 <h2>Curves</h2>
 <div class="charts">${charts.join('')}</div>
 ${trend ? `<h2>Trend</h2><div class="charts">${trend}</div>` : ''}
@@ -316,5 +319,16 @@ export function toSummary(result: AuditResult): AuditSummary {
       ...(m.precisionAtK ? { partDefectAtK: m.precisionAtK.attacked } : {}),
       ...(m.defectivePrecisionAtK ? { defectiveDefectAtK: m.defectivePrecisionAtK.attacked } : {}),
     })),
+    ...(result.perceptual
+      ? {
+          twoAfc: result.perceptual.twoAfc.map(({ encoder, norm, epsilon, clean, attacked }) => ({
+            encoder,
+            norm,
+            epsilon,
+            clean,
+            attacked,
+          })),
+        }
+      : {}),
   };
 }

@@ -153,6 +153,8 @@ export const envSchema = z
       .pipe(z.array(fraction).min(1)),
     AUDIT_STEPS: int(1, 10_000, 100),
     AUDIT_ATTACK: z.enum(['pgd', 'apgd']).default('apgd'),
+    /** 2AFC triplets of the audit's perceptual part (0 leaves it out). */
+    AUDIT_TRIPLETS: int(0, 10_000, 100),
   })
   .superRefine((env, ctx) => {
     if (env.QDRANT_API_KEY && !env.QDRANT_URL) {
@@ -217,6 +219,7 @@ export interface Config {
     epsilons: number[];
     steps: number;
     attack: 'pgd' | 'apgd';
+    triplets: number;
   };
 }
 
@@ -271,6 +274,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       epsilons: e.AUDIT_EPSILONS,
       steps: e.AUDIT_STEPS,
       attack: e.AUDIT_ATTACK,
+      triplets: e.AUDIT_TRIPLETS,
     },
   };
 }

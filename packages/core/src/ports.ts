@@ -113,6 +113,8 @@ export interface AuditSummary {
     partDefectAtK?: number;
     defectiveDefectAtK?: number;
   }[];
+  /** 2AFC accuracy per encoder and budget, clean and attacked (absent in audits without the perceptual part). */
+  twoAfc?: { encoder: EncoderRole; norm: 'linf' | 'l2'; epsilon: number; clean: number; attacked: number }[];
 }
 
 /**

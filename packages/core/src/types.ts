@@ -206,6 +206,90 @@ export interface AuditExample {
   >;
 }
 
+/** The two kinds of 2AFC triplet: the re-render against the item's edited twin, or against another item of the part. */
+export type TripletKind = 'twin' | 'same part';
+
+/** One 2AFC decision of one tower: is the reference closer to its re-render than to the other image? */
+export interface TwoAfcOutcome {
+  /** Index of the triplet in the audit's seeded sequence. */
+  index: number;
+  kind: TripletKind;
+  encoder: EncoderRole;
+  norm: 'linf' | 'l2';
+  epsilon: number;
+  /** cos(ref, other) − cos(ref, re-render): the decision is right when it is negative. */
+  cleanMargin: number;
+  /** The margin with the reference attacked (the attack's best: the largest margin it found). */
+  attackedMargin: number;
+}
+
+/** What an ε = 4/255 upload could do to one tower's duplicate decision on one triplet. */
+export interface DuplicateAttackOutcome {
+  index: number;
+  encoder: EncoderRole;
+  /** The duplicate threshold used (the tower's calibrated `same item` threshold). */
+  threshold: number;
+  /** Distance of the re-render to the reference, clean and with the re-render pushed away from it. */
+  duplicate: { clean: number; attacked: number };
+  /** Distance of the other image to the reference, clean and with the other image pulled toward it. */
+  impostor: { clean: number; attacked: number };
+}
+
+/** 2AFC accuracy of one tower under one attack budget, overall and by kind of triplet. */
+export interface TwoAfcMetrics {
+  encoder: EncoderRole;
+  norm: 'linf' | 'l2';
+  epsilon: number;
+  triplets: number;
+  clean: number;
+  attacked: number;
+  byKind: Partial<Record<TripletKind, { triplets: number; clean: number; attacked: number }>>;
+}
+
+/** How often an attacked upload changed one tower's duplicate decision. */
+export interface DuplicateAttackMetrics {
+  encoder: EncoderRole;
+  epsilon: number;
+  threshold: number;
+  /** Re-renders the tower called duplicates, and those an attack pushed over the threshold. */
+  hide: { eligible: number; succeeded: number };
+  /** Other images the tower kept apart, and those an attack pulled under the threshold. */
+  forge: { eligible: number; succeeded: number };
+}
+
+/** A 2AFC decision an attack flipped, with its four images (PNG data URLs, as the tower sees them). */
+export interface TwoAfcExample {
+  index: number;
+  kind: TripletKind;
+  encoder: EncoderRole;
+  norm: 'linf' | 'l2';
+  epsilon: number;
+  reference: string;
+  adversarial: string;
+  same: string;
+  other: string;
+  cleanMargin: number;
+  attackedMargin: number;
+}
+
+/**
+ * The towers as a perceptual metric, attacked: 2AFC on triplets the generator renders (a reference, a re-render of
+ * the same item, and its edited twin or another item of the same part), APGD on the binary margin loss perturbing
+ * only the reference (Croce et al.), and attacks on the duplicate decision.
+ */
+export interface PerceptualAudit {
+  /** The seeded triplets: seed, count, side of the rendered images, and how many of each kind. */
+  triplets: { seed: number; count: number; size: number; kinds: Partial<Record<TripletKind, number>> };
+  twoAfc: TwoAfcMetrics[];
+  /** Per tower; absent for a tower without a distance calibration (`uncalibrated` says why). */
+  duplicates: DuplicateAttackMetrics[];
+  uncalibrated?: Partial<Record<EncoderRole, string>>;
+  perTriplet: TwoAfcOutcome[];
+  perDuplicate: DuplicateAttackOutcome[];
+  examples: TwoAfcExample[];
+  cost: { seconds: number; gradientEvaluations: number };
+}
+
 /** The result of one robustness audit. Versioned: readers check `schemaVersion`. */
 export interface AuditResult {
   schemaVersion: 1;
@@ -233,4 +317,6 @@ export interface AuditResult {
   metrics: AuditMetrics[];
   perQuery: QueryOutcome[];
   examples: AuditExample[];
+  /** The towers as a perceptual metric (absent in audits made before it, or run with no triplets). */
+  perceptual?: PerceptualAudit;
 }

@@ -251,7 +251,15 @@ describe(createApp.name, () => {
     expect(bad.body.error.code).toBe('VALIDATION_FAILED');
     const accepted = await request(app)
       .post('/v1/audits')
-      .send({ queries: 3, epsilons: [0, 4 / 255], steps: 3, batchSize: 2, targetedQueries: 1, examples: 1 })
+      .send({
+        queries: 3,
+        epsilons: [0, 4 / 255],
+        steps: 3,
+        batchSize: 2,
+        targetedQueries: 1,
+        examples: 1,
+        perceptual: { triplets: 3 },
+      })
       .expect(202);
     const { auditId, finalJobId } = accepted.body as { auditId: string; finalJobId: string };
     expect(accepted.headers.location).toBe(`/v1/jobs/${finalJobId}`);
@@ -263,6 +271,8 @@ describe(createApp.name, () => {
     }
     expect(audit?.status).toBe(200);
     expect(audit?.body).toMatchObject({ id: auditId, queries: 3, epsilons: [0, 4 / 255], attack: { steps: 3 } });
+    expect(audit?.body.perceptual.triplets).toMatchObject({ count: 3, seed: 33 });
+    expect(audit?.body.perceptual.twoAfc).toHaveLength(4);
     expect((await request(app).get(`/v1/jobs/${finalJobId}`).expect(200)).body.state).toBe('completed');
     expect((await request(fx.app()).post('/v1/audits').send({}).expect(503)).body.error.code).toBe(
       'AUDITS_UNAVAILABLE',

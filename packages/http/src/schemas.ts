@@ -350,6 +350,18 @@ export const auditListSchema = z
             }),
           }),
         ),
+        twoAfc: z
+          .array(
+            z.object({
+              encoder: encoderSchema,
+              norm: z.enum(['linf', 'l2']),
+              epsilon: z.number(),
+              clean: z.number(),
+              attacked: z.number(),
+            }),
+          )
+          .optional()
+          .meta({ description: '2AFC accuracy of the perceptual part, clean and with the reference attacked.' }),
       }),
     ),
   })
@@ -436,6 +448,20 @@ export const auditSchema = z
     metrics: z.array(auditMetricsSchema),
     perQuery: z.array(auditQueryOutcomeSchema).meta({ description: 'Every query, encoder and ε.' }),
     examples: z.array(z.record(z.string(), z.unknown())).meta({ description: 'Images and neighbours for the report.' }),
+    perceptual: z
+      .looseObject({
+        triplets: z.object({ seed: z.number().int(), count: z.number().int(), size: z.number().int() }).loose(),
+        twoAfc: z.array(z.record(z.string(), z.unknown())),
+        duplicates: z.array(z.record(z.string(), z.unknown())),
+        uncalibrated: z.record(z.string(), z.string()).optional(),
+      })
+      .optional()
+      .meta({
+        description:
+          'The towers as a perceptual metric: 2AFC accuracy on rendered triplets, clean and with the reference ' +
+          'attacked (ℓ∞ 4/255, ℓ2 3·S/224), and the duplicate decision attacked; per-triplet outcomes and flipped ' +
+          'examples. Absent in audits without it.',
+      }),
   })
   .meta({
     id: 'Audit',

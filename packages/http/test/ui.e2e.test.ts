@@ -386,6 +386,7 @@ describe('web UI', () => {
         batchSize: 2,
         targetedQueries: 1,
         examples: 1,
+        perceptual: { triplets: 2 },
       },
     });
     await runner.idle();
@@ -393,6 +394,9 @@ describe('web UI', () => {
     const card = page.locator('article.audit[data-audit-id="ui-e2e-audit"]');
     await card.waitFor();
     await expect(card.locator('.audit-meta').textContent()).resolves.toContain('APGD ℓ∞ · 10 steps × 1 restart');
+    await expect(card.locator('.audit-two-afc').textContent()).resolves.toMatch(
+      /2AFC .*ℓ∞ 4\/255: the robust tower \d+% → \d+%, the clean tower \d+% → \d+%/,
+    );
     // Four metrics (same part+defect, same defect over defective queries, overlap, top-1) × two towers: the
     // catalog is labelled, so the label precisions are listed first.
     expect(await card.locator('tbody tr').count()).toBe(8);

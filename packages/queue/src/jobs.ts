@@ -48,6 +48,13 @@ export const ingestSourceSchema = z.discriminatedUnion('kind', [
 export type IngestSource = z.infer<typeof ingestSourceSchema>;
 
 /** How an audit attacks and measures; every field has the nightly default. */
+/** A random seed: any unsigned 32-bit integer. */
+const seedSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 32 - 1);
+
 export const auditOptionsSchema = z.strictObject({
   /** Query images drawn (seeded) from the catalog. */
   queries: z.number().int().min(1).max(100_000).default(200),
@@ -69,18 +76,27 @@ export const auditOptionsSchema = z.strictObject({
   depth: z.number().int().min(1).max(1000).default(100),
   /** Queries that are also attacked toward another image (targeted success@k). */
   targetedQueries: z.number().int().min(0).max(100_000).default(50),
-  seed: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1)
-    .default(0),
+  seed: seedSchema.default(0),
   /** Queries per batch job (the unit of fan-out and of retry). */
   batchSize: z.number().int().min(1).max(256).default(10),
   /** Example queries whose images are kept for the report. */
   examples: z.number().int().min(0).max(16).default(4),
   /** Restricts the queries (and the label used for precision@k) to part of the catalog. */
   filter: filterSchema.optional(),
+  /**
+   * The towers as a perceptual metric: 2AFC on `triplets` generator-rendered triplets of seed `seed` (a seed no
+   * tower was trained or calibrated on), attacked with the audit's attack and steps at ℓ∞ 4/255 and ℓ2 3·S/224
+   * (the paper's ε = 3 at 224 px, at the same per-pixel size), and the duplicate decision attacked at ℓ∞ 4/255. 0
+   * triplets leaves it out.
+   */
+  perceptual: z
+    .strictObject({
+      triplets: z.number().int().min(0).max(10_000).default(100),
+      seed: seedSchema.default(33),
+      /** Flipped 2AFC decisions kept with their images, per tower. */
+      examples: z.number().int().min(0).max(8).default(2),
+    })
+    .prefault({}),
 });
 export type AuditOptions = z.output<typeof auditOptionsSchema>;
 
@@ -141,6 +157,8 @@ export const JOB_SCHEMAS = {
       .array(z.strictObject({ id: z.string().min(1).max(256), targetId: z.string().min(1).max(256).optional() }))
       .min(1)
       .max(1024),
+    /** The perceptual triplets this batch also runs: `first` … `first + count − 1`. */
+    triplets: z.strictObject({ first: z.number().int().min(0), count: z.number().int().min(1).max(10_000) }).optional(),
     options: auditOptionsSchema,
   }),
   /** Runs once every batch has finished: aggregates the outcomes and writes the report whole. */

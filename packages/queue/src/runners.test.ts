@@ -88,6 +88,7 @@ const options = (): AuditOptions => ({
   seed: 0,
   batchSize: 2,
   examples: 0,
+  perceptual: { triplets: 0, seed: 33, examples: 0 },
 });
 
 /** An audit-run handler that starts a flow with one batch per list of query ids. */

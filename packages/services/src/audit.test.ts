@@ -46,6 +46,7 @@ beforeAll(async () => {
       targetedQueries: 4,
       examples: 2,
       seed: 5,
+      perceptual: { triplets: 6, seed: 33, examples: 2 },
     },
   });
   await runner.idle();
@@ -118,9 +119,81 @@ describe('the robustness audit, end to end', () => {
     }
   });
 
+  it('measures both towers as a metric: 2AFC clean and attacked at both budgets, and the duplicate decision', async () => {
+    const p = result.perceptual!;
+    expect(p.triplets).toEqual({ seed: 33, count: 6, size: 256, kinds: { twin: 3, 'same part': 3 } });
+    expect(p.twoAfc.map((m) => [m.encoder, m.norm])).toEqual([
+      ['robust', 'linf'],
+      ['robust', 'l2'],
+      ['clean', 'linf'],
+      ['clean', 'l2'],
+    ]);
+    expect(p.perTriplet).toHaveLength(6 * 2 * 2);
+    for (const m of p.twoAfc) {
+      const rows = p.perTriplet.filter((o) => o.encoder === m.encoder && o.norm === m.norm);
+      expect(rows.map((o) => o.index).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      const mean = (pick: (o: (typeof rows)[number]) => number) => rows.reduce((s, o) => s + pick(o), 0) / rows.length;
+      // The attack raises the margin; accuracy can only fall.
+      expect(mean((o) => o.attackedMargin)).toBeGreaterThan(mean((o) => o.cleanMargin));
+      expect(m.attacked).toBeLessThanOrEqual(m.clean);
+      expect(m.clean).toBe(rows.filter((o) => o.cleanMargin < 0).length / 6);
+    }
+    // The clean margins are the towers' own: the same triplets rendered again and embedded on the search path.
+    const { tripletAt, embedFiles } = await import('@lookalike/distance');
+    const { renderImage } = await import('@lookalike/synth');
+    const files: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t = tripletAt(33, i);
+      const bytes = [
+        await renderImage(t.reference, 256, 'png'),
+        t.sameJpegQuality === undefined
+          ? await renderImage(t.same, 256, 'png')
+          : await renderImage(t.same, 256, 'jpeg', t.sameJpegQuality),
+        await renderImage(t.other, 256, 'png'),
+      ];
+      for (const [j, b] of bytes.entries()) {
+        const file = join(dir, `triplet-${i}-${j}`);
+        await writeFile(file, b);
+        files.push(file);
+      }
+    }
+    const embedded = await embedFiles(
+      { encoders: services.encoders, preparer: services.preparer, preprocess: 'fast' },
+      files,
+    );
+    for (const o of p.perTriplet.filter((x) => x.norm === 'linf')) {
+      const [ref, same, other] = [0, 1, 2].map((j) => embedded[o.encoder][o.index * 3 + j]!);
+      const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, v, k) => s + v * b[k]!, 0);
+      expect(o.cleanMargin).toBeCloseTo(dot(ref!, other!) - dot(ref!, same!), 4);
+    }
+    // Both towers are calibrated, so both duplicate decisions were attacked, each at its own threshold.
+    expect(p.uncalibrated).toBeUndefined();
+    for (const d of p.duplicates) {
+      const state = services.calibrations[d.encoder];
+      expect(state.status === 'calibrated' && state.calibration.thresholds.sameItem).toBe(d.threshold);
+      const rows = p.perDuplicate.filter((o) => o.encoder === d.encoder);
+      expect(rows).toHaveLength(6);
+      const mean = (pick: (o: (typeof rows)[number]) => number) => rows.reduce((s, o) => s + pick(o), 0) / rows.length;
+      expect(mean((o) => o.duplicate.attacked)).toBeGreaterThan(mean((o) => o.duplicate.clean));
+      expect(mean((o) => o.impostor.attacked)).toBeLessThan(mean((o) => o.impostor.clean));
+      expect(d.hide.eligible).toBe(rows.filter((o) => o.duplicate.clean <= d.threshold).length);
+      expect(d.forge.succeeded).toBe(
+        rows.filter((o) => o.impostor.clean > d.threshold && o.impostor.attacked <= d.threshold).length,
+      );
+    }
+    for (const ex of p.examples) {
+      expect(ex.cleanMargin).toBeLessThan(0);
+      expect(ex.attackedMargin).toBeGreaterThanOrEqual(0);
+      expect(ex.adversarial).toMatch(/^data:image\/png;base64,/);
+    }
+    expect(p.cost.gradientEvaluations).toBeGreaterThan(0);
+    expect((await services.audits.list())[0]!.twoAfc).toHaveLength(4);
+  });
+
   it('renders a self-contained report in Chromium', async () => {
     const html = await services.audits.report(result.id);
     expect(html).toContain('the robust tower keeps');
+    expect(html).toContain('2AFC on 6 rendered triplets');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
     const browser = await launchChromium(process.env);
     try {
@@ -132,7 +205,10 @@ describe('the robustness audit, end to end', () => {
       expect(await page.locator('.charts svg').count()).toBeGreaterThanOrEqual(5);
       const broken = await page.$$eval('img', (imgs) => imgs.filter((i) => !i.complete || i.naturalWidth === 0).length);
       expect(broken).toBe(0);
-      expect(await page.locator('table:not(.labels) tbody tr').count()).toBe(12);
+      expect(await page.locator('table:not(.labels):not(.twoafc):not(.duplicates) tbody tr').count()).toBe(12);
+      // 2AFC: all triplets and each kind, one row per tower each; the duplicate attacks: one row per tower.
+      expect(await page.locator('table.twoafc tbody tr').count()).toBe(6);
+      expect(await page.locator('table.duplicates tbody tr').count()).toBe(2);
       // Same part + defect, same defect, same defect over defective queries: one row per tower each.
       expect(await page.locator('table.labels tbody tr').count()).toBe(6);
       await mkdir(ARTIFACTS, { recursive: true });

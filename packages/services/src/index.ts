@@ -199,6 +199,7 @@ export function auditDefaults(config: Config): AuditOptions {
     epsilons: config.audit.epsilons,
     steps: config.audit.steps,
     attack: config.audit.attack,
+    perceptual: { triplets: config.audit.triplets },
   });
 }
 
@@ -329,6 +330,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
     ) as Record<EncoderRole, { modelId: string; preprocessHash: string }>,
     decode,
     preprocess,
+    duplicateThresholds: Object.fromEntries(
+      ENCODER_ROLES.map((r) => {
+        const state = calibrations[r];
+        return [r, state.status === 'calibrated' ? state.calibration.thresholds.sameItem : state.reason];
+      }),
+    ) as Record<EncoderRole, number | string>,
   });
   const handlers = {
     'ingest-run': ingest['ingest-run'],

@@ -30,6 +30,7 @@
  * @property {{ name: string, norm: 'linf' | 'l2', steps: number, restarts: number, stepSize?: number, seed: number }} attack
  * @property {number} queries
  * @property {{ encoder: EncoderRole, epsilon: number, overlapAtK: number, top1Retention: number, partDefectAtK?: number, defectiveDefectAtK?: number }[]} headline
+ * @property {{ encoder: EncoderRole, norm: 'linf' | 'l2', epsilon: number, clean: number, attacked: number }[]} [twoAfc]
  */
 /** @typedef {{ imageId: string } | { text: string } | { file: File }} SearchInput */
 /** @typedef {{ imageId: string } | { file: File }} DistanceSide */

@@ -154,6 +154,7 @@ function auditCard(audit) {
       ),
     ),
     summarySentence(audit, epsilons, byCell),
+    twoAfcSentence(audit),
     h(
       'div',
       { class: 'table-wrap' },
@@ -226,5 +227,25 @@ function summarySentence(audit, epsilons, byCell) {
           ' with the clean one.',
         ]
       : null,
+  );
+}
+
+/**
+ * The perceptual part in one sentence: 2AFC accuracy at ℓ∞ 4/255, clean and with the reference attacked.
+ * @param {AuditSummary} audit
+ */
+function twoAfcSentence(audit) {
+  const at = (/** @type {EncoderRole} */ role) => audit.twoAfc?.find((r) => r.encoder === role && r.norm === 'linf');
+  const robust = at('robust');
+  const clean = at('clean');
+  if (!robust || !clean) return null;
+  return h(
+    'p',
+    { class: 'audit-two-afc' },
+    `2AFC (is the reference closer to its re-render?), ℓ∞ ${formatEpsilon(robust.epsilon)}: the robust tower `,
+    h('strong', {}, `${formatPercent(robust.clean)} → ${formatPercent(robust.attacked)}`),
+    ', the clean tower ',
+    h('strong', {}, `${formatPercent(clean.clean)} → ${formatPercent(clean.attacked)}`),
+    ' (clean → attacked).',
   );
 }
