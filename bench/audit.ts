@@ -107,7 +107,7 @@ try {
       auditId: 'bench',
       options: {
         ...services.auditDefaults,
-        ...NIGHTLY,
+        epsilons: NIGHTLY.epsilons,
         queries,
         // The nightly share of targeted queries (50 of 200).
         targetedQueries: Math.round((queries * NIGHTLY.targetedQueries) / NIGHTLY.queries),
@@ -139,6 +139,8 @@ try {
         seconds: perceptualSeconds,
         secondsPerTriplet: triplets ? perceptualSeconds / triplets : 0,
         twoAfcAt4: { robust: twoAfc('robust'), clean: twoAfc('clean') },
+        twoAfc: audit.perceptual?.twoAfc,
+        duplicates: audit.perceptual?.duplicates,
       },
     };
     clearInterval(sample);
