@@ -31,7 +31,9 @@ beforeAll(async () => {
     '--out',
     join(dir, 'catalog'),
   );
-  expect(synth.stdout).toMatch(/Wrote 18 png images \(6 items with edited twins, 1 re-renders each, 96×96, seed 8\)/);
+  expect(synth.stdout).toMatch(
+    /Wrote 18 png images \(6 items with edited twins, 1 re-render each, the compressed ones as JPEG, 96×96, seed 8\)/,
+  );
   records = (await readFile(join(dir, 'catalog', 'manifest.jsonl'), 'utf8'))
     .trim()
     .split('\n')

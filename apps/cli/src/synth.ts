@@ -32,7 +32,7 @@ export async function runSynth(flags: SynthFlags): Promise<CatalogInfo> {
     const seconds = (performance.now() - started) / 1000;
     console.log(
       `Wrote ${info.images} ${info.format} images (${info.count} items${info.twins ? ' with edited twins' : ''}` +
-        `${info.rerenders ? `, ${info.rerenders} re-renders each` : ''}, ` +
+        `${info.rerenders ? `, ${info.rerenders} re-render${info.rerenders === 1 ? '' : 's'} each, the compressed ones as JPEG` : ''}, ` +
         `${info.size}×${info.size}, seed ${info.seed}) to ${flags.out} in ${seconds.toFixed(1)} s ` +
         `(${(info.images / seconds).toFixed(0)} images/s); manifest: ${flags.out}/manifest.jsonl`,
     );
