@@ -32,12 +32,12 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { seededRandom } from '@lookalike/attacks';
 import { ENCODER_ROLES, dot, l2Normalize, parseConfig, scrollPoints, type EncoderRole } from '@lookalike/core';
-import { embedFiles, trainingSeeds } from '@lookalike/distance';
+import { embedFiles, readCatalog, trainingSeeds } from '@lookalike/distance';
 import type { BatchResult } from '@lookalike/ingest';
 import { auditOptionsSchema, type InProcessJobRunner } from '@lookalike/queue';
 import { SearchService } from '@lookalike/search';
 import { createServices, type Services } from '@lookalike/services';
-import { DEFECTS, PARTS, defectPhrase, generateCatalog, type ManifestRecord } from '@lookalike/synth';
+import { DEFECTS, PARTS, defectPhrase, generateCatalog } from '@lookalike/synth';
 import {
   FACETS,
   aim,
@@ -104,10 +104,7 @@ if (!existsSync(join(CATALOG, 'catalog.json')))
       },
     }),
   );
-const records = (await readFile(join(CATALOG, 'manifest.jsonl'), 'utf8'))
-  .split('\n')
-  .filter((l) => l.trim())
-  .map((l) => JSON.parse(l) as ManifestRecord);
+const records = await readCatalog(CATALOG);
 const gallery: FacetLabels[] = records.map((r) => r.labels);
 const indexOf = new Map(records.map((r, i) => [r.id, i]));
 // Points are named by the sha256 of their bytes; the catalog id is kept as `metadata.externalId`.

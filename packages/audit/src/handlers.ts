@@ -93,16 +93,24 @@ export async function assemble(
     perQuery: outcomes,
     examples,
     ...(options.perceptual.triplets > 0
-      ? { perceptual: assemblePerceptual(ordered, options, deps.duplicateThresholds) }
+      ? { perceptual: assemblePerceptual(ordered, options, duplicateThresholdsOf(deps)) }
       : {}),
   };
+}
+
+/** Each tower's duplicate threshold, or why it has none (an audit given no calibrations has none for either). */
+function duplicateThresholdsOf(
+  deps: Pick<AuditServiceDeps, 'duplicateThresholds'>,
+): Record<EncoderRole, number | string> {
+  const none = 'no distance calibration was given to the audit';
+  return deps.duplicateThresholds ?? { robust: none, clean: none };
 }
 
 /** The perceptual part of the audit from every batch's share of the triplets. */
 function assemblePerceptual(
   batches: readonly BatchOutcome[],
   options: AuditOptions,
-  thresholds: AuditServiceDeps['duplicateThresholds'],
+  thresholds: Record<EncoderRole, number | string>,
 ): PerceptualAudit {
   const parts = batches.flatMap((b) => (b.perceptual ? [b.perceptual] : []));
   const perTriplet = parts.flatMap((p) => p.twoAfc);
@@ -111,8 +119,8 @@ function assemblePerceptual(
   for (const o of perTriplet) if (o.encoder === 'robust' && o.norm === 'linf') kinds[o.kind] = (kinds[o.kind] ?? 0) + 1;
   const uncalibrated = Object.fromEntries(
     ENCODER_ROLES.flatMap((role) => {
-      const t = thresholds?.[role];
-      return typeof t === 'number' ? [] : [[role, t ?? 'no distance calibration was given to the audit']];
+      const t = thresholds[role];
+      return typeof t === 'number' ? [] : [[role, t]];
     }),
   );
   return {
@@ -224,10 +232,7 @@ export function createAuditHandlers(
         result.perceptual = await perceptualBatch(
           {
             models,
-            duplicateThresholds: deps.duplicateThresholds ?? {
-              robust: 'no distance calibration was given to the audit',
-              clean: 'no distance calibration was given to the audit',
-            },
+            duplicateThresholds: duplicateThresholdsOf(deps),
             ...(deps.decode ? { decode: deps.decode } : {}),
             ...(deps.preprocess ? { preprocess: deps.preprocess } : {}),
           },

@@ -10,6 +10,7 @@
  */
 import {
   ENCODER_ROLES,
+  dot,
   type DuplicateAttackOutcome,
   type EncoderRole,
   type PreprocessMode,
@@ -17,10 +18,9 @@ import {
   type TwoAfcOutcome,
 } from '@lookalike/core';
 import { runAttack, type AttackConfig, type PixelSpaceModel } from '@lookalike/attacks';
-import { triplets as tripletsOf, type Triplet } from '@lookalike/distance';
+import { renderTriplet, triplets as tripletsOf } from '@lookalike/distance';
 import { fromBytes, type DecodeLimits } from '@lookalike/imaging';
 import type { AuditOptions } from '@lookalike/queue';
-import { renderImage } from '@lookalike/synth';
 import { pixelsToPng } from './png.js';
 
 /** Side of the rendered triplet images (the catalog's default; each tower resizes them as ingest would). */
@@ -52,37 +52,9 @@ export interface PerceptualBatchOutcome {
   seconds: number;
 }
 
-/** The three images of each triplet, encoded as the catalog encodes them. */
-async function render(list: readonly Triplet[]): Promise<Uint8Array[][]> {
-  return Promise.all(
-    list.map((t) =>
-      Promise.all([
-        renderImage(t.reference, TRIPLET_SIZE, 'png'),
-        t.sameJpegQuality === undefined
-          ? renderImage(t.same, TRIPLET_SIZE, 'png')
-          : renderImage(t.same, TRIPLET_SIZE, 'jpeg', t.sameJpegQuality),
-        renderImage(t.other, TRIPLET_SIZE, 'png'),
-      ]),
-    ),
-  );
-}
-
 /** Rows `[n, D]` of a − b. */
 function difference(a: Float32Array, b: Float32Array): Float32Array {
   return a.map((v, i) => v - b[i]!);
-}
-
-/** cos(a_i, c_i) − cos(a_i, b_i) per row, for unit rows. */
-function margins(ref: Float32Array, same: Float32Array, other: Float32Array, n: number, D: number): number[] {
-  return Array.from({ length: n }, (_, i) => {
-    let toSame = 0;
-    let toOther = 0;
-    for (let j = i * D; j < (i + 1) * D; j++) {
-      toSame += ref[j]! * same[j]!;
-      toOther += ref[j]! * other[j]!;
-    }
-    return toOther - toSame;
-  });
 }
 
 /** Runs triplets `first` … `first + count − 1` of the audit's seeded sequence against both towers. */
@@ -93,7 +65,7 @@ export async function perceptualBatch(
 ): Promise<PerceptualBatchOutcome> {
   const started = performance.now();
   const list = tripletsOf(options.perceptual.seed, range.first, range.count);
-  const images = await render(list);
+  const images = await Promise.all(list.map((t) => renderTriplet(t, TRIPLET_SIZE)));
   const n = list.length;
   const out: PerceptualBatchOutcome = { twoAfc: [], duplicates: [], examples: [], gradientEvaluations: 0, seconds: 0 };
   for (const encoder of ENCODER_ROLES) {
@@ -104,7 +76,7 @@ export async function perceptualBatch(
     const pixelsOf = async (which: 0 | 1 | 2): Promise<Float32Array> => {
       const x = new Float32Array(n * per);
       const decoded = await Promise.all(
-        images.map((t) => fromBytes(t[which]!, model.spec, deps.decode, deps.preprocess)),
+        images.map((t) => fromBytes(t[which], model.spec, deps.decode, deps.preprocess)),
       );
       decoded.forEach((p, i) => x.set(p, i * per));
       return x;
@@ -115,7 +87,9 @@ export async function perceptualBatch(
       await model.embed(xSame, n),
       await model.embed(xOther, n),
     ];
-    const clean = margins(eRef, eSame, eOther, n, D);
+    const row = (x: Float32Array, i: number, width: number) => x.subarray(i * width, (i + 1) * width);
+    // cos(ref, other) − cos(ref, same) per triplet (unit rows): negative when the decision is right.
+    const clean = list.map((_, i) => dot(row(eRef, i, D), row(eOther, i, D)) - dot(row(eRef, i, D), row(eSame, i, D)));
     const examplesLeft = { count: options.perceptual.examples };
     for (const [b, budget] of twoAfcBudgets(S).entries()) {
       const config: AttackConfig = {
@@ -147,17 +121,17 @@ export async function perceptualBatch(
         });
         if (budget.norm === 'linf' && clean[i]! < 0 && attackedMargin >= 0 && examplesLeft.count > 0) {
           examplesLeft.count--;
-          const row = (x: Float32Array) => x.subarray(i * per, (i + 1) * per);
+          const image = (x: Float32Array) => row(x, i, per);
           out.examples.push({
             index: t.index,
             kind: t.kind,
             encoder,
             norm: budget.norm,
             epsilon: budget.epsilon,
-            reference: await pixelsToPng(row(xRef), S),
-            adversarial: await pixelsToPng(row(attacked.adversarial), S),
-            same: await pixelsToPng(row(xSame), S),
-            other: await pixelsToPng(row(xOther), S),
+            reference: await pixelsToPng(image(xRef), S),
+            adversarial: await pixelsToPng(image(attacked.adversarial), S),
+            same: await pixelsToPng(image(xSame), S),
+            other: await pixelsToPng(image(xOther), S),
             cleanMargin: clean[i]!,
             attackedMargin,
           });
@@ -180,11 +154,7 @@ export async function perceptualBatch(
       const forge = await runAttack({ model, x: xOther, n, anchors: eRef, goal: 'targeted' }, config);
       out.gradientEvaluations += (hide.gradientEvaluations + forge.gradientEvaluations) * n;
       for (let i = 0; i < n; i++) {
-        const cos = (a: Float32Array, b: Float32Array) => {
-          let s = 0;
-          for (let j = i * D; j < (i + 1) * D; j++) s += a[j]! * b[j]!;
-          return s;
-        };
+        const cos = (a: Float32Array, b: Float32Array) => dot(row(a, i, D), row(b, i, D));
         out.duplicates.push({
           index: list[i]!.index,
           encoder,

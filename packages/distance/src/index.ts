@@ -40,4 +40,4 @@ export {
   type ImageRef,
   type TowerDistance,
 } from './service.js';
-export { tripletAt, triplets, type Triplet } from './triplets.js';
+export { renderTriplet, tripletAt, triplets, type Triplet } from './triplets.js';

@@ -4,7 +4,7 @@
  * is right on a triplet when the reference is closer to the re-render than to the other image.
  */
 import type { TripletKind } from '@lookalike/core';
-import { createRng, makeRerender, makeTwin, sampleSpec, type ItemSpec } from '@lookalike/synth';
+import { createRng, makeRerender, makeTwin, renderImage, sampleSpec, type ItemSpec } from '@lookalike/synth';
 
 /** One triplet: the specs to render, and how to encode the re-render (its JPEG quality, when it has one). */
 export interface Triplet {
@@ -43,4 +43,15 @@ export function tripletAt(seed: number, index: number): Triplet {
 /** Triplets `first` … `first + count − 1` of the sequence of `seed`. */
 export function triplets(seed: number, first: number, count: number): Triplet[] {
   return Array.from({ length: count }, (_, i) => tripletAt(seed, first + i));
+}
+
+/** The triplet's three images — reference, re-render, other — encoded as the catalog encodes them, `size` px square. */
+export function renderTriplet(t: Triplet, size: number): Promise<[Buffer, Buffer, Buffer]> {
+  return Promise.all([
+    renderImage(t.reference, size, 'png'),
+    t.sameJpegQuality === undefined
+      ? renderImage(t.same, size, 'png')
+      : renderImage(t.same, size, 'jpeg', t.sameJpegQuality),
+    renderImage(t.other, size, 'png'),
+  ]);
 }

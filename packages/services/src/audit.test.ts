@@ -139,18 +139,10 @@ describe('the robustness audit, end to end', () => {
       expect(m.clean).toBe(rows.filter((o) => o.cleanMargin < 0).length / 6);
     }
     // The clean margins are the towers' own: the same triplets rendered again and embedded on the search path.
-    const { tripletAt, embedFiles } = await import('@lookalike/distance');
-    const { renderImage } = await import('@lookalike/synth');
+    const { renderTriplet, tripletAt, embedFiles } = await import('@lookalike/distance');
     const files: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const t = tripletAt(33, i);
-      const bytes = [
-        await renderImage(t.reference, 256, 'png'),
-        t.sameJpegQuality === undefined
-          ? await renderImage(t.same, 256, 'png')
-          : await renderImage(t.same, 256, 'jpeg', t.sameJpegQuality),
-        await renderImage(t.other, 256, 'png'),
-      ];
+      const bytes = await renderTriplet(tripletAt(33, i), 256);
       for (const [j, b] of bytes.entries()) {
         const file = join(dir, `triplet-${i}-${j}`);
         await writeFile(file, b);
