@@ -44,6 +44,7 @@ import { VectorIndex } from '@lookalike/store-embedded';
 import { createRng } from '@lookalike/synth';
 import { pino } from 'pino';
 import usearch from 'usearch';
+import { gaussian, perturb, unit } from './vectors.js';
 
 const { values } = parseArgs({
   options: {
@@ -106,28 +107,6 @@ async function timed<Q, R>(queries: readonly Q[], search: (q: Q) => R | Promise<
       found.push(idsOf(result));
     }
   return { ...summary(ms), found };
-}
-
-function gaussian(next: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-}
-
-function unit(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const x of v) n += x * x;
-  n = Math.sqrt(n);
-  return v.map((x) => x / n);
-}
-
-/** `seed` turned by an angle whose cosine is `cos`, in a random direction. */
-function perturb(seed: Float32Array, cos: number, next: () => number): Float32Array {
-  const noise = Float32Array.from(seed, () => gaussian(next));
-  let along = 0;
-  for (let i = 0; i < DIM; i++) along += noise[i]! * seed[i]!;
-  for (let i = 0; i < DIM; i++) noise[i]! -= along * seed[i]!;
-  const n = unit(noise);
-  const sin = Math.sqrt(1 - cos * cos);
-  return unit(seed.map((x, i) => cos * x + sin * n[i]!));
 }
 
 const PARTS = [

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError, isUrl } from '@lookalike/core';
-import type { BatchResult, IngestFailure, RunResult } from '@lookalike/ingest';
+import type { BatchResult, DuplicateJoin, IngestFailure, RunResult } from '@lookalike/ingest';
 import type { IngestSource } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
 import { jobProgressBar } from './progress.js';
@@ -15,8 +15,36 @@ export interface IngestSummary {
   failed: IngestFailure[];
   lostBatches: string[];
   manifestProblems: RunResult['manifestProblems'];
+  /** New images that joined a near-duplicate group. */
+  duplicates: DuplicateJoin[];
   seconds: number;
   points: number;
+}
+
+/**
+ * For an ingest of a synthetic catalog's re-renders (`rerenders.jsonl`, whose lines name the item they re-render
+ * as `item`): how many joined the group of their own original, another item's group, or none.
+ */
+export async function printRerenderGrouping(services: Services, s: IngestSummary): Promise<void> {
+  const policy = services.duplicates;
+  if (!policy) {
+    console.log('Near-duplicate grouping is off (DUPLICATES=off, or no calibration): nothing was grouped.');
+    return;
+  }
+  const joins = s.duplicates;
+  const ids = new Set(joins.flatMap((d) => [d.id, d.group, d.nearest]));
+  const byId = new Map((await services.store.get([...ids])).map((p) => [p.id, p.payload]));
+  // Its own original: the image it was found nearest to, or the first image of the group it joined.
+  const own = joins.filter((d) => {
+    const item = byId.get(d.id)?.metadata?.item;
+    return item !== undefined && [d.nearest, d.group].some((id) => byId.get(id)?.metadata?.externalId === item);
+  }).length;
+  const fresh = s.done;
+  console.log(
+    `Near-duplicates (${policy.tower} tower, same item at 1 − cos ≤ ${policy.threshold.toFixed(4)}): of ${fresh} ` +
+      `re-photographed parts, ${own} joined the group of their own original, ${joins.length - own} another ` +
+      `item's group, ${fresh - joins.length} none.`,
+  );
 }
 
 /** Turns a CLI argument into an ingest source: a folder, a .jsonl/.csv manifest, or a manifest URL. */
@@ -42,6 +70,7 @@ export async function runIngest(services: Services, source: IngestSource, batchS
     failed: [],
     lostBatches: [],
     manifestProblems: [],
+    duplicates: [],
     seconds: 0,
     points: 0,
   };
@@ -71,6 +100,7 @@ export async function runIngest(services: Services, source: IngestSource, batchS
         summary.done += r.done;
         summary.skipped += r.skipped;
         summary.failed.push(...r.failed);
+        summary.duplicates.push(...r.duplicates);
         finished++;
         update();
         check();
@@ -109,4 +139,9 @@ export function printSummary(s: IngestSummary): void {
   if (s.failed.length > 20) console.log(`  … and ${s.failed.length - 20} more failures`);
   for (const p of s.manifestProblems.slice(0, 20)) console.log(`  manifest line ${p.line} skipped: ${p.reason}`);
   for (const b of s.lostBatches) console.log(`  batch failed after all retries: ${b}`);
+  if (s.duplicates.length > 0)
+    console.log(
+      `${s.duplicates.length} of the new images joined a near-duplicate group; review them at /duplicates ` +
+        '(GET /v1/duplicates).',
+    );
 }

@@ -4,11 +4,11 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppError, loadConfig, parseConfig } from '@lookalike/core';
 import { createServices } from '@lookalike/services';
-import { CatalogOptionsError, MAX_RERENDERS } from '@lookalike/synth';
+import { CatalogOptionsError, MAX_RERENDERS, RERENDERS_MANIFEST } from '@lookalike/synth';
 import { printAudit, runAudit } from './audit.js';
 import { registerCalibrate } from './calibrate.js';
 import { registerDistance } from './distance.js';
-import { printSummary, runIngest, sourceOf } from './ingest.js';
+import { printRerenderGrouping, printSummary, runIngest, sourceOf } from './ingest.js';
 import { showLookalikes } from './lookalikes.js';
 import { registerReindex, reindexIfPending } from './reindex.js';
 import { serve } from './serve.js';
@@ -207,7 +207,7 @@ program
           count: flags.count,
           seed: 1,
           twins: true,
-          rerenders: 0,
+          rerenders: 1,
           format: 'png',
           size: 256,
           overwrite: true,
@@ -228,6 +228,13 @@ program
         // A data folder from before a model change: re-embed it first, so the demo keeps working.
         await reindexIfPending(services);
         printSummary(await runIngest(services, { kind: 'manifest', location: join(catalog, 'manifest.jsonl') }, 32));
+        const again = join(catalog, RERENDERS_MANIFEST);
+        if (existsSync(again)) {
+          console.log('\nThe same parts photographed again (new light, pose, background or JPEG quality):');
+          const summary = await runIngest(services, { kind: 'manifest', location: again }, 32);
+          printSummary(summary);
+          await printRerenderGrouping(services, summary);
+        }
         await showLookalikes(services, services.auditDefaults.k);
         if (flags.audit && (await services.audits.list({ limit: 1 })).length === 0) {
           // A quick audit, so the audits page has one: the nightly flow with a demo-sized budget (the nightly default

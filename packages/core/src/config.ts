@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
 import { toValidationIssues } from './errors/issues.js';
-import { PREPROCESS_MODES, type PreprocessMode } from './types.js';
+import { PREPROCESS_MODES, type EncoderRole, type PreprocessMode } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -136,6 +136,19 @@ export const envSchema = z
      * the next chunk already is); measured on 2 cores with the tiny towers, 2 ingests about 12 % faster than 1.
      */
     INGEST_CONCURRENCY: int(1, 64, 2),
+    /**
+     * Which tower's distance groups near-duplicates at ingest (`robust`, the default, or `clean`), or `off`. The
+     * threshold is that tower's calibrated same-item threshold (`distance-calibration.json`) unless
+     * DUPLICATE_THRESHOLD sets one (a distance 1 − cos in (0, 1)).
+     */
+    DUPLICATES: z.enum(['robust', 'clean', 'off']).default('robust'),
+    DUPLICATE_THRESHOLD: z
+      .string()
+      .trim()
+      .regex(/^\d*\.?\d+$/, 'must be a number')
+      .transform(Number)
+      .pipe(z.number().gt(0).lt(1))
+      .optional(),
     URL_ALLOWLIST: list,
     FETCH_TIMEOUT_MS: int(100, 600_000, 15_000),
     FETCH_MAX_BYTES: int(1024, 1024 * MiB, 32 * MiB),
@@ -210,6 +223,8 @@ export interface Config {
     urlAllowlist: string[];
     fetchTimeoutMs: number;
     fetchMaxBytes: number;
+    /** Near-duplicate grouping at ingest: the tower whose distance groups (or `off`), and a threshold set by hand. */
+    duplicates: { tower: EncoderRole | 'off'; threshold?: number };
   };
   encoder: { threads: number; maxBatch: number; maxWaitMs: number };
   audit: {
@@ -265,6 +280,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       urlAllowlist: e.URL_ALLOWLIST,
       fetchTimeoutMs: e.FETCH_TIMEOUT_MS,
       fetchMaxBytes: e.FETCH_MAX_BYTES,
+      duplicates: {
+        tower: e.DUPLICATES,
+        ...(e.DUPLICATE_THRESHOLD === undefined ? {} : { threshold: e.DUPLICATE_THRESHOLD }),
+      },
     },
     encoder: { threads: e.ENCODER_THREADS, maxBatch: e.ENCODER_MAX_BATCH, maxWaitMs: e.ENCODER_MAX_WAIT_MS },
     audit: {

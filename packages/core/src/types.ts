@@ -71,6 +71,36 @@ export interface ImageRecord {
   metadata?: Record<string, FieldValue | null>;
   /** ISO-8601 time of the first successful ingest. */
   ingestedAt: string;
+  /** Its near-duplicate group, when ingest found it within the duplicate threshold of another image. */
+  duplicates?: DuplicateRecord;
+}
+
+/** How a person reviewed a member of a near-duplicate group: the one to keep, or a copy marked as a duplicate. */
+export const DUPLICATE_REVIEWS = ['kept', 'duplicate'] as const;
+/** One of {@link DUPLICATE_REVIEWS}. */
+export type DuplicateReview = (typeof DUPLICATE_REVIEWS)[number];
+
+/**
+ * Where an image stands among its near-duplicates. Ingest looks each new image up in the duplicate tower's space; one
+ * within the calibrated same-item threshold of a stored image joins that image's group when the group's first image is
+ * within it too (groups never grow by chaining), and a stored image that had no group becomes the first of one.
+ * Grouping never deletes anything.
+ */
+export interface DuplicateRecord {
+  /** The group: the id of its first stored image. */
+  group: string;
+  /** 1 − cos to {@link DuplicateRecord.nearest} in the tower's space when it joined; 0 for the group's first image. */
+  distance: number;
+  /** The image it was found closest to when it joined; absent on the group's first image. */
+  nearest?: string;
+  /** The tower whose distance grouped it. */
+  tower: EncoderRole;
+  /** The same-item threshold it was grouped under. */
+  threshold: number;
+  /** The review, once a person made one (`POST /v1/duplicates/{group}/review`). */
+  review?: DuplicateReview;
+  /** ISO-8601 time of that review. */
+  reviewedAt?: string;
 }
 
 /** What a vector store keeps beside the vectors of a point. */

@@ -41,3 +41,4 @@ export {
   type TowerDistance,
 } from './service.js';
 export { renderTriplet, tripletAt, triplets, type Triplet } from './triplets.js';
+export { DuplicateGroups, type DuplicateGroup, type DuplicateGroupPage, type DuplicateMember } from './duplicates.js';

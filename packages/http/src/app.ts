@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { AppError } from '@lookalike/core';
-import { DistanceService } from '@lookalike/distance';
+import { DistanceService, DuplicateGroups } from '@lookalike/distance';
 import { SearchService } from '@lookalike/search';
 import { uploadsDir } from '@lookalike/services';
 import { clientRoutes, contentSecurityPolicy as uiContentSecurityPolicy } from '@lookalike/web';
@@ -19,6 +19,7 @@ import { mountQueueDashboard } from './queue-dashboard.js';
 import { refuseCrossSiteWrites, requireAllowedHost } from './request-guards.js';
 import { auditRoutes } from './routes/audits.js';
 import { distanceRoutes } from './routes/distance.js';
+import { duplicateRoutes } from './routes/duplicates.js';
 import { imageRoutes } from './routes/images.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { searchRoutes } from './routes/search.js';
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): Express {
     deps,
     search,
     distance,
+    duplicates: new DuplicateGroups(deps.store),
     metrics,
     files: new ImageFiles({
       store: deps.store,
@@ -139,6 +141,7 @@ export function createApp(deps: AppDeps): Express {
   );
   searchRoutes(ctx);
   distanceRoutes(ctx);
+  duplicateRoutes(ctx);
   imageRoutes(ctx);
   ingestRoutes(ctx);
   auditRoutes(ctx);

@@ -5,7 +5,8 @@
 import type { AuditRepository, Config, EncoderRole, ImageEncoder, TextEncoder, VectorStore } from '@lookalike/core';
 import type { ImagePreparer } from '@lookalike/imaging';
 import type { AuditOptions, JobRunner } from '@lookalike/queue';
-import type { CalibrationState, DistanceService } from '@lookalike/distance';
+import type { CalibrationState, DistanceService, DuplicateGroups } from '@lookalike/distance';
+import type { DuplicatePolicy } from '@lookalike/ingest';
 import type { SearchService } from '@lookalike/search';
 import type { ReadinessCheck, Services } from '@lookalike/services';
 import type { RequestHandler } from 'express';
@@ -36,6 +37,8 @@ export interface AppDeps {
   calibrations?: Record<EncoderRole, CalibrationState>;
   /** Built from the search service, the store and the calibrations when not given. */
   distance?: DistanceService;
+  /** How ingest groups near-duplicates (the services' policy), shown by `GET /v1/duplicates`; none: it does not. */
+  duplicatePolicy?: DuplicatePolicy;
   /** Where the built search service decodes uploaded query images (the services' pool); default this thread. */
   preparer?: ImagePreparer;
   /** Finished robustness audits; without it the audit routes answer 503. */
@@ -51,9 +54,17 @@ export interface AppDeps {
 /** The parts of {@link AppDeps} that come straight from the composition root's `Services`. */
 export function servicesDeps(
   services: Services,
-): Pick<AppDeps, 'store' | 'encoders' | 'text' | 'runner' | 'preparer' | 'calibrations'> {
-  const { store, encoders, text, runner, preparer, calibrations } = services;
-  return { store, encoders, text, runner, preparer, calibrations };
+): Pick<AppDeps, 'store' | 'encoders' | 'text' | 'runner' | 'preparer' | 'calibrations' | 'duplicatePolicy'> {
+  const { store, encoders, text, runner, preparer, calibrations, duplicates } = services;
+  return {
+    store,
+    encoders,
+    text,
+    runner,
+    preparer,
+    calibrations,
+    ...(duplicates ? { duplicatePolicy: duplicates } : {}),
+  };
 }
 
 /** What the route modules are handed. */
@@ -62,6 +73,8 @@ export interface RouteContext {
   deps: AppDeps;
   search: SearchService;
   distance: DistanceService;
+  /** The near-duplicate groups of the store. */
+  duplicates: DuplicateGroups;
   metrics: ApiMetrics;
   files: ImageFiles;
   /** Turns server paths into what responses may show. */

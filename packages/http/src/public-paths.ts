@@ -79,10 +79,11 @@ export class PublicPaths {
         ...status,
         ...failedReason,
         failed: status.failed.map(failure),
+        duplicates: status.duplicates.map((d) => ({ ...d, location: this.source(d.location) })),
         batchFailures: status.batchFailures.map((b) => ({ ...b, reason: this.text(b.reason) })),
         manifestProblems: status.manifestProblems.map((p) => ({ ...p, reason: this.text(p.reason) })),
       };
-    const result = status.result as { failed?: unknown } | null | undefined;
+    const result = status.result as { failed?: unknown; duplicates?: unknown } | null | undefined;
     // An ingest batch's result (an upload's job): its failures in the shape ingest reports them.
     const failed =
       result !== null &&
@@ -93,10 +94,26 @@ export class PublicPaths {
       )
         ? (result.failed as IngestFailure[])
         : undefined;
+    const joins =
+      result !== null && typeof result === 'object' && Array.isArray(result.duplicates)
+        ? (result.duplicates as { location?: unknown }[])
+        : undefined;
+    if (!failed && !joins) return { ...status, ...failedReason };
     return {
       ...status,
       ...failedReason,
-      ...(failed ? { result: { ...result, failed: failed.map(failure) } } : {}),
+      result: {
+        ...result,
+        ...(failed ? { failed: failed.map(failure) } : {}),
+        ...(joins
+          ? {
+              duplicates: joins.map((d) => ({
+                ...d,
+                location: typeof d.location === 'string' ? this.source(d.location) : '',
+              })),
+            }
+          : {}),
+      },
     };
   }
 }

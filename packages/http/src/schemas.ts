@@ -4,6 +4,7 @@
  * from what the server accepts.
  */
 import {
+  DUPLICATE_REVIEWS,
   ENCODER_ROLES,
   ERROR_CODES,
   ValidationError,
@@ -109,6 +110,18 @@ export const searchFormSchema = searchFieldsSchema
 
 // ---- responses --------------------------------------------------------------------------------------------------
 
+export const duplicateRecordSchema = z
+  .object({
+    group: imageIdSchema.meta({ description: "The group's id: the id of its first image." }),
+    distance: z.number().meta({ description: '`1 − cos` to `nearest` when it joined; 0 for the first image.' }),
+    nearest: imageIdSchema.optional().meta({ description: 'The image it was found closest to when it joined.' }),
+    tower: encoderSchema,
+    threshold: z.number().meta({ description: 'The same-item threshold it was grouped under.' }),
+    review: z.enum(DUPLICATE_REVIEWS).optional(),
+    reviewedAt: z.string().optional(),
+  })
+  .meta({ id: 'DuplicateRecord', description: 'Where an image stands among its near-duplicates.' });
+
 export const payloadSchema = z
   .object({
     id: imageIdSchema,
@@ -125,11 +138,21 @@ export const payloadSchema = z
     labels: z.record(z.string(), fieldValue).optional(),
     metadata: z.record(z.string(), fieldValue).optional(),
     ingestedAt: z.string(),
+    duplicates: duplicateRecordSchema.optional(),
     embeddings: z.record(z.string(), z.object({ modelId: z.string(), preprocessHash: z.string() })),
   })
   .meta({ id: 'ImagePayload' });
 
-export const imageSchema = z.object({ id: imageIdSchema, payload: payloadSchema }).meta({ id: 'Image' });
+export const imageSchema = z
+  .object({
+    id: imageIdSchema,
+    payload: payloadSchema,
+    group: z
+      .object({ id: imageIdSchema, size: z.number().int(), url: z.string() })
+      .optional()
+      .meta({ description: 'Its near-duplicate group, when it is in one: the group id, how many images, where.' }),
+  })
+  .meta({ id: 'Image' });
 
 export const searchHitSchema = z
   .object({
@@ -290,6 +313,19 @@ export const jobStatusSchema = z
       skipped: z.number().int(),
       failed: z.array(failureSchema),
       failedTotal: z.number().int(),
+      duplicates: z
+        .array(
+          z.object({
+            id: imageIdSchema,
+            location: z.string(),
+            group: imageIdSchema,
+            nearest: imageIdSchema,
+            distance: z.number(),
+          }),
+        )
+        .meta({ description: 'New images of the run that joined a near-duplicate group (the first 100).' }),
+      duplicatesTotal: z.number().int(),
+      duplicatesUnchecked: z.number().int(),
       batchFailures: z.array(z.object({ id: z.string(), reason: z.string() })),
       manifestProblems: z.array(z.object({ line: z.number().int(), reason: z.string() })),
       failedReason: z.string().optional(),
@@ -304,6 +340,48 @@ export const jobStatusSchema = z
     }),
   ])
   .meta({ id: 'JobStatus', description: 'An ingest run summed over its batches, or any other job as it stands.' });
+
+// ---- duplicates -------------------------------------------------------------------------------------------------
+
+export const duplicateListQuerySchema = z.object({
+  limit: intString(z.number().int().min(1).max(200)).optional().meta({ description: 'Groups per page (20).' }),
+  offset: intString(z.number().int().min(0).max(1_000_000)).optional(),
+  unreviewed: z
+    .enum(['true', 'false'])
+    .optional()
+    .meta({ description: '`true`: only groups with members nobody reviewed yet.' }),
+});
+
+export const groupParamsSchema = z.object({ group: imageIdSchema.meta({ description: 'A group id.' }) });
+
+export const duplicateReviewSchema = z
+  .strictObject({ keep: imageIdSchema.meta({ description: 'The member to keep; the others are marked.' }) })
+  .meta({ id: 'DuplicateReviewRequest' });
+
+export const duplicateGroupSchema = z
+  .object({
+    id: imageIdSchema,
+    size: z.number().int(),
+    kept: imageIdSchema.optional().meta({ description: 'The member the last review kept.' }),
+    unreviewed: z.number().int(),
+    latest: z.string().meta({ description: "The newest member's ingest time." }),
+    members: z.array(
+      z.object({ id: imageIdSchema, payload: payloadSchema, thumbnailUrl: z.string(), url: z.string() }),
+    ),
+  })
+  .meta({ id: 'DuplicateGroup', description: 'A near-duplicate group: its first image first.' });
+
+export const duplicateListSchema = z
+  .object({
+    groups: z.array(duplicateGroupSchema),
+    total: z.number().int().meta({ description: 'Groups in all (of more than one image).' }),
+    images: z.number().int().meta({ description: 'Images in all those groups.' }),
+    grouping: z
+      .object({ tower: encoderSchema, threshold: z.number() })
+      .nullable()
+      .meta({ description: 'How ingest groups new images now (DUPLICATES); null when it does not.' }),
+  })
+  .meta({ id: 'DuplicateList' });
 
 // ---- audits -----------------------------------------------------------------------------------------------------
 

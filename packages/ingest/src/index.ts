@@ -17,6 +17,7 @@ export {
   type IngestFailureCode,
   type BatchResult,
 } from './processor.js';
+export { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 export { ingestRunHandler, sourceEntries, type RunResult, type SourceDeps } from './run.js';
 export { readLocal, readOriginal, type OriginalLimits } from './originals.js';
 export {

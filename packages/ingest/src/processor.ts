@@ -26,6 +26,7 @@ import {
 } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
 import type { FetchLimits } from './fetch-url.js';
+import { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 import { readOriginal } from './originals.js';
 import { ingestRunHandler } from './run.js';
 import { TowerInputs } from './tower-inputs.js';
@@ -53,6 +54,12 @@ export interface IngestDeps {
    * hash, so a switch re-embeds stored images when they are next ingested.
    */
   preprocess?: PreprocessMode;
+  /**
+   * Near-duplicate grouping of new images (see `groupDuplicates`); none when absent. Within one process the chunks
+   * are grouped one at a time, so two copies ingested at once still meet; batches in other processes can race, and
+   * two copies stored at the same instant there may then stay in separate groups.
+   */
+  duplicates?: DuplicatePolicy;
   now?: () => Date;
 }
 
@@ -73,6 +80,10 @@ export interface BatchResult {
   skipped: number;
   failed: IngestFailure[];
   ids: string[];
+  /** New images that joined a near-duplicate group. */
+  duplicates: DuplicateJoin[];
+  /** New images not looked up for duplicates because the store could not search yet (a re-index pending). */
+  duplicatesUnchecked: number;
 }
 
 /** The ingest handlers, and how to stop what they started. */
@@ -100,6 +111,8 @@ export interface Fresh {
   size: number;
   image: PreparedImage;
   ingestedAt: string | undefined;
+  /** The group a re-embedded image already had. */
+  duplicates?: PointPayload['duplicates'];
 }
 
 /** The ids of a batch so far, each with its failure (undefined for a good image) once that is known. */
@@ -147,6 +160,7 @@ export function pointOf(
         ? { metadata: { ...(item.metadata ?? {}), ...(item.id ? { externalId: item.id } : {}) } }
         : {}),
       ingestedAt: f.ingestedAt ?? now().toISOString(),
+      ...(f.duplicates ? { duplicates: f.duplicates } : {}),
       embeddings: provenance,
     },
   };
@@ -241,13 +255,15 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
         const fresh: Fresh[] = [];
         firsts.forEach((r, k) => {
           const image = prepared[k]!;
+          const stored = existing.get(r.id)?.payload;
           if (!isPrepareFailure(image))
             fresh.push({
               item: r.item,
               id: r.id,
               size: r.size,
               image,
-              ingestedAt: existing.get(r.id)?.payload.ingestedAt,
+              ingestedAt: stored?.ingestedAt,
+              ...(stored?.duplicates ? { duplicates: stored.duplicates } : {}),
             });
         });
         // Copies of a file that failed fail with it; other copies, and stored files, are skipped.
@@ -271,17 +287,47 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
     return { ready };
   }
 
-  async function embedAndUpsert(fresh: readonly Fresh[]): Promise<void> {
-    if (fresh.length === 0) return;
+  /** The tail of this process's grouped upserts: one chunk is looked up and stored at a time. */
+  let grouping: Promise<unknown> = Promise.resolve();
+
+  async function embedAndUpsert(fresh: readonly Fresh[]): Promise<Grouping | undefined> {
+    if (fresh.length === 0) return undefined;
     const vectors = await inputs.embed(fresh.map((f) => f.image));
-    await deps.store.upsert(fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now)));
+    const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now));
+    const policy = deps.duplicates;
+    if (!policy) {
+      await deps.store.upsert(points);
+      return undefined;
+    }
+    const turn = grouping.then(async () => {
+      const isNew = new Set(fresh.filter((f) => f.ingestedAt === undefined).map((f) => f.id));
+      const found = await groupDuplicates(
+        points,
+        deps.store,
+        policy,
+        (p) => isNew.has(p.id),
+        fresh.map((f) => f.item.location),
+      );
+      await deps.store.upsert([...points, ...found.founders]);
+      return found;
+    });
+    grouping = turn.catch(() => undefined);
+    return turn;
   }
 
   return {
     'ingest-run': ingestRunHandler(deps),
 
     'ingest-batch': async (payload, ctx) => {
-      const result: BatchResult = { batch: payload.batch, done: 0, skipped: 0, failed: [], ids: [] };
+      const result: BatchResult = {
+        batch: payload.batch,
+        done: 0,
+        skipped: 0,
+        failed: [],
+        ids: [],
+        duplicates: [],
+        duplicatesUnchecked: 0,
+      };
       const size = deps.chunkSize ?? 16;
       const chunks: IngestItem[][] = [];
       for (let i = 0; i < payload.items.length; i += size) chunks.push(payload.items.slice(i, i + size));
@@ -294,8 +340,12 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
           // pool's threads while the towers hold this thread (onnxruntime-node runs models synchronously).
           next = k + 1 < chunks.length ? handled(dispatch(chunks[k + 1]!, seen)) : undefined;
           await next;
-          await embedAndUpsert(staged.fresh);
+          const found = await embedAndUpsert(staged.fresh);
           result.done += staged.fresh.length;
+          if (found) {
+            result.duplicates.push(...found.joined);
+            result.duplicatesUnchecked += found.unchecked;
+          }
           result.skipped += staged.skipped;
           result.failed.push(...staged.failed);
           result.ids.push(...staged.ids);
@@ -303,6 +353,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
             done: result.done,
             skipped: result.skipped,
             failed: result.failed.length,
+            duplicates: result.duplicates.length,
             total: payload.items.length,
           });
         }

@@ -1,5 +1,6 @@
 import type { JobState, JobStatus } from '@lookalike/core';
 import type { JobRunner } from '@lookalike/queue';
+import type { DuplicateJoin } from './duplicates.js';
 import type { BatchResult, IngestFailure } from './processor.js';
 import type { RunResult } from './run.js';
 
@@ -30,6 +31,15 @@ export interface RunStatus {
   failed: IngestFailure[];
   /** How many images could not be ingested in all. */
   failedTotal: number;
+  /**
+   * The first {@link RunStatusOptions.maxFailures} new images that joined a near-duplicate group: the group, the
+   * image they were found closest to, and the distance.
+   */
+  duplicates: DuplicateJoin[];
+  /** How many new images joined a near-duplicate group in all (also counted in `done`). */
+  duplicatesTotal: number;
+  /** New images stored without a duplicate lookup because the store could not search yet (a re-index pending). */
+  duplicatesUnchecked: number;
   /** Why each failed batch failed (first {@link RunStatusOptions.maxFailures}). */
   batchFailures: { id: string; reason: string }[];
   manifestProblems: RunResult['manifestProblems'];
@@ -55,13 +65,11 @@ function isBatchResult(result: unknown): result is BatchResult {
 }
 
 /** Batch progress as {@link createIngestHandlers} reports it while a batch runs. */
-function partialCounts(progress: unknown): { done: number; skipped: number } {
-  if (progress === null || typeof progress !== 'object') return { done: 0, skipped: 0 };
-  const p = progress as { done?: unknown; skipped?: unknown };
-  return {
-    done: typeof p.done === 'number' ? p.done : 0,
-    skipped: typeof p.skipped === 'number' ? p.skipped : 0,
-  };
+function partialCounts(progress: unknown): { done: number; skipped: number; duplicates: number } {
+  if (progress === null || typeof progress !== 'object') return { done: 0, skipped: 0, duplicates: 0 };
+  const p = progress as { done?: unknown; skipped?: unknown; duplicates?: unknown };
+  const count = (v: unknown) => (typeof v === 'number' ? v : 0);
+  return { done: count(p.done), skipped: count(p.skipped), duplicates: count(p.duplicates) };
 }
 
 /**
@@ -95,6 +103,9 @@ export async function getRunStatus(
     skipped: 0,
     failed: [],
     failedTotal: 0,
+    duplicates: [],
+    duplicatesTotal: 0,
+    duplicatesUnchecked: 0,
     batchFailures: [],
     manifestProblems: result?.manifestProblems ?? [],
     ...(run.failedReason && run.state === 'failed' ? { failedReason: run.failedReason } : {}),
@@ -120,6 +131,12 @@ export async function getRunStatus(
         status.skipped += r.skipped;
         status.failedTotal += r.failed.length;
         for (const f of r.failed) if (status.failed.length < maxFailures) status.failed.push(f);
+        // Batches finished before duplicate grouping existed have neither field.
+        const older: Partial<BatchResult> = r;
+        const joins = older.duplicates ?? [];
+        status.duplicatesTotal += joins.length;
+        status.duplicatesUnchecked += older.duplicatesUnchecked ?? 0;
+        for (const d of joins) if (status.duplicates.length < maxFailures) status.duplicates.push(d);
       } else if (job.state === 'failed') {
         status.batchesFailed++;
         if (status.batchFailures.length < maxFailures)
@@ -131,6 +148,7 @@ export async function getRunStatus(
         const partial = partialCounts(job.progress);
         status.done += partial.done;
         status.skipped += partial.skipped;
+        status.duplicatesTotal += partial.duplicates;
       }
     });
   }

@@ -30,6 +30,7 @@ import {
   Generations,
   readOriginal,
   towersOf,
+  type DuplicatePolicy,
   type GenerationPlan,
   type ReindexRequiredError,
   type StoreCollections,
@@ -59,6 +60,9 @@ export const INDEXED_FIELDS: CollectionSpec['indexedFields'] = [
   { path: 'format', type: 'keyword' },
   { path: 'width', type: 'integer' },
   { path: 'height', type: 'integer' },
+  { path: 'duplicates.group', type: 'keyword' },
+  { path: 'duplicates.distance', type: 'float' },
+  { path: 'duplicates.review', type: 'keyword' },
 ];
 
 /** Where images uploaded through the API are kept (named by their sha256); always an allowed ingest root. */
@@ -167,6 +171,8 @@ export interface Services {
    * missing or stale calibration leaves distances without verdicts, it does not stop the services.
    */
   calibrations: Record<EncoderRole, CalibrationState>;
+  /** How ingest groups near-duplicates (DUPLICATES, DUPLICATE_THRESHOLD); undefined when it does not. */
+  duplicates: DuplicatePolicy | undefined;
   /**
    * The process's image decoding and preprocessing threads (a `PreprocessPool`, started on first use), shared by
    * ingest and by query uploads over 1 MP: at most two images per thread are decoded at once, whatever the load.
@@ -190,6 +196,23 @@ export interface Services {
    * models, the store.
    */
   close(): Promise<void>;
+}
+
+/**
+ * How ingest groups near-duplicates: DUPLICATES' tower at DUPLICATE_THRESHOLD, or else at the tower's calibrated
+ * same-item threshold. Undefined when DUPLICATES is `off`; a sentence saying why grouping is off when the tower has
+ * no calibration and no threshold is set.
+ */
+export function duplicatePolicy(
+  config: Config,
+  calibrations: Record<EncoderRole, CalibrationState>,
+): DuplicatePolicy | string | undefined {
+  const { tower, threshold } = config.ingest.duplicates;
+  if (tower === 'off') return undefined;
+  if (threshold !== undefined) return { tower, threshold };
+  const state = calibrations[tower];
+  if (state.status === 'calibrated') return { tower, threshold: state.calibration.thresholds.sameItem };
+  return `Near-duplicate grouping is off: the ${tower} tower has no distance calibration (${state.reason}); set DUPLICATE_THRESHOLD or run npx lookalike calibrate-distance.`;
 }
 
 /** The audit defaults from the configuration. */
@@ -280,7 +303,18 @@ export async function createServices(config: Config, options: ServiceOptions = {
       )).prepare(images, specs, limits, mode),
     close: async () => pool?.close(),
   };
-  const ingest = createIngestHandlers({ store, encoders, roots, decode, fetch: fetchLimits, preparer, preprocess });
+  const duplicates = duplicatePolicy(config, calibrations);
+  if (typeof duplicates === 'string') log(duplicates);
+  const ingest = createIngestHandlers({
+    store,
+    encoders,
+    roots,
+    decode,
+    fetch: fetchLimits,
+    preparer,
+    preprocess,
+    ...(typeof duplicates === 'object' ? { duplicates } : {}),
+  });
   const reindexHandlers = createReindexHandlers({
     generations,
     encoders,
@@ -410,6 +444,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     text,
     registry,
     calibrations,
+    duplicates: typeof duplicates === 'object' ? duplicates : undefined,
     preparer,
     runner,
     collection,

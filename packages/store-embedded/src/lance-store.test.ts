@@ -118,6 +118,55 @@ describe(EmbeddedVectorStore.name, () => {
     }
   });
 
+  it('adds the filter columns of fields indexed since the table was made, filled from the stored payloads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lance-new-fields-'));
+    const before = { name: 'lookalike', dims: { robust: 4, clean: 4 }, indexedFields: [] };
+    const after = {
+      ...before,
+      indexedFields: [
+        { path: 'metadata.line', type: 'integer' as const },
+        { path: 'labels.part', type: 'keyword' as const },
+      ],
+    };
+    const points = [1, 2, 3, 4, 5, 6].map((i) => contractPoint(i, 4));
+    const old = await EmbeddedVectorStore.open(dir);
+    await old.ensureCollection(before);
+    await old.upsert(points);
+    await old.close();
+    const store = await EmbeddedVectorStore.open(dir);
+    try {
+      await store.ensureCollection(after);
+      const part = points[0]!.payload.labels!.part!;
+      const expected = points.filter((p) => p.payload.labels!.part === part).length;
+      expect(await store.count({ must: [{ field: 'labels.part', match: part }] })).toBe(expected);
+      expect(await store.count({ must: [{ field: 'metadata.line', range: { gte: 3 } }] })).toBe(
+        points.filter((p) => Number(p.payload.metadata!.line) >= 3).length,
+      );
+      const hits = await store.search({
+        vector: points[1]!.vectors.robust,
+        using: 'robust',
+        k: 2,
+        filter: { must: [{ field: 'labels.part', match: points[1]!.payload.labels!.part! }] },
+      });
+      expect(hits[0]!.id).toBe(points[1]!.id);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers a search of an empty store with no hits', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lance-empty-'));
+    const store = await EmbeddedVectorStore.open(dir);
+    try {
+      await store.ensureCollection({ name: 'lookalike', dims: { robust: 4, clean: 4 }, indexedFields: [] });
+      expect(await store.search({ vector: new Float32Array([1, 0, 0, 0]), using: 'robust', k: 3 })).toEqual([]);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('with a lazy vector index, writes rows alone until a search loads the index, which then has them all', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lance-lazy-'));
     const spec = { name: 'lookalike', dims: { robust: 4, clean: 4 }, indexedFields: [] };

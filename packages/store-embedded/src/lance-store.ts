@@ -421,11 +421,7 @@ export class EmbeddedVectorStore implements VectorStore {
           );
       }
       const missing = spec.indexedFields.filter((f) => !schema.fields.some((s) => s.name === fieldColumn(f.path)));
-      if (missing.length)
-        throw new AppError(
-          'CONFLICT',
-          `the embedded store lacks filter columns for ${missing.map((f) => f.path).join(', ')}`,
-        );
+      if (missing.length) await this.addFilterColumns(table, missing);
       // A table from before the vector index: its rows get seq 0, and the index is built from them below.
       if (!schema.fields.some((f) => f.name === SEQ))
         await this.call('add the seq column', () => table.addColumns([{ name: SEQ, valueSql: 'CAST(0 AS DOUBLE)' }]));
@@ -448,6 +444,50 @@ export class EmbeddedVectorStore implements VectorStore {
     this.index = undefined;
     this.indexLoad = undefined;
     if (!this.lazy) await this.loadIndex();
+  }
+
+  /**
+   * Adds the filter columns of fields indexed since the table was made, and fills them from the payloads that
+   * already hold those fields (one pass over the payloads). Another process adding them at the same time is fine.
+   */
+  private async addFilterColumns(table: lancedb.Table, fields: CollectionSpec['indexedFields']): Promise<void> {
+    const sqlType = { keyword: 'string', integer: 'bigint', float: 'double', bool: 'boolean' } as const;
+    try {
+      await this.call('add filter columns', () =>
+        table.addColumns(
+          fields.map((f) => ({ name: fieldColumn(f.path), valueSql: `CAST(NULL AS ${sqlType[f.type]})` })),
+        ),
+      );
+    } catch (error) {
+      const schema = await table.schema();
+      if (!fields.every((f) => schema.fields.some((s) => s.name === fieldColumn(f.path)))) throw error;
+    }
+    let cursor: string | undefined;
+    for (;;) {
+      const rows = (await this.call('fill filter columns', () => {
+        const q = table
+          .query()
+          .select(['id', 'payload'])
+          .orderBy({ columnName: 'id', ascending: true, nullsFirst: false })
+          .limit(4096);
+        return (cursor ? q.where(`id > ${sqlString(cursor)}`) : q).toArray();
+      })) as { id: string; payload: string }[];
+      for (const row of rows) {
+        const payload: unknown = JSON.parse(row.payload);
+        const values = Object.fromEntries(
+          fields.flatMap((f) => {
+            const v = columnValue(payload, f);
+            return v === null ? [] : [[fieldColumn(f.path), typeof v === 'string' ? sqlString(v) : String(v)]];
+          }),
+        );
+        if (Object.keys(values).length)
+          await this.call('fill filter columns', () =>
+            table.update({ where: `id = ${sqlString(row.id)}`, valuesSql: values }),
+          );
+      }
+      if (rows.length < 4096) return;
+      cursor = rows[rows.length - 1]!.id;
+    }
   }
 
   private get lazy(): boolean {

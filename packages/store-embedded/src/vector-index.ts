@@ -341,6 +341,8 @@ export class VectorIndex {
 
   /** The graph's `n` nearest slots, re-ranked exactly, optionally keeping only those `keep` accepts. */
   private walk(q: Float32Array, role: EncoderRole, k: number, n: number, keep?: (slot: number) => boolean): TopK {
+    // usearch refuses to look for 0 neighbours: an empty index has none to give.
+    if (this.size === 0) return new TopK(k);
     const found = this.graphs[role].search(q, Math.min(n, this.size), 1);
     const top = new TopK(k);
     for (const key of found.keys) {

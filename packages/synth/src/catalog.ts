@@ -50,6 +50,12 @@ export interface CatalogOptions {
   overwrite?: boolean;
 }
 
+/**
+ * The ingest manifest of a catalog's re-renders (when it has them), one line each: `id`, `file`, `caption`,
+ * `labels`, and `item`, the id of the manifest record it re-renders.
+ */
+export const RERENDERS_MANIFEST = 'rerenders.jsonl';
+
 /** One image of the manifest, as written to `manifest.jsonl`. */
 export interface ManifestRecord {
   id: string;
@@ -205,6 +211,7 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
       throw new CatalogOptionsError(`${o.outDir} is not empty; choose an empty folder or pass overwrite to replace it`);
     await rm(join(o.outDir, 'catalog.json'), { force: true });
     await rm(join(o.outDir, 'manifest.jsonl'), { force: true });
+    await rm(join(o.outDir, RERENDERS_MANIFEST), { force: true });
     await rm(join(o.outDir, 'images'), { recursive: true, force: true });
   }
   await mkdir(join(o.outDir, 'images'), { recursive: true });
@@ -240,6 +247,16 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
   await Promise.all(Array.from({ length: Math.min(o.concurrency, o.count) }, worker));
 
   await writeFile(join(o.outDir, 'manifest.jsonl'), lines.join('\n') + '\n');
+  if (o.rerenders > 0) {
+    // The re-renders as an ingest manifest of their own: the same parts photographed again, a day later.
+    const again = lines.flatMap((line) => {
+      const record = JSON.parse(line) as ManifestRecord;
+      return (record.rerenders ?? []).map((r) =>
+        JSON.stringify({ id: r.id, file: r.file, caption: captionOf(r.labels), labels: r.labels, item: record.id }),
+      );
+    });
+    await writeFile(join(o.outDir, RERENDERS_MANIFEST), again.join('\n') + '\n');
+  }
   const info: CatalogInfo = {
     generator: GENERATOR,
     seed: o.seed,

@@ -23,6 +23,7 @@ export {
   CatalogOptionsError,
   GENERATOR,
   MAX_RERENDERS,
+  RERENDERS_MANIFEST,
   type CatalogOptions,
   type CatalogInfo,
   type ManifestRecord,

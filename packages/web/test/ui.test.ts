@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { webRoot } from '../src/index.js';
-import { formatDuration, formatEpsilon, formatScore } from '../public/js/format.js';
+import { formatDistance, formatDuration, formatEpsilon, formatScore } from '../public/js/format.js';
 import { filterOf, formatSearchState, parseSearchState } from '../public/js/state.js';
 
 async function files(dir: string): Promise<string[]> {
@@ -82,9 +82,10 @@ describe(filterOf.name, () => {
 });
 
 describe('format', () => {
-  it('writes budgets as n/255, scores with three decimals and durations in the largest unit', () => {
+  it('writes budgets as n/255, scores with three decimals, distances with four and durations in the largest unit', () => {
     expect([0, 1 / 255, 8 / 255, 0.03].map(formatEpsilon)).toEqual(['0', '1/255', '8/255', '0.03']);
     expect(formatScore(0.98765)).toBe('0.988');
+    expect([0, 0.00002, 0.02, 0.012345].map(formatDistance)).toEqual(['0.0000', '< 0.0001', '0.0200', '0.0123']);
     expect(formatDuration('2025-01-01T03:00:00Z', '2025-01-01T03:00:42Z')).toBe('42 s');
     expect(formatDuration('2025-01-01T03:00:00Z', '2025-01-01T04:05:00Z')).toBe('1 h 5 min');
   });

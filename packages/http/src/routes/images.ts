@@ -88,7 +88,17 @@ export function waitForJob(runner: JobRunner, jobId: string, timeoutMs: number):
 }
 
 /** `GET /v1/images/:id` (+ `/thumbnail`, `/original`) and `POST /v1/images`. */
-export function imageRoutes({ routes, deps, files, paths, search, access, upload, uploadsDir }: RouteContext): void {
+export function imageRoutes({
+  routes,
+  deps,
+  files,
+  paths,
+  search,
+  duplicates,
+  access,
+  upload,
+  uploadsDir,
+}: RouteContext): void {
   const { config, store, runner } = deps;
   const immutable = `${config.api.keys.some((k) => k.scope === 'read') ? 'private' : 'public'}, max-age=${YEAR_SECONDS}, immutable`;
 
@@ -110,7 +120,12 @@ export function imageRoutes({ routes, deps, files, paths, search, access, upload
       const { id } = parse(idParamsSchema, req.params, 'image id');
       const [point] = await store.get([id]);
       if (!point) throw new NotFoundError('image', id);
-      res.json({ id: point.id, payload: paths.payload(point.payload) });
+      const group = point.payload.duplicates?.group;
+      res.json({
+        id: point.id,
+        payload: paths.payload(point.payload),
+        ...(group ? { group: { id: group, size: await duplicates.size(group), url: `/v1/duplicates/${group}` } } : {}),
+      });
     },
   );
 

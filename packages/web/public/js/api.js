@@ -18,6 +18,34 @@
  * @property {Record<string, FieldValue>} [labels]
  * @property {Record<string, FieldValue>} [metadata]
  * @property {string} ingestedAt
+ * @property {DuplicateRecord} [duplicates]
+ */
+/**
+ * Where an image stands among its near-duplicates: its group (the id of the group's first image), its distance
+ * `1 − cos` to the image it was nearest when it joined (0 for the first image) and the review, if any.
+ * @typedef {object} DuplicateRecord
+ * @property {string} group
+ * @property {number} distance
+ * @property {string} [nearest]
+ * @property {EncoderRole} tower
+ * @property {number} threshold
+ * @property {'kept' | 'duplicate'} [review]
+ * @property {string} [reviewedAt]
+ */
+/** @typedef {{ id: string, payload: Payload & { duplicates: DuplicateRecord }, thumbnailUrl: string, url: string }} DuplicateMember */
+/**
+ * A near-duplicate group, its first image first.
+ * @typedef {object} DuplicateGroup
+ * @property {string} id
+ * @property {number} size
+ * @property {string} [kept]
+ * @property {number} unreviewed
+ * @property {string} latest
+ * @property {DuplicateMember[]} members
+ */
+/**
+ * A page of groups: `total` groups and `images` images in all, and how ingest groups now (`null`: it does not).
+ * @typedef {{ groups: DuplicateGroup[], total: number, images: number, grouping: { tower: EncoderRole, threshold: number } | null }} DuplicateList
  */
 /** @typedef {{ id: string, score: number, payload: Payload, thumbnailUrl?: string }} Hit */
 /** @typedef {{ encoder: EncoderRole, k: number, tookMs: number, hits: Hit[] }} SearchResponse */
@@ -218,6 +246,40 @@ export async function listAudits(signal) {
   const body = /** @type {AuditSummary[] | { audits: AuditSummary[] }} */ (await call('/v1/audits', { signal }));
   const audits = Array.isArray(body) ? body : body.audits;
   return [...audits].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+}
+
+/**
+ * GET /v1/duplicates: a page of near-duplicate groups, newest first.
+ * @param {{ limit: number, offset: number, unreviewed: boolean }} options
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<DuplicateList>}
+ */
+export async function listDuplicates({ limit, offset, unreviewed }, signal) {
+  const query = new URLSearchParams({ limit: String(limit), offset: String(offset), unreviewed: String(unreviewed) });
+  return /** @type {Promise<DuplicateList>} */ (call(`/v1/duplicates?${query}`, { signal }));
+}
+
+/**
+ * POST /v1/duplicates/:group/review: keeps `keep` and marks the group's other members as duplicates (a write).
+ * @param {string} group
+ * @param {string} keep
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<DuplicateGroup>}
+ */
+export async function reviewDuplicates(group, keep, signal) {
+  return /** @type {Promise<DuplicateGroup>} */ (
+    call(`${duplicatePath(group)}/review`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ keep }),
+      signal,
+    })
+  );
+}
+
+/** @param {string} group */
+export function duplicatePath(group) {
+  return `/v1/duplicates/${encodeURIComponent(group)}`;
 }
 
 /**

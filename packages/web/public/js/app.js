@@ -1,12 +1,13 @@
 /**
- * The client-side router: `/` is the search page, `/compare` the compare page and `/audits` the audits page; the
- * API serves `index.html` for each. Links marked `data-nav` change pages without a reload, and the back button
+ * The client-side router: `/` is the search page, `/compare` the compare page, `/duplicates` the near-duplicates page
+ * and `/audits` the audits page; the API serves `index.html` for each. Links marked `data-nav` change pages without a reload, and the back button
  * works across pages and searches.
  */
 import { getApiKey, setApiKey } from './api.js';
 import { mountAudits } from './audits.js';
 import { mountCompare } from './compare.js';
 import { byId, h, replace } from './dom.js';
+import { mountDuplicates } from './duplicates.js';
 import { mountSearch } from './search.js';
 
 /**
@@ -22,6 +23,8 @@ const ROUTES = {
   '/audits': mountAudits,
   '/audits/': mountAudits,
   '/compare': mountCompare,
+  '/duplicates': mountDuplicates,
+  '/duplicates/': mountDuplicates,
 };
 
 const main = byId('main', HTMLElement);

@@ -9,6 +9,15 @@ export function formatScore(score) {
 }
 
 /**
+ * A distance `1 − cos` with four decimals (`0.0123`); one above 0 too small for them reads `< 0.0001`, not `0.0000`.
+ * @param {number} distance
+ */
+export function formatDistance(distance) {
+  const fixed = distance.toFixed(4);
+  return distance > 0 && Number(fixed) === 0 ? '< 0.0001' : fixed;
+}
+
+/**
  * A fraction in [0, 1] as a percentage with no decimals (`82%`).
  * @param {number} value
  */
