@@ -57,10 +57,15 @@ describe(duplicateRoutes.name, () => {
     const list = await request(app).get('/v1/duplicates').expect(200);
     expect(list.body.total).toBe(1);
     expect(list.body.images).toBe(2);
-    const [group] = list.body.groups as { id: string; members: { id: string; thumbnailUrl: string }[] }[];
-    expect(group!.id).toBe(ids[0]);
-    expect(group!.members.map((m) => m.id)).toEqual([ids[0], copy]);
-    expect(group!.members[1]!.thumbnailUrl).toBe(`/v1/images/${copy}/thumbnail`);
+    interface Listed {
+      id: string;
+      unreviewed: number;
+      members: { id: string; thumbnailUrl: string }[];
+    }
+    const group = (list.body.groups as Listed[])[0]!;
+    expect(group.id).toBe(ids[0]);
+    expect(group.members.map((m) => m.id)).toEqual([ids[0], copy]);
+    expect(group.members[1]!.thumbnailUrl).toBe(`/v1/images/${copy}/thumbnail`);
     expect(group.unreviewed).toBe(2);
     expect((await request(app).get(`/v1/duplicates/${ids[0]}`).expect(200)).body).toEqual(group);
   });
