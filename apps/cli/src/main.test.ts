@@ -129,8 +129,9 @@ describe('lookalike demo', () => {
     const res = await cliEnv({ MODELS_DIR: MODELS }, 'demo', '--data', dir, '--count', '6', '--no-serve');
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/Ingested 6 new images/);
+    expect(res.stdout).toMatch(/of 6 re-photographed parts, \d+ joined the group of their own original/);
     // A defective part, its labels, each tower's lookalikes with theirs, and how many share its defect — counts
-    // checked against the hits printed above them (6 images: the query's top-10 is the other 5).
+    // checked against the hits printed above them (6 items and a re-render of each: the query's top 10 of the other 11).
     const query = /Lookalikes of \S+, part (.+?), defect (.+?) \("[^"]+"\):/.exec(res.stdout);
     expect(query, res.stdout).not.toBeNull();
     const [, part, defect] = query!;
@@ -142,11 +143,11 @@ describe('lookalike demo', () => {
         .trimEnd()
         .split('\n')
         .map((line) => /^ {4} ?-?\d\.\d{3} {2}(.+?) \/ (.+?) {2}/.exec(line)!.slice(1));
-      expect(hits).toHaveLength(5);
+      expect(hits).toHaveLength(10);
       const same = hits.filter(([, d]) => d === defect).length;
       const both = hits.filter(([p, d]) => p === part && d === defect).length;
       expect(block![2]).toBe(
-        `${tower} tower: ${same} of 5 share its defect (${defect}), ${both} of 5 share part+defect (${part} / ${defect}).`,
+        `${tower} tower: ${same} of 10 share its defect (${defect}), ${both} of 10 share part+defect (${part} / ${defect}).`,
       );
     }
     // The quick audit, so the audits page has one.

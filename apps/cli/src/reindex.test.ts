@@ -109,9 +109,9 @@ describe('lookalike demo on a data folder from before a model change', () => {
     const demo = await lookalike(NEW, 'demo', '--data', data, '--count', '4', '--no-serve', '--no-audit');
     expect(demo.code, demo.stderr).toBe(0);
     expect(demo.stdout).toMatch(
-      /The store was made with other towers than the configured rand-robust-48 and rand-clean-48 .*; re-embedding its 4 images first\./,
+      /The store was made with other towers than the configured rand-robust-48 and rand-clean-48 .*; re-embedding its 8 images first\./,
     );
-    expect(demo.stdout).toMatch(/4 re-embedded from their originals/);
+    expect(demo.stdout).toMatch(/8 re-embedded from their originals/);
     expect(demo.stdout).toMatch(/Deleted the old collections: lookalike\./);
     expect(demo.stdout).toMatch(/Ingested 0 new images \(4 already present, 0 failed\)/);
     expect(demo.stdout).toMatch(/Lookalikes of [^\n]+\n {2}robust tower:\n {4,}\d\.\d{3} /);
