@@ -197,7 +197,7 @@ async function main(): Promise<void> {
         const groupOf = (i: number) => byFile.get(entries[i]!.file)?.payload.duplicates?.group;
         const s = score(entries, groupOf);
         const twinsGrouped: TowerRow['twinsGrouped'] = {};
-        const original = new Map(entries.map((e, i) => [e.kind === 'original' ? e.item : '', i]));
+        const original = new Map(entries.flatMap((e, i) => (e.kind === 'original' ? [[e.item, i] as const] : [])));
         entries.forEach((e, i) => {
           if (e.kind !== 'twin') return;
           const row = (twinsGrouped[e.edit!] ??= { pairs: 0, grouped: 0 });

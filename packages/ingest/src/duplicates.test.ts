@@ -1,14 +1,20 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CollectionSpec, EncoderRole, ImageEncoder, StoredPoint } from '@lookalike/core';
+import {
+  scrollPoints,
+  type CollectionSpec,
+  type EncoderRole,
+  type ImageEncoder,
+  type StoredPoint,
+} from '@lookalike/core';
 import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
 import { MainThreadPreparer } from '@lookalike/imaging';
 import { InProcessJobRunner, type IngestItem } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { renderImage, sampleSpec } from '@lookalike/synth';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { groupDuplicates } from './duplicates.js';
+import { groupDuplicates, type DuplicatePolicy } from './duplicates.js';
 import { createIngestHandlers, type BatchResult } from './processor.js';
 import { COMMITTED_MODELS } from './testing.js';
 
@@ -39,15 +45,15 @@ async function item(index: number): Promise<{ png: string; jpeg: string }> {
   return { png, jpeg };
 }
 
-async function ingest(files: string[], chunkSize = 4): Promise<BatchResult[]> {
+async function ingest(files: string[], duplicates: DuplicatePolicy = POLICY): Promise<BatchResult[]> {
   const handlers = createIngestHandlers({
     store,
     encoders,
     roots: [dir],
     fetch: { maxBytes: 1 << 20, timeoutMs: 1000 },
     preparer: new MainThreadPreparer(),
-    chunkSize,
-    duplicates: POLICY,
+    chunkSize: 4,
+    duplicates,
   });
   const runner = new InProcessJobRunner(handlers, { ingest: 2 });
   const results: BatchResult[] = [];
@@ -61,16 +67,8 @@ async function ingest(files: string[], chunkSize = 4): Promise<BatchResult[]> {
 }
 
 async function payloadOf(file: string): Promise<StoredPoint['payload']> {
-  const all = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.scroll({ limit: 100, ...(cursor ? { cursor } : {}) });
-    all.push(...page.points);
-    cursor = page.next;
-  } while (cursor);
-  const found = all.find((p) => p.payload.source === file);
-  if (!found) throw new Error(`${file} is not stored`);
-  return found.payload;
+  for await (const p of scrollPoints(store)) if (p.payload.source === file) return p.payload;
+  throw new Error(`${file} is not stored`);
 }
 
 beforeAll(async () => {
@@ -197,22 +195,9 @@ describe('near-duplicate grouping at ingest', () => {
 
   it('groups nothing when the threshold is below every distance', async () => {
     const a = await item(6);
-    const handlers = createIngestHandlers({
-      store,
-      encoders,
-      roots: [dir],
-      fetch: { maxBytes: 1 << 20, timeoutMs: 1000 },
-      preparer: new MainThreadPreparer(),
-      duplicates: { tower: 'clean', threshold: 1e-9 },
-    });
-    const ctx = { updateProgress: () => Promise.resolve() };
-    const result = (await handlers['ingest-batch'](
-      { runId: 'r', batch: 0, items: [{ location: a.png }, { location: a.jpeg }] },
-      ctx as never,
-    )) as BatchResult;
-    await handlers.close();
-    expect(result.done).toBe(2);
-    expect(result.duplicates).toEqual([]);
+    const [result] = await ingest([a.png, a.jpeg], { tower: 'clean', threshold: 1e-9 });
+    expect(result!.done).toBe(2);
+    expect(result!.duplicates).toEqual([]);
     expect((await payloadOf(a.jpeg)).duplicates).toBeUndefined();
   });
 });

@@ -47,8 +47,9 @@ export interface Grouping {
   unchecked: number;
 }
 
-function founderRecord(policy: DuplicatePolicy): DuplicateRecord {
-  return { group: '', distance: 0, tower: policy.tower, threshold: policy.threshold };
+/** The record of a group's first image. */
+function founderRecord(policy: DuplicatePolicy, group: string): DuplicateRecord {
+  return { group, distance: 0, tower: policy.tower, threshold: policy.threshold };
 }
 
 /**
@@ -123,7 +124,7 @@ export async function groupDuplicates(
     }
     if (!best) continue;
     if (best.earlier) {
-      if (!best.earlier.payload.duplicates) best.earlier.payload.duplicates = { ...founderRecord(policy), group };
+      if (!best.earlier.payload.duplicates) best.earlier.payload.duplicates = founderRecord(policy, group);
     } else if (!founders.has(best.stored!.id) && !best.stored!.payload.duplicates) {
       const [stored] = await store.get([best.stored!.id], { withVectors: true });
       // Deleted since the search: nothing to group with.
@@ -131,7 +132,7 @@ export async function groupDuplicates(
       founders.set(stored.id, {
         id: stored.id,
         vectors: stored.vectors,
-        payload: { ...stored.payload, duplicates: { ...founderRecord(policy), group } },
+        payload: { ...stored.payload, duplicates: founderRecord(policy, group) },
       });
     }
     const nearest = best.earlier?.id ?? best.stored!.id;
