@@ -21,6 +21,7 @@ const UNIT = [
   'packages/encoder/src/batcher.test.ts',
   'packages/synth/src/*.test.ts',
   'packages/distance/src/{calibration,pairs,committed,triplets}.test.ts',
+  'packages/screening/src/{mixture,screen}.test.ts',
   'packages/store-qdrant/src/requests.test.ts',
   'packages/testkit/src/*.test.ts',
   'packages/web/test/*.test.ts',

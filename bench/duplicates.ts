@@ -23,13 +23,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENCODER_ROLES, type CollectionSpec, type EncoderRole, type ImageEncoder, type Point } from '@lookalike/core';
-import { CALIBRATION_FILE, loadCalibration, readCatalog, trainingSeeds } from '@lookalike/distance';
+import { readCatalog } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
 import { MainThreadPreparer } from '@lookalike/imaging';
 import { createIngestHandlers, groupDuplicates, type BatchResult } from '@lookalike/ingest';
 import { InProcessJobRunner, type IngestItem } from '@lookalike/queue';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { createRng, generateCatalog, type TwinEdit } from '@lookalike/synth';
+import { heldOutCalibrations } from './held-out.js';
 import { perturb } from './vectors.js';
 
 const { values } = parseArgs({
@@ -140,23 +141,16 @@ async function ingestAll(
 
 async function main(): Promise<void> {
   const registry = await ModelRegistry.open(values.models);
-  const used = new Set(ENCODER_ROLES.flatMap((r) => trainingSeeds(registry.image(MODEL_IDS[r]).training as unknown)));
-  if (used.has(SEED)) throw new Error(`seed ${SEED} trained a tower; pick a held-out seed`);
+  const calibrations = await heldOutCalibrations(registry, MODEL_IDS, SEED);
   const encoders = {
     robust: await OnnxImageEncoder.load(registry, MODEL_IDS.robust),
     clean: await OnnxImageEncoder.load(registry, MODEL_IDS.clean),
   };
   const thresholds = {} as Record<EncoderRole, number>;
   for (const role of ENCODER_ROLES) {
-    const m = registry.image(MODEL_IDS[role]);
-    const state = await loadCalibration(
-      registry.file(m.id, { path: CALIBRATION_FILE }),
-      { id: m.id, sha256: m.files.model.sha256 },
-      'fast',
-    );
-    if (state.status !== 'calibrated') throw new Error(`${m.id} has no distance calibration: ${state.reason}`);
-    if ([state.calibration.fit.seed, state.calibration.heldOut.seed].includes(SEED))
-      throw new Error(`seed ${SEED} calibrated the distances; pick another`);
+    const state = calibrations[role];
+    if (state.status !== 'calibrated')
+      throw new Error(`${MODEL_IDS[role]} has no distance calibration: ${state.reason}`);
     thresholds[role] = state.calibration.thresholds.sameItem;
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError, isUrl } from '@lookalike/core';
-import type { BatchResult, DuplicateJoin, IngestFailure, RunResult } from '@lookalike/ingest';
+import type { BatchResult, DuplicateJoin, IngestFailure, RunResult, SuspiciousCaption } from '@lookalike/ingest';
 import type { IngestSource } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
 import { jobProgressBar } from './progress.js';
@@ -17,6 +17,9 @@ export interface IngestSummary {
   manifestProblems: RunResult['manifestProblems'];
   /** New images that joined a near-duplicate group. */
   duplicates: DuplicateJoin[];
+  /** Captions screened, by the verdict each got when stored, and those flagged as suspicious. */
+  captions: BatchResult['captions'];
+  suspicious: SuspiciousCaption[];
   seconds: number;
   points: number;
 }
@@ -71,6 +74,8 @@ export async function runIngest(services: Services, source: IngestSource, batchS
     lostBatches: [],
     manifestProblems: [],
     duplicates: [],
+    captions: { screened: 0, suspicious: 0, pending: 0 },
+    suspicious: [],
     seconds: 0,
     points: 0,
   };
@@ -101,6 +106,10 @@ export async function runIngest(services: Services, source: IngestSource, batchS
         summary.skipped += r.skipped;
         summary.failed.push(...r.failed);
         summary.duplicates.push(...r.duplicates);
+        summary.captions.screened += r.captions.screened;
+        summary.captions.suspicious += r.captions.suspicious;
+        summary.captions.pending += r.captions.pending;
+        summary.suspicious.push(...r.suspicious);
         finished++;
         update();
         check();
@@ -144,4 +153,14 @@ export function printSummary(s: IngestSummary): void {
       `${s.duplicates.length} of the new images joined a near-duplicate group; review them at /duplicates ` +
         '(GET /v1/duplicates).',
     );
+  const c = s.captions;
+  if (c.screened > 0)
+    console.log(
+      `Caption screening: ${c.screened} captions screened, ${c.suspicious} suspicious` +
+        (c.pending ? `, ${c.pending} pending (too few captioned images to judge yet)` : '') +
+        (c.suspicious ? '; list them with npx lookalike screening (GET /v1/screening).' : '.'),
+    );
+  for (const x of s.suspicious.slice(0, 10))
+    console.log(`  suspicious: ${x.location} "${x.caption}" (similarity ${x.similarity.toFixed(3)})`);
+  if (s.suspicious.length > 10) console.log(`  … and ${s.suspicious.length - 10} more`);
 }

@@ -8,6 +8,7 @@ import { CatalogOptionsError, MAX_RERENDERS, RERENDERS_MANIFEST } from '@lookali
 import { printAudit, runAudit } from './audit.js';
 import { registerCalibrate } from './calibrate.js';
 import { registerDistance } from './distance.js';
+import { registerScreening } from './screening.js';
 import { printRerenderGrouping, printSummary, runIngest, sourceOf } from './ingest.js';
 import { showLookalikes } from './lookalikes.js';
 import { registerReindex, reindexIfPending } from './reindex.js';
@@ -77,6 +78,7 @@ program
 registerReindex(program, integer);
 registerCalibrate(program, integer);
 registerDistance(program);
+registerScreening(program, integer);
 
 program
   .command('jobs')

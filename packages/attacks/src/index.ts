@@ -14,4 +14,4 @@ export {
   type AttackProblem,
   type AttackResult,
 } from './attack.js';
-export { seededRandom } from './random.js';
+export { gaussian, seededRandom } from './random.js';

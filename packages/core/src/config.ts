@@ -149,6 +149,21 @@ export const envSchema = z
       .transform(Number)
       .pipe(z.number().gt(0).lt(1))
       .optional(),
+    /**
+     * Which tower's image–caption similarity screens captions at ingest (SafeCLIP; `robust`, the default, or
+     * `clean`), or `off`. Captioned images stay `pending` until the collection holds SCREENING_MIN_COUNT of them; a
+     * pair is suspicious when its clean-component probability is below SCREENING_THRESHOLD.
+     */
+    SCREENING: z.enum(['robust', 'clean', 'off']).default('robust'),
+    SCREENING_MIN_COUNT: int(10, 10_000_000, 100),
+    SCREENING_THRESHOLD: z
+      .string()
+      .trim()
+      .regex(/^\d*\.?\d+$/, 'must be a number')
+      .transform(Number)
+      .pipe(z.number().gt(0).lt(1))
+      .optional()
+      .transform((v) => v ?? 0.9),
     URL_ALLOWLIST: list,
     FETCH_TIMEOUT_MS: int(100, 600_000, 15_000),
     FETCH_MAX_BYTES: int(1024, 1024 * MiB, 32 * MiB),
@@ -225,6 +240,8 @@ export interface Config {
     fetchMaxBytes: number;
     /** Near-duplicate grouping at ingest: the tower whose distance groups (or `off`), and a threshold set by hand. */
     duplicates: { tower: EncoderRole | 'off'; threshold?: number };
+    /** Caption screening at ingest: the tower whose similarity screens (or `off`), the minimum count, the threshold. */
+    screening: { tower: EncoderRole | 'off'; minCount: number; threshold: number };
   };
   encoder: { threads: number; maxBatch: number; maxWaitMs: number };
   audit: {
@@ -284,6 +301,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         tower: e.DUPLICATES,
         ...(e.DUPLICATE_THRESHOLD === undefined ? {} : { threshold: e.DUPLICATE_THRESHOLD }),
       },
+      screening: { tower: e.SCREENING, minCount: e.SCREENING_MIN_COUNT, threshold: e.SCREENING_THRESHOLD },
     },
     encoder: { threads: e.ENCODER_THREADS, maxBatch: e.ENCODER_MAX_BATCH, maxWaitMs: e.ENCODER_MAX_WAIT_MS },
     audit: {

@@ -73,6 +73,8 @@ export interface ImageRecord {
   ingestedAt: string;
   /** Its near-duplicate group, when ingest found it within the duplicate threshold of another image. */
   duplicates?: DuplicateRecord;
+  /** How ingest screened its caption against the image (SafeCLIP), when it came with one. */
+  screening?: CaptionScreening;
 }
 
 /** How a person reviewed a member of a near-duplicate group: the one to keep, or a copy marked as a duplicate. */
@@ -101,6 +103,50 @@ export interface DuplicateRecord {
   review?: DuplicateReview;
   /** ISO-8601 time of that review. */
   reviewedAt?: string;
+}
+
+/**
+ * What screening made of an image's caption: `pending` until the collection holds enough captioned images to judge,
+ * then `trusted` or `suspicious` (its similarity to the image below the trust boundary of the collection's mixture),
+ * or `withdrawn` once a person rejected the caption.
+ */
+export const CAPTION_VERDICTS = ['pending', 'trusted', 'suspicious', 'withdrawn'] as const;
+/** One of {@link CAPTION_VERDICTS}. */
+export type CaptionVerdict = (typeof CAPTION_VERDICTS)[number];
+
+/** How a person reviewed a screened caption: accepted (it is trusted) or rejected (it is withdrawn). */
+export const CAPTION_REVIEWS = ['accepted', 'rejected'] as const;
+/** One of {@link CAPTION_REVIEWS}. */
+export type CaptionReview = (typeof CAPTION_REVIEWS)[number];
+
+/**
+ * A captioned image's screening (SafeCLIP): the cosine similarity of its caption, embedded by the text tower, to the
+ * image in each image tower's space, and the verdict of the collection's two-component mixture over the screening
+ * tower's similarities. Screening never deletes anything: a suspicious image is left out of text search until a
+ * person accepts it, and a rejected caption is kept here, withdrawn from the payload's `caption`.
+ */
+export interface CaptionScreening {
+  /** cos(image, caption) in each image tower's space. */
+  similarity: Record<EncoderRole, number>;
+  /** The tower whose similarity the verdict is about. */
+  tower: EncoderRole;
+  /** The text tower that embedded the caption. */
+  textModel: string;
+  verdict: CaptionVerdict;
+  /** The clean component's probability at this similarity (absent while pending). */
+  probability?: number;
+  /** The similarity below which the mixture that judged it calls a pair suspicious (absent while pending). */
+  boundary?: number;
+  /** Why it is suspicious, or why it is still pending, in a sentence. */
+  reason?: string;
+  /** When the mixture that judged it was fitted. */
+  fittedAt?: string;
+  /** The review, once a person made one (`POST /v1/screening/{id}/review`). */
+  review?: CaptionReview;
+  /** ISO-8601 time of that review. */
+  reviewedAt?: string;
+  /** The caption a rejection withdrew from the payload. */
+  withdrawnCaption?: string;
 }
 
 /** What a vector store keeps beside the vectors of a point. */

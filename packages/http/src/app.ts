@@ -20,6 +20,7 @@ import { refuseCrossSiteWrites, requireAllowedHost } from './request-guards.js';
 import { auditRoutes } from './routes/audits.js';
 import { distanceRoutes } from './routes/distance.js';
 import { duplicateRoutes } from './routes/duplicates.js';
+import { screeningRoutes } from './routes/screening.js';
 import { imageRoutes } from './routes/images.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { searchRoutes } from './routes/search.js';
@@ -66,6 +67,8 @@ export function createApp(deps: AppDeps): Express {
       store: deps.store,
       encoders: deps.encoders,
       text: deps.text,
+      // The services' collections index `screening.verdict` (INDEXED_FIELDS) whether or not screening is on.
+      screened: true,
       decode: {
         maxBytes: config.images.maxBytes,
         maxPixels: config.images.maxPixels,
@@ -142,6 +145,7 @@ export function createApp(deps: AppDeps): Express {
   searchRoutes(ctx);
   distanceRoutes(ctx);
   duplicateRoutes(ctx);
+  screeningRoutes(ctx);
   imageRoutes(ctx);
   ingestRoutes(ctx);
   auditRoutes(ctx);

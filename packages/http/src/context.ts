@@ -7,6 +7,7 @@ import type { ImagePreparer } from '@lookalike/imaging';
 import type { AuditOptions, JobRunner } from '@lookalike/queue';
 import type { CalibrationState, DistanceService, DuplicateGroups } from '@lookalike/distance';
 import type { DuplicatePolicy } from '@lookalike/ingest';
+import type { CaptionScreen } from '@lookalike/screening';
 import type { SearchService } from '@lookalike/search';
 import type { ReadinessCheck, Services } from '@lookalike/services';
 import type { RequestHandler } from 'express';
@@ -39,6 +40,8 @@ export interface AppDeps {
   distance?: DistanceService;
   /** How ingest groups near-duplicates (the services' policy), shown by `GET /v1/duplicates`; none: it does not. */
   duplicatePolicy?: DuplicatePolicy;
+  /** The collection's caption screen (the services'); without it the screening routes answer 409. */
+  screening?: CaptionScreen;
   /** Where the built search service decodes uploaded query images (the services' pool); default this thread. */
   preparer?: ImagePreparer;
   /** Finished robustness audits; without it the audit routes answer 503. */
@@ -54,8 +57,11 @@ export interface AppDeps {
 /** The parts of {@link AppDeps} that come straight from the composition root's `Services`. */
 export function servicesDeps(
   services: Services,
-): Pick<AppDeps, 'store' | 'encoders' | 'text' | 'runner' | 'preparer' | 'calibrations' | 'duplicatePolicy'> {
-  const { store, encoders, text, runner, preparer, calibrations, duplicates } = services;
+): Pick<
+  AppDeps,
+  'store' | 'encoders' | 'text' | 'runner' | 'preparer' | 'calibrations' | 'duplicatePolicy' | 'screening'
+> {
+  const { store, encoders, text, runner, preparer, calibrations, duplicates, screening } = services;
   return {
     store,
     encoders,
@@ -64,6 +70,7 @@ export function servicesDeps(
     preparer,
     calibrations,
     ...(duplicates ? { duplicatePolicy: duplicates } : {}),
+    ...(screening ? { screening } : {}),
   };
 }
 

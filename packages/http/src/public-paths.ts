@@ -66,6 +66,14 @@ export class PublicPaths {
     return { ...payload, source: this.source(payload.source) };
   }
 
+  /** A stored image as lists show it: its id, its payload as {@link payload} shows it, and its URLs. */
+  image<P extends Pick<PointPayload, 'source'>>(
+    id: string,
+    payload: P,
+  ): { id: string; payload: P; thumbnailUrl: string; url: string } {
+    return { id, payload: this.payload(payload), thumbnailUrl: `/v1/images/${id}/thumbnail`, url: `/v1/images/${id}` };
+  }
+
   /** A job's status with the locations and reasons of its failures freed of server paths. */
   jobStatus(status: RunStatus | JobStatus): RunStatus | JobStatus {
     const failure = (f: IngestFailure): IngestFailure => ({
@@ -80,10 +88,11 @@ export class PublicPaths {
         ...failedReason,
         failed: status.failed.map(failure),
         duplicates: status.duplicates.map((d) => ({ ...d, location: this.source(d.location) })),
+        suspicious: status.suspicious.map((c) => ({ ...c, location: this.source(c.location) })),
         batchFailures: status.batchFailures.map((b) => ({ ...b, reason: this.text(b.reason) })),
         manifestProblems: status.manifestProblems.map((p) => ({ ...p, reason: this.text(p.reason) })),
       };
-    const result = status.result as { failed?: unknown; duplicates?: unknown } | null | undefined;
+    const result = status.result as { failed?: unknown; duplicates?: unknown; suspicious?: unknown } | null | undefined;
     // An ingest batch's result (an upload's job): its failures in the shape ingest reports them.
     const failed =
       result !== null &&
@@ -94,25 +103,23 @@ export class PublicPaths {
       )
         ? (result.failed as IngestFailure[])
         : undefined;
-    const joins =
-      result !== null && typeof result === 'object' && Array.isArray(result.duplicates)
-        ? (result.duplicates as { location?: unknown }[])
-        : undefined;
-    if (!failed && !joins) return { ...status, ...failedReason };
+    // Its near-duplicate joins and suspicious captions, each with a location.
+    const located = (list: unknown): { location?: unknown }[] | undefined =>
+      Array.isArray(list) ? (list as { location?: unknown }[]) : undefined;
+    const relocated = (list: { location?: unknown }[]) =>
+      list.map((d) => ({ ...d, location: typeof d.location === 'string' ? this.source(d.location) : '' }));
+    const isObject = result !== null && typeof result === 'object';
+    const joins = isObject ? located(result.duplicates) : undefined;
+    const suspicious = isObject ? located(result.suspicious) : undefined;
+    if (!failed && !joins && !suspicious) return { ...status, ...failedReason };
     return {
       ...status,
       ...failedReason,
       result: {
         ...result,
         ...(failed ? { failed: failed.map(failure) } : {}),
-        ...(joins
-          ? {
-              duplicates: joins.map((d) => ({
-                ...d,
-                location: typeof d.location === 'string' ? this.source(d.location) : '',
-              })),
-            }
-          : {}),
+        ...(joins ? { duplicates: relocated(joins) } : {}),
+        ...(suspicious ? { suspicious: relocated(suspicious) } : {}),
       },
     };
   }

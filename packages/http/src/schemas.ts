@@ -4,6 +4,8 @@
  * from what the server accepts.
  */
 import {
+  CAPTION_REVIEWS,
+  CAPTION_VERDICTS,
   DUPLICATE_REVIEWS,
   ENCODER_ROLES,
   ERROR_CODES,
@@ -28,7 +30,7 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, what: stri
 }
 
 /** A whole number sent as text (query strings and multipart fields), checked against `schema`. */
-const intString = (schema: z.ZodNumber) =>
+export const intString = (schema: z.ZodNumber) =>
   z
     .string()
     .regex(/^\d{1,6}$/, 'must be a whole number')
@@ -90,9 +92,21 @@ export const searchJsonSchema = z
     k: kSchema.optional(),
     encoder: encoderSchema.optional(),
     filter: searchFilterSchema.optional(),
+    includeSuspicious: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          'Text search only: also return images whose caption screening flagged as suspicious (and nobody ' +
+          'accepted); they are left out by default.',
+      }),
   })
   .refine((b) => (b.imageId === undefined) !== (b.text === undefined), {
     message: 'give exactly one of imageId and text',
+  })
+  .refine((b) => b.includeSuspicious === undefined || b.text !== undefined, {
+    message: 'includeSuspicious applies to text search only',
+    path: ['includeSuspicious'],
   })
   .meta({ id: 'SearchRequest', description: 'Search by a stored image (`imageId`) or by `text`; exactly one.' });
 
@@ -122,6 +136,24 @@ export const duplicateRecordSchema = z
   })
   .meta({ id: 'DuplicateRecord', description: 'Where an image stands among its near-duplicates.' });
 
+export const captionScreeningSchema = z
+  .object({
+    similarity: z
+      .object({ robust: z.number(), clean: z.number() })
+      .meta({ description: "cos(image, caption) in each image tower's space." }),
+    tower: encoderSchema.meta({ description: 'The tower whose similarity the verdict is about.' }),
+    textModel: z.string(),
+    verdict: z.enum(CAPTION_VERDICTS),
+    probability: z.number().optional().meta({ description: "The clean component's probability." }),
+    boundary: z.number().optional().meta({ description: 'The similarity below which a pair is suspicious.' }),
+    reason: z.string().optional(),
+    fittedAt: z.string().optional(),
+    review: z.enum(CAPTION_REVIEWS).optional(),
+    reviewedAt: z.string().optional(),
+    withdrawnCaption: z.string().optional().meta({ description: 'The caption a rejection withdrew.' }),
+  })
+  .meta({ id: 'CaptionScreening', description: "What caption screening (SafeCLIP) made of the image's caption." });
+
 export const payloadSchema = z
   .object({
     id: imageIdSchema,
@@ -139,6 +171,7 @@ export const payloadSchema = z
     metadata: z.record(z.string(), fieldValue).optional(),
     ingestedAt: z.string(),
     duplicates: duplicateRecordSchema.optional(),
+    screening: captionScreeningSchema.optional(),
     embeddings: z.record(z.string(), z.object({ modelId: z.string(), preprocessHash: z.string() })),
   })
   .meta({ id: 'ImagePayload' });
@@ -326,6 +359,20 @@ export const jobStatusSchema = z
         .meta({ description: 'New images of the run that joined a near-duplicate group (the first 100).' }),
       duplicatesTotal: z.number().int(),
       duplicatesUnchecked: z.number().int(),
+      captions: z
+        .object({ screened: z.number().int(), suspicious: z.number().int(), pending: z.number().int() })
+        .meta({ description: 'Captions screened, by the verdict each got when it was stored.' }),
+      suspicious: z
+        .array(
+          z.object({
+            id: imageIdSchema,
+            location: z.string(),
+            caption: z.string(),
+            similarity: z.number(),
+            reason: z.string(),
+          }),
+        )
+        .meta({ description: 'Captions of the run flagged as suspicious when stored (the first 100).' }),
       batchFailures: z.array(z.object({ id: z.string(), reason: z.string() })),
       manifestProblems: z.array(z.object({ line: z.number().int(), reason: z.string() })),
       failedReason: z.string().optional(),

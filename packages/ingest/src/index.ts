@@ -16,6 +16,7 @@ export {
   type IngestFailure,
   type IngestFailureCode,
   type BatchResult,
+  type SuspiciousCaption,
 } from './processor.js';
 export { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 export { ingestRunHandler, sourceEntries, type RunResult, type SourceDeps } from './run.js';

@@ -8,12 +8,14 @@
 import { createHash } from 'node:crypto';
 import {
   isAppError,
+  type CaptionScreening,
   type EncoderRole,
   type ErrorCode,
   type ImageEncoder,
   type Point,
   type PointPayload,
   type PreprocessMode,
+  type TextEncoder,
   type VectorStore,
 } from '@lookalike/core';
 import {
@@ -25,6 +27,7 @@ import {
   type PrepareOutcome,
 } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
+import type { CaptionScreen } from '@lookalike/screening';
 import type { FetchLimits } from './fetch-url.js';
 import { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 import { readOriginal } from './originals.js';
@@ -60,7 +63,23 @@ export interface IngestDeps {
    * two copies stored at the same instant there may then stay in separate groups.
    */
   duplicates?: DuplicatePolicy;
+  /**
+   * Caption screening (SafeCLIP): each captioned image's caption is embedded by `text`, its similarity to the image
+   * in both towers' spaces is stored, and `screen` judges it; the screen refits as the collection grows. None when
+   * absent.
+   */
+  screening?: { screen: CaptionScreen; text: TextEncoder };
   now?: () => Date;
+}
+
+/** A new captioned image that screening flagged, as a run reports it. */
+export interface SuspiciousCaption {
+  id: string;
+  location: string;
+  caption: string;
+  /** cos(image, caption) in the screening tower's space. */
+  similarity: number;
+  reason: string;
 }
 
 /** Why an image was not ingested: an image or limit code from `@lookalike/core`, or `READ_FAILED`. */
@@ -84,6 +103,13 @@ export interface BatchResult {
   duplicates: DuplicateJoin[];
   /** New images not looked up for duplicates because the store could not search yet (a re-index pending). */
   duplicatesUnchecked: number;
+  /**
+   * Captions screened in this batch, by the verdict they got when stored (a later refit may change it): judged
+   * trusted or suspicious, or pending while the collection is too small to judge.
+   */
+  captions: { screened: number; suspicious: number; pending: number };
+  /** The captions flagged as suspicious, with their similarity and why. */
+  suspicious: SuspiciousCaption[];
 }
 
 /** The ingest handlers, and how to stop what they started. */
@@ -113,6 +139,8 @@ export interface Fresh {
   ingestedAt: string | undefined;
   /** The group a re-embedded image already had. */
   duplicates?: PointPayload['duplicates'];
+  /** The caption and screening a re-embedded image had (a review of the same caption carries over). */
+  previous?: Pick<PointPayload, 'caption' | 'screening'>;
 }
 
 /** The ids of a batch so far, each with its failure (undefined for a good image) once that is known. */
@@ -142,8 +170,11 @@ export function pointOf(
   vectors: Point['vectors'],
   provenance: PointPayload['embeddings'],
   now: () => Date,
+  screening?: CaptionScreening,
 ): Point {
   const { item, image } = f;
+  // A caption a person rejected stays withdrawn (kept in the screening) when the same caption comes again.
+  const caption = screening?.verdict === 'withdrawn' ? undefined : item.caption;
   return {
     id: f.id,
     vectors,
@@ -154,13 +185,14 @@ export function pointOf(
       width: image.width,
       height: image.height,
       bytes: f.size,
-      ...(item.caption ? { caption: item.caption } : {}),
+      ...(caption ? { caption } : {}),
       ...(item.labels ? { labels: item.labels } : {}),
       ...(item.metadata || item.id
         ? { metadata: { ...(item.metadata ?? {}), ...(item.id ? { externalId: item.id } : {}) } }
         : {}),
       ingestedAt: f.ingestedAt ?? now().toISOString(),
       ...(f.duplicates ? { duplicates: f.duplicates } : {}),
+      ...(screening ? { screening } : {}),
       embeddings: provenance,
     },
   };
@@ -264,6 +296,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
               image,
               ingestedAt: stored?.ingestedAt,
               ...(stored?.duplicates ? { duplicates: stored.duplicates } : {}),
+              ...(stored ? { previous: { caption: stored.caption, screening: stored.screening } } : {}),
             });
         });
         // Copies of a file that failed fail with it; other copies, and stored files, are skipped.
@@ -290,10 +323,49 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   /** The tail of this process's grouped upserts: one chunk is looked up and stored at a time. */
   let grouping: Promise<unknown> = Promise.resolve();
 
-  async function embedAndUpsert(fresh: readonly Fresh[]): Promise<Grouping | undefined> {
+  /** The screenings of the captioned images among `fresh` (by index), embedded and judged. */
+  async function screen(
+    fresh: readonly Fresh[],
+    vectors: readonly Point['vectors'][],
+  ): Promise<(CaptionScreening | undefined)[]> {
+    const screening = deps.screening;
+    const captioned = fresh.flatMap((f, i) => (f.item.caption ? [i] : []));
+    if (!screening || captioned.length === 0) return fresh.map(() => undefined);
+    const texts = await screening.text.embed(captioned.map((i) => fresh[i]!.item.caption!));
+    const judged = await screening.screen.screen(
+      captioned.map((i, k) => ({
+        vectors: vectors[i]!,
+        caption: fresh[i]!.item.caption!,
+        text: texts[k]!,
+        ...(fresh[i]!.previous ? { previous: fresh[i]!.previous } : {}),
+      })),
+    );
+    const out: (CaptionScreening | undefined)[] = fresh.map(() => undefined);
+    captioned.forEach((i, k) => (out[i] = judged[k]));
+    return out;
+  }
+
+  /** One refit at a time per process; the others wait for it rather than start their own. */
+  let refitting: Promise<unknown> | undefined;
+  const refitIfGrown = (): Promise<unknown> => {
+    const screening = deps.screening;
+    if (!screening) return Promise.resolve();
+    return (refitting ??= screening.screen.refitIfGrown().finally(() => (refitting = undefined)));
+  };
+
+  async function embedAndUpsert(
+    fresh: readonly Fresh[],
+  ): Promise<{ grouping: Grouping | undefined; points: Point[] } | undefined> {
     if (fresh.length === 0) return undefined;
     const vectors = await inputs.embed(fresh.map((f) => f.image));
-    const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now));
+    const screenings = await screen(fresh, vectors);
+    const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now, screenings[i]));
+    const grouping = await store(fresh, points);
+    if (deps.screening) await refitIfGrown();
+    return { grouping, points };
+  }
+
+  async function store(fresh: readonly Fresh[], points: Point[]): Promise<Grouping | undefined> {
     const policy = deps.duplicates;
     if (!policy) {
       await deps.store.upsert(points);
@@ -327,6 +399,8 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
         ids: [],
         duplicates: [],
         duplicatesUnchecked: 0,
+        captions: { screened: 0, suspicious: 0, pending: 0 },
+        suspicious: [],
       };
       const size = deps.chunkSize ?? 16;
       const chunks: IngestItem[][] = [];
@@ -340,11 +414,27 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
           // pool's threads while the towers hold this thread (onnxruntime-node runs models synchronously).
           next = k + 1 < chunks.length ? handled(dispatch(chunks[k + 1]!, seen)) : undefined;
           await next;
-          const found = await embedAndUpsert(staged.fresh);
+          const stored = await embedAndUpsert(staged.fresh);
           result.done += staged.fresh.length;
+          const found = stored?.grouping;
           if (found) {
             result.duplicates.push(...found.joined);
             result.duplicatesUnchecked += found.unchecked;
+          }
+          for (const p of stored?.points ?? []) {
+            const s = p.payload.screening;
+            if (!s) continue;
+            result.captions.screened++;
+            if (s.verdict === 'pending') result.captions.pending++;
+            if (s.verdict !== 'suspicious') continue;
+            result.captions.suspicious++;
+            result.suspicious.push({
+              id: p.id,
+              location: p.payload.source,
+              caption: p.payload.caption ?? '',
+              similarity: s.similarity[s.tower],
+              reason: s.reason ?? '',
+            });
           }
           result.skipped += staged.skipped;
           result.failed.push(...staged.failed);
@@ -354,6 +444,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
             skipped: result.skipped,
             failed: result.failed.length,
             duplicates: result.duplicates.length,
+            suspicious: result.captions.suspicious,
             total: payload.items.length,
           });
         }

@@ -1,7 +1,7 @@
 import type { JobState, JobStatus } from '@lookalike/core';
 import type { JobRunner } from '@lookalike/queue';
 import type { DuplicateJoin } from './duplicates.js';
-import type { BatchResult, IngestFailure } from './processor.js';
+import type { BatchResult, IngestFailure, SuspiciousCaption } from './processor.js';
 import type { RunResult } from './run.js';
 
 /** Where a whole ingest run stands: its run job plus every batch job it fanned out to. */
@@ -40,6 +40,13 @@ export interface RunStatus {
   duplicatesTotal: number;
   /** New images stored without a duplicate lookup because the store could not search yet (a re-index pending). */
   duplicatesUnchecked: number;
+  /**
+   * Captions screened, by the verdict each got when it was stored (a refit as the collection grows may change it
+   * later; `GET /v1/screening` has the verdicts now).
+   */
+  captions: BatchResult['captions'];
+  /** The first {@link RunStatusOptions.maxFailures} captions flagged as suspicious when stored. */
+  suspicious: SuspiciousCaption[];
   /** Why each failed batch failed (first {@link RunStatusOptions.maxFailures}). */
   batchFailures: { id: string; reason: string }[];
   manifestProblems: RunResult['manifestProblems'];
@@ -65,11 +72,20 @@ function isBatchResult(result: unknown): result is BatchResult {
 }
 
 /** Batch progress as {@link createIngestHandlers} reports it while a batch runs. */
-function partialCounts(progress: unknown): { done: number; skipped: number; duplicates: number } {
-  if (progress === null || typeof progress !== 'object') return { done: 0, skipped: 0, duplicates: 0 };
-  const p = progress as { done?: unknown; skipped?: unknown; duplicates?: unknown };
+function partialCounts(progress: unknown): { done: number; skipped: number; duplicates: number; suspicious: number } {
+  const p = (progress !== null && typeof progress === 'object' ? progress : {}) as {
+    done?: unknown;
+    skipped?: unknown;
+    duplicates?: unknown;
+    suspicious?: unknown;
+  };
   const count = (v: unknown) => (typeof v === 'number' ? v : 0);
-  return { done: count(p.done), skipped: count(p.skipped), duplicates: count(p.duplicates) };
+  return {
+    done: count(p.done),
+    skipped: count(p.skipped),
+    duplicates: count(p.duplicates),
+    suspicious: count(p.suspicious),
+  };
 }
 
 /**
@@ -106,6 +122,8 @@ export async function getRunStatus(
     duplicates: [],
     duplicatesTotal: 0,
     duplicatesUnchecked: 0,
+    captions: { screened: 0, suspicious: 0, pending: 0 },
+    suspicious: [],
     batchFailures: [],
     manifestProblems: result?.manifestProblems ?? [],
     ...(run.failedReason && run.state === 'failed' ? { failedReason: run.failedReason } : {}),
@@ -137,6 +155,13 @@ export async function getRunStatus(
         status.duplicatesTotal += joins.length;
         status.duplicatesUnchecked += older.duplicatesUnchecked ?? 0;
         for (const d of joins) if (status.duplicates.length < maxFailures) status.duplicates.push(d);
+        // And those finished before caption screening have neither of these.
+        if (older.captions) {
+          status.captions.screened += older.captions.screened;
+          status.captions.suspicious += older.captions.suspicious;
+          status.captions.pending += older.captions.pending;
+        }
+        for (const c of older.suspicious ?? []) if (status.suspicious.length < maxFailures) status.suspicious.push(c);
       } else if (job.state === 'failed') {
         status.batchesFailed++;
         if (status.batchFailures.length < maxFailures)
@@ -149,6 +174,7 @@ export async function getRunStatus(
         status.done += partial.done;
         status.skipped += partial.skipped;
         status.duplicatesTotal += partial.duplicates;
+        status.captions.suspicious += partial.suspicious;
       }
     });
   }

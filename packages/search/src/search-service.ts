@@ -22,6 +22,7 @@ import {
   type DecodeLimits,
   type ImagePreparer,
 } from '@lookalike/imaging';
+import { withoutSuspicious } from '@lookalike/screening';
 
 /** Smallest and largest number of hits one search may ask for. */
 export const K_RANGE = { min: 1, max: 100, default: 12 } as const;
@@ -46,6 +47,11 @@ export interface SearchOptions {
   /** Which tower's vector space to search; default `robust`. */
   encoder?: EncoderRole;
   filter?: Filter;
+  /**
+   * Text search only: also return images whose caption screening flagged as suspicious (and nobody accepted), which
+   * it leaves out by default on a screened store ({@link SearchDeps.screened}). Default false.
+   */
+  includeSuspicious?: boolean;
 }
 
 /** What every search returns: the hits, best first, and where the time went. */
@@ -66,6 +72,12 @@ export interface SearchDeps {
   store: VectorStore;
   encoders: Record<EncoderRole, ImageEncoder>;
   text: TextEncoder;
+  /**
+   * Whether the store holds caption screenings (its collection indexes `screening.verdict`, as the services'
+   * collections do): text search then leaves out images whose caption was flagged as suspicious, unless asked to
+   * include them. Default false.
+   */
+  screened?: boolean;
   /** Limits for uploaded query images; the same ones ingest applies. */
   decode?: DecodeLimits;
   /**
@@ -176,7 +188,9 @@ export class SearchService {
   }
 
   /**
-   * Zero-shot search with a text, embedded by the text tower shared by both image towers.
+   * Zero-shot search with a text, embedded by the text tower shared by both image towers. Images whose caption
+   * screening flagged are left out of a screened store's results unless {@link SearchOptions.includeSuspicious} says
+   * otherwise.
    *
    * @throws ValidationError for an empty or over-long text
    */
@@ -192,7 +206,8 @@ export class SearchService {
     const started = performance.now();
     const [vector] = await this.deps.text.embed([text]);
     const embedMs = performance.now() - started;
-    return this.search(vector!, encoder, k, filter, embedMs);
+    const leaveOut = this.deps.screened === true && options.includeSuspicious !== true;
+    return this.search(vector!, encoder, k, leaveOut ? withoutSuspicious(filter) : filter, embedMs);
   }
 
   /**

@@ -47,6 +47,7 @@ import {
 } from '@lookalike/queue';
 import { stderrLogger, type Logger } from '@lookalike/logging';
 import { EmbeddedCollections, type EmbeddedStoreOptions } from '@lookalike/store-embedded';
+import { CaptionScreen, type ScreeningModel } from '@lookalike/screening';
 import { QdrantCollections } from '@lookalike/store-qdrant';
 import { GenerationStore } from './generation-store.js';
 
@@ -63,6 +64,7 @@ export const INDEXED_FIELDS: CollectionSpec['indexedFields'] = [
   { path: 'duplicates.group', type: 'keyword' },
   { path: 'duplicates.distance', type: 'float' },
   { path: 'duplicates.review', type: 'keyword' },
+  { path: 'screening.verdict', type: 'keyword' },
 ];
 
 /** Where images uploaded through the API are kept (named by their sha256); always an allowed ingest root. */
@@ -174,6 +176,11 @@ export interface Services {
   /** How ingest groups near-duplicates (DUPLICATES, DUPLICATE_THRESHOLD); undefined when it does not. */
   duplicates: DuplicatePolicy | undefined;
   /**
+   * The collection's caption screen (SCREENING, SCREENING_MIN_COUNT, SCREENING_THRESHOLD); undefined when screening
+   * is off or the text tower cannot embed into the screening tower's space.
+   */
+  screening: CaptionScreen | undefined;
+  /**
    * The process's image decoding and preprocessing threads (a `PreprocessPool`, started on first use), shared by
    * ingest and by query uploads over 1 MP: at most two images per thread are decoded at once, whatever the load.
    */
@@ -213,6 +220,32 @@ export function duplicatePolicy(
   const state = calibrations[tower];
   if (state.status === 'calibrated') return { tower, threshold: state.calibration.thresholds.sameItem };
   return `Near-duplicate grouping is off: the ${tower} tower has no distance calibration (${state.reason}); set DUPLICATE_THRESHOLD or run npx lookalike calibrate-distance.`;
+}
+
+/**
+ * The caption screen of the configuration (SCREENING's tower, SCREENING_MIN_COUNT, SCREENING_THRESHOLD) over the
+ * store, its model kept in the collection's metadata. Undefined when SCREENING is `off`; a sentence saying why
+ * screening is off when the text tower does not embed into the tower's space.
+ */
+export function captionScreen(
+  config: Config,
+  store: VectorStore,
+  encoders: Record<EncoderRole, ImageEncoder>,
+  text: TextEncoder,
+  write: (model: ScreeningModel) => Promise<void>,
+  read: () => Promise<unknown>,
+): CaptionScreen | string | undefined {
+  const { tower, minCount, threshold } = config.ingest.screening;
+  if (tower === 'off') return undefined;
+  const dims = ENCODER_ROLES.map((r) => encoders[r].info.dim);
+  if (dims.some((d) => d !== text.info.dim))
+    return `Caption screening is off: the text model ${text.info.id} embeds to ${text.info.dim} dimensions and the image towers to ${dims.join(' and ')}; screening needs a text tower trained with the image towers.`;
+  return new CaptionScreen(
+    store,
+    text,
+    { read, write },
+    { tower, threshold, minCount, textModel: text.info.id, imageModel: encoders[tower].info.id },
+  );
 }
 
 /** The audit defaults from the configuration. */
@@ -305,6 +338,15 @@ export async function createServices(config: Config, options: ServiceOptions = {
   };
   const duplicates = duplicatePolicy(config, calibrations);
   if (typeof duplicates === 'string') log(duplicates);
+  const screening = captionScreen(
+    config,
+    store,
+    encoders,
+    text,
+    (value) => collections.setMetadata(store.current.target.name, { screening: value }),
+    () => collections.metadata(store.current.target.name).then((m) => m?.['screening']),
+  );
+  if (typeof screening === 'string') log(screening);
   const ingest = createIngestHandlers({
     store,
     encoders,
@@ -314,6 +356,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     preparer,
     preprocess,
     ...(typeof duplicates === 'object' ? { duplicates } : {}),
+    ...(typeof screening === 'object' ? { screening: { screen: screening, text } } : {}),
   });
   const reindexHandlers = createReindexHandlers({
     generations,
@@ -445,6 +488,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     registry,
     calibrations,
     duplicates: typeof duplicates === 'object' ? duplicates : undefined,
+    screening: typeof screening === 'object' ? screening : undefined,
     preparer,
     runner,
     collection,

@@ -15,12 +15,7 @@ import {
 export function duplicateRoutes({ routes, deps, duplicates, search, access, paths }: RouteContext): void {
   const shown = (g: DuplicateGroup) => ({
     ...g,
-    members: g.members.map((m) => ({
-      id: m.id,
-      payload: paths.payload(m.payload),
-      thumbnailUrl: `/v1/images/${m.id}/thumbnail`,
-      url: `/v1/images/${m.id}`,
-    })),
+    members: g.members.map((m) => paths.image(m.id, m.payload)),
   });
 
   routes.add(

@@ -40,9 +40,11 @@ export function searchOptions(fields: {
   k?: number;
   encoder?: SearchOptions['encoder'];
   filter?: SearchOptions['filter'];
+  includeSuspicious?: boolean;
 }) {
   return {
     ...(fields.k === undefined ? {} : { k: fields.k }),
+    ...(fields.includeSuspicious === undefined ? {} : { includeSuspicious: fields.includeSuspicious }),
     ...(fields.encoder === undefined ? {} : { encoder: fields.encoder }),
     ...(fields.filter === undefined ? {} : { filter: fields.filter }),
   } satisfies SearchOptions;

@@ -1,0 +1,37 @@
+export {
+  CaptionScreen,
+  SCREENED,
+  UNRELATED_PAIRS,
+  cosine,
+  unrelatedPairs,
+  withoutSuspicious,
+  type RefitResult,
+  type ScreenInput,
+  type ScreeningMetadata,
+  type ScreeningPage,
+  type ScreeningSummary,
+} from './caption-screen.js';
+export {
+  MIN_SD,
+  bicGain,
+  fitMixture,
+  highPosterior,
+  separation,
+  trustBoundary,
+  type Component,
+  type Mixture,
+} from './mixture.js';
+export {
+  MIN_BIC_GAIN,
+  MIN_SEPARATION,
+  MIN_UNRELATED,
+  fitScreen,
+  fitsPolicy,
+  judge,
+  rejudge,
+  sameVerdict,
+  screeningModelSchema,
+  type Judgement,
+  type ScreeningModel,
+  type ScreeningPolicy,
+} from './screen.js';
