@@ -28,11 +28,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PixelSpaceModel, runAttack } from '@lookalike/attacks';
-import { ENCODER_ROLES, type EncoderRole } from '@lookalike/core';
+import { ENCODER_ROLES, cosine, type EncoderRole } from '@lookalike/core';
 import { readCatalog } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { fromBytes } from '@lookalike/imaging';
-import { UNRELATED_PAIRS, cosine, fitScreen, judge, unrelatedPairs, type ScreeningModel } from '@lookalike/screening';
+import { UNRELATED_PAIRS, fitScreen, judge, unrelatedPairs, type ScreeningModel } from '@lookalike/screening';
 import { heldOutCalibrations } from './held-out.js';
 import { PART_MATERIALS, captionOf, createRng, generateCatalog, positionsFor } from '@lookalike/synth';
 

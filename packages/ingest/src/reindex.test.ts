@@ -9,9 +9,11 @@ import {
   type ImageEncoder,
   type PixelBatch,
   type StoredPoint,
+  type TextEncoder,
   type VectorStore,
 } from '@lookalike/core';
-import { ModelRegistry, OnnxImageEncoder } from '@lookalike/encoder';
+import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
+import { CaptionScreen } from '@lookalike/screening';
 import { MainThreadPreparer } from '@lookalike/imaging';
 import { InProcessJobRunner } from '@lookalike/queue';
 import { EmbeddedCollections } from '@lookalike/store-embedded';
@@ -32,6 +34,7 @@ let dir: string;
 let old: Record<EncoderRole, ImageEncoder>;
 let next: Record<EncoderRole, CountingEncoder>;
 let sameDim: Record<EncoderRole, CountingEncoder>;
+let registry: ModelRegistry;
 const preparer = new MainThreadPreparer();
 
 /** Counts the images each tower embeds. */
@@ -55,7 +58,7 @@ const reset = (e: Record<EncoderRole, CountingEncoder>) => ENCODER_ROLES.forEach
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reindex-'));
-  const registry = await ModelRegistry.open(
+  registry = await ModelRegistry.open(
     await modelsWith(join(dir, 'models'), [
       { id: 'rand-robust-48', role: 'robust', dim: 48, size: 64, seed: 1 },
       { id: 'rand-clean-48', role: 'clean', dim: 48, size: 64, seed: 2 },
@@ -121,12 +124,19 @@ interface Run {
 async function reindex(
   generations: Generations,
   encoders: Record<EncoderRole, ImageEncoder>,
-  options: { stopAfter?: number; acceptFailures?: boolean; pageBatches?: number } = {},
+  options: { stopAfter?: number; acceptFailures?: boolean; pageBatches?: number; text?: TextEncoder } = {},
 ): Promise<Run> {
   const towers = towersOf(encoders, 'fast');
   const plan = await generations.resolve(towers);
   await generations.target(plan);
-  const handlers = createReindexHandlers({ generations, encoders, roots: [dir], fetch, preparer });
+  const handlers = createReindexHandlers({
+    generations,
+    encoders,
+    roots: [dir],
+    fetch,
+    preparer,
+    ...(options.text ? { text: options.text } : {}),
+  });
   const runner = new InProcessJobRunner(handlers, { reindex: 2 });
   const run: Run = { plan, runId: '', batches: [], failures: [] };
   let stopped: Promise<void> | undefined;
@@ -171,6 +181,54 @@ async function embeddingOf(encoders: Record<EncoderRole, ImageEncoder>, location
 const towersOfNext = (): Towers => towersOf(next, 'fast');
 
 describe(createReindexHandlers.name, () => {
+  it('measures screened captions again against the new vectors, and keeps their verdicts for the next refit', async () => {
+    const text = await OnnxTextEncoder.load(registry, 'defect-cnn-text');
+    try {
+      const fields = [...INDEXED, { path: 'screening.verdict', type: 'keyword' as const }];
+      const generations = new Generations(new EmbeddedCollections(join(dir, 'store-screened')), 'lookalike', fields);
+      const source = await generations.target(await generations.resolve(towersOf(old, 'fast')));
+      const screen = new CaptionScreen(
+        source,
+        text,
+        { read: () => Promise.resolve(undefined), write: () => Promise.resolve() },
+        { tower: 'robust', threshold: 0.9, minCount: 100, textModel: text.info.id, imageModel: 'defect-cnn-fare4' },
+      );
+      const handlers = createIngestHandlers({
+        store: source,
+        encoders: old,
+        roots: [dir],
+        fetch,
+        preparer,
+        screening: { screen, text },
+      });
+      const runner = new InProcessJobRunner(handlers, { ingest: 2 });
+      const manifest = join(dir, 'catalog', 'manifest.jsonl');
+      await runner.enqueue('ingest-run', {
+        runId: 's',
+        source: { kind: 'manifest', location: manifest },
+        batchSize: 8,
+      });
+      await runner.idle();
+      await runner.close();
+      const before = new Map((await all(source)).map((p) => [p.id, p.payload.screening!]));
+      expect(before.size).toBe(10);
+
+      const run = await reindex(generations, sameDim, { text });
+      expect(run.failures).toEqual([]);
+      const after = await all(await generations.existing(run.plan.target.name), true);
+      expect(after).toHaveLength(10);
+      for (const p of after) {
+        const s = p.payload.screening!;
+        const [caption] = await text.embed([p.payload.caption!]);
+        for (const role of ENCODER_ROLES) expect(s.similarity[role]).toBeCloseTo(cosine(p.vectors![role], caption!), 5);
+        expect(s.similarity.robust).not.toBeCloseTo(before.get(p.id)!.similarity.robust, 3);
+        expect(s.verdict).toBe(before.get(p.id)!.verdict);
+      }
+    } finally {
+      await text.close();
+    }
+  });
+
   it('re-embeds every point once, by id pages, into a new collection of the new dimension, and switches when complete', async () => {
     const generations = await storeWith('store-a');
     const source = await generations.existing('lookalike');

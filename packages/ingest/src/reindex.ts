@@ -13,12 +13,14 @@ import { stat } from 'node:fs/promises';
 import {
   isUrl,
   ENCODER_ROLES,
+  cosine,
   isAppError,
   type EncoderRole,
   type ImageEncoder,
   type Point,
   type PreprocessMode,
   type StoredPoint,
+  type TextEncoder,
   type VectorStore,
 } from '@lookalike/core';
 import { isPrepareFailure, type DecodeLimits, type ImagePreparer, type PreparedImage } from '@lookalike/imaging';
@@ -50,6 +52,11 @@ export interface ReindexDeps {
   preparer: ImagePreparer;
   /** How images are resized (PREPROCESS); part of the towers' fingerprint. */
   preprocess?: PreprocessMode;
+  /**
+   * The text tower: a screened caption's similarities are measured again against the new vectors (its verdict stays
+   * until the target's screen refits and rejudges it). Without it they are carried over as they were.
+   */
+  text?: TextEncoder;
   now?: () => Date;
   /** Told when a run's last page has recorded how it ended (the target `to` is then ready, or not). */
   onFinished?: (to: string, ready: boolean) => void;
@@ -209,6 +216,30 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
     };
   }
 
+  /** The screened captions of re-embedded points, measured against their new vectors by the text tower. */
+  async function rescreen(points: Point[]): Promise<void> {
+    const text = deps.text;
+    const screened = points.flatMap((p) => {
+      const s = p.payload.screening;
+      const caption = p.payload.caption ?? s?.withdrawnCaption;
+      // A text tower of another dimension cannot measure anything against these vectors.
+      const fits = ENCODER_ROLES.every((r) => p.vectors[r].length === deps.text?.info.dim);
+      return s && caption && fits ? [{ p, s, caption }] : [];
+    });
+    if (!text || screened.length === 0) return;
+    const vectors = await text.embed(screened.map((x) => x.caption));
+    screened.forEach(({ p, s }, i) => {
+      p.payload = {
+        ...p.payload,
+        screening: {
+          ...s,
+          textModel: text.info.id,
+          similarity: { robust: cosine(p.vectors.robust, vectors[i]!), clean: cosine(p.vectors.clean, vectors[i]!) },
+        },
+      };
+    });
+  }
+
   return {
     'reindex-run': async (payload, ctx: JobContext): Promise<ReindexRunResult> => {
       checkTowers(payload);
@@ -328,6 +359,7 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
           vectors: vectors[i]!,
           payload: { ...point.payload, id: point.id, embeddings: provenance },
         }));
+        await rescreen(points);
         await to.upsert(points);
         result.done = points.length;
       }

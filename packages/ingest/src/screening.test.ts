@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  cosine,
   scrollPoints,
   type CollectionSpec,
   type EncoderRole,
@@ -12,7 +13,7 @@ import {
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { MainThreadPreparer } from '@lookalike/imaging';
 import { InProcessJobRunner, type IngestItem } from '@lookalike/queue';
-import { CaptionScreen, cosine, screeningModelSchema, type ScreeningModel } from '@lookalike/screening';
+import { CaptionScreen, screeningModelSchema, type ScreeningModel } from '@lookalike/screening';
 import { EmbeddedVectorStore } from '@lookalike/store-embedded';
 import { captionOf, renderImage, sampleSpec } from '@lookalike/synth';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';

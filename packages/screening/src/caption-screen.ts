@@ -8,6 +8,7 @@ import {
   CAPTION_VERDICTS,
   NotFoundError,
   ValidationError,
+  cosine,
   scrollPoints,
   type CaptionReview,
   type CaptionScreening,
@@ -49,19 +50,6 @@ export function withoutSuspicious(filter: Filter | undefined): Filter {
     ...filter,
     mustNot: [...(filter?.mustNot ?? []), { field: 'screening.verdict', match: 'suspicious' }],
   };
-}
-
-/** cos(a, b). */
-export function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
 }
 
 /** A captioned image to screen: its vectors, its caption's text vector, and what was stored of it before. */

@@ -2,7 +2,6 @@ export {
   CaptionScreen,
   SCREENED,
   UNRELATED_PAIRS,
-  cosine,
   unrelatedPairs,
   withoutSuspicious,
   type RefitResult,

@@ -366,8 +366,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
     fetch: fetchLimits,
     preparer,
     preprocess,
-    // A re-index finished in this process: switch at once rather than at the store's next check.
-    onFinished: () => void store.refresh(true),
+    ...(typeof screening === 'object' ? { text } : {}),
+    // A re-index finished in this process: switch at once rather than at the store's next check, and fit the
+    // caption screen of the new towers (their similarities were measured again) so their verdicts follow.
+    onFinished: () =>
+      void store
+        .refresh(true)
+        .then(() => (typeof screening === 'object' ? screening.refit() : undefined))
+        .catch((err: unknown) => logger.warn({ err }, 'The caption screen could not refit after the re-index.')),
   });
 
   // The audit's attackers: each tower's VJP model, built on first use and cached under DATA_DIR/cache/vjp.
