@@ -21,6 +21,10 @@
  *
  *   npm run bench:screening [-- --items 2000 --seed 35 --swaps 20 --poison 20 --steps 100]
  *
+ * Cost: the catalog's first `--ingest` images (with their own captions) ingested by the real `ingest-batch` handlers
+ * into a fresh embedded store with screening on (the text tower embeds each caption; the screen refits from 100
+ * captions on, at every 10 % of growth) and off, alternating over `--rounds` rounds; img/s and the ratio.
+ *
  * Writes bench/results/screening.json and .md.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,8 +35,18 @@ import { PixelSpaceModel, runAttack } from '@lookalike/attacks';
 import { ENCODER_ROLES, cosine, type EncoderRole } from '@lookalike/core';
 import { readCatalog } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
-import { fromBytes } from '@lookalike/imaging';
-import { UNRELATED_PAIRS, fitScreen, judge, unrelatedPairs, type ScreeningModel } from '@lookalike/screening';
+import { fromBytes, PreprocessPool } from '@lookalike/imaging';
+import { createIngestHandlers } from '@lookalike/ingest';
+import { InProcessJobRunner, type IngestItem } from '@lookalike/queue';
+import { EmbeddedVectorStore } from '@lookalike/store-embedded';
+import {
+  CaptionScreen,
+  UNRELATED_PAIRS,
+  fitScreen,
+  judge,
+  unrelatedPairs,
+  type ScreeningModel,
+} from '@lookalike/screening';
 import { heldOutCalibrations } from './held-out.js';
 import { PART_MATERIALS, captionOf, createRng, generateCatalog, positionsFor } from '@lookalike/synth';
 
@@ -46,9 +60,13 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'models' },
     /** Fit both components freely (the mixture before the measured low component), for comparison. */
     free: { type: 'boolean', default: false },
+    ingest: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const FREE = values.free;
+const INGEST = Number(values.ingest);
+const ROUNDS = Number(values.rounds);
 const ITEMS = Number(values.items);
 const SEED = Number(values.seed);
 const SWAPS = Number(values.swaps);
@@ -147,6 +165,49 @@ function screen(
     flagged,
     sims,
   };
+}
+
+/** Ingests `items` into a fresh embedded store, screening on or off; returns the wall time in ms. */
+async function timeIngest(
+  dir: string,
+  name: string,
+  items: IngestItem[],
+  encoders: Record<EncoderRole, OnnxImageEncoder>,
+  text: OnnxTextEncoder,
+  screening: boolean,
+  preparer: PreprocessPool,
+): Promise<number> {
+  const store = await EmbeddedVectorStore.open(join(dir, `store-${name}`));
+  await store.ensureCollection({
+    name: 'lookalike',
+    dims: { robust: encoders.robust.info.dim, clean: encoders.clean.info.dim },
+    indexedFields: [{ path: 'screening.verdict', type: 'keyword' }],
+  });
+  let kept: unknown;
+  const screen = new CaptionScreen(
+    store,
+    text,
+    { read: () => Promise.resolve(kept), write: (m) => Promise.resolve(void (kept = m)) },
+    { tower: 'robust', threshold: THRESHOLD, minCount: 100, textModel: TEXT_ID, imageModel: MODEL_IDS.robust },
+  );
+  const handlers = createIngestHandlers({
+    store,
+    encoders,
+    roots: [dir],
+    fetch: { maxBytes: 1 << 24, timeoutMs: 1000 },
+    preparer,
+    ...(screening ? { screening: { screen, text } } : {}),
+  });
+  const runner = new InProcessJobRunner(handlers, { ingest: 2 });
+  const started = performance.now();
+  await runner.enqueue('ingest-run', { runId: name, source: { kind: 'items', items }, batchSize: 32 });
+  await runner.idle();
+  const ms = performance.now() - started;
+  await runner.close();
+  await handlers.close();
+  if ((await store.count()) !== items.length) throw new Error(`the ingest stored ${await store.count()} images`);
+  await store.close();
+  return ms;
 }
 
 async function main(): Promise<void> {
@@ -299,6 +360,37 @@ async function main(): Promise<void> {
       );
     }
 
+    // The cost of screening at ingest.
+    const imageEncoders = {
+      robust: await OnnxImageEncoder.load(registry, MODEL_IDS.robust),
+      clean: await OnnxImageEncoder.load(registry, MODEL_IDS.clean),
+    };
+    const preparer = new PreprocessPool();
+    const items: IngestItem[] = records
+      .slice(0, INGEST)
+      .map((r) => ({ location: join(dir, 'catalog', r.file), caption: r.caption }));
+    const times: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    try {
+      for (let round = 0; round < ROUNDS; round++)
+        for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+          const ms = await timeIngest(dir, `${mode}-${round}`, items, imageEncoders, text, mode === 'on', preparer);
+          times[mode].push(ms);
+          console.log(
+            `ingest of ${items.length} captioned images, screening ${mode}: ${(items.length / (ms / 1000)).toFixed(1)} img/s`,
+          );
+        }
+    } finally {
+      await preparer.close();
+      await Promise.all(Object.values(imageEncoders).map((e) => e.close()));
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const cost = {
+      images: items.length,
+      rounds: ROUNDS,
+      offImagesPerSecond: items.length / (median(times.off) / 1000),
+      onImagesPerSecond: items.length / (median(times.on) / 1000),
+    };
+
     const md = [
       `Caption screening, held-out seed ${SEED}, ${ITEMS} images, threshold ${THRESHOLD}; swaps ${SWAPS}, poison ${POISON} ` +
         `${SOURCE_PART}s captioned as a ${TARGET_PART} with a ${TARGET_DEFECT}, target query "${QUERY}"; adaptive: ` +
@@ -313,13 +405,17 @@ async function main(): Promise<void> {
           `${r.attack ? `${r.attack.flaggedBefore} → ${r.attack.flaggedAfter} of ${POISON} (similarity ${r.attack.similarityBefore.toFixed(3)} → ${r.attack.similarityAfter.toFixed(3)})` : ''} | ` +
           `${r.model.separates ? `boundary ${r.model.boundary!.toFixed(3)}` : 'does not separate'}, D ${r.model.separation.toFixed(2)} |`,
       ),
+      '',
+      `Ingest of ${cost.images} captioned images (median of ${cost.rounds} rounds): screening off ` +
+        `${cost.offImagesPerSecond.toFixed(1)} img/s, on ${cost.onImagesPerSecond.toFixed(1)} img/s ` +
+        `(${((cost.onImagesPerSecond / cost.offImagesPerSecond) * 100).toFixed(1)} % of the throughput).`,
     ].join('\n');
     console.log(`\n${md}`);
     await mkdir('bench/results', { recursive: true });
     await writeFile(
       `bench/results/screening${FREE ? '-free' : ''}.json`,
       JSON.stringify(
-        { seed: SEED, items: ITEMS, swaps: SWAPS, poison: POISON, steps: STEPS, query: QUERY, rows: out },
+        { seed: SEED, items: ITEMS, swaps: SWAPS, poison: POISON, steps: STEPS, query: QUERY, rows: out, cost },
         null,
         2,
       ),

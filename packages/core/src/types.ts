@@ -133,7 +133,10 @@ export interface CaptionScreening {
   /** The text tower that embedded the caption. */
   textModel: string;
   verdict: CaptionVerdict;
-  /** The clean component's probability at this similarity (absent while pending). */
+  /**
+   * The clean component's probability at this similarity (absent while pending), under the fit that gave the verdict:
+   * a refit rewrites a pair only when its verdict changes.
+   */
   probability?: number;
   /** The similarity below which the mixture that judged it calls a pair suspicious (absent while pending). */
   boundary?: number;

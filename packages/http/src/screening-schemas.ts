@@ -39,6 +39,7 @@ export const screeningModelResponseSchema = z
         '`unrelated`: the low component was measured on pairs of an image and another caption; `free`: fitted.',
     }),
     unrelatedPairs: z.number().int(),
+    unrelatedMeasuredAt: z.number().int().meta({ description: 'Captioned images when the pairs were measured.' }),
     separates: z
       .boolean()
       .meta({ description: 'Whether the tower separates matching from unrelated captions; if not, all are trusted.' }),

@@ -16,8 +16,8 @@ export {
   type IngestFailure,
   type IngestFailureCode,
   type BatchResult,
-  type SuspiciousCaption,
 } from './processor.js';
+export type { SuspiciousCaption } from './caption-screening.js';
 export { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 export { ingestRunHandler, sourceEntries, type RunResult, type SourceDeps } from './run.js';
 export { readLocal, readOriginal, type OriginalLimits } from './originals.js';

@@ -30,6 +30,7 @@ import type { IngestItem, JobHandlers } from '@lookalike/queue';
 import type { CaptionScreen } from '@lookalike/screening';
 import type { FetchLimits } from './fetch-url.js';
 import { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
+import { screenCaptions, tallyScreenings, type SuspiciousCaption } from './caption-screening.js';
 import { readOriginal } from './originals.js';
 import { ingestRunHandler } from './run.js';
 import { TowerInputs } from './tower-inputs.js';
@@ -70,16 +71,6 @@ export interface IngestDeps {
    */
   screening?: { screen: CaptionScreen; text: TextEncoder };
   now?: () => Date;
-}
-
-/** A new captioned image that screening flagged, as a run reports it. */
-export interface SuspiciousCaption {
-  id: string;
-  location: string;
-  caption: string;
-  /** cos(image, caption) in the screening tower's space. */
-  similarity: number;
-  reason: string;
 }
 
 /** Why an image was not ingested: an image or limit code from `@lookalike/core`, or `READ_FAILED`. */
@@ -323,28 +314,6 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   /** The tail of this process's grouped upserts: one chunk is looked up and stored at a time. */
   let grouping: Promise<unknown> = Promise.resolve();
 
-  /** The screenings of the captioned images among `fresh` (by index), embedded and judged. */
-  async function screen(
-    fresh: readonly Fresh[],
-    vectors: readonly Point['vectors'][],
-  ): Promise<(CaptionScreening | undefined)[]> {
-    const screening = deps.screening;
-    const captioned = fresh.flatMap((f, i) => (f.item.caption ? [i] : []));
-    if (!screening || captioned.length === 0) return fresh.map(() => undefined);
-    const texts = await screening.text.embed(captioned.map((i) => fresh[i]!.item.caption!));
-    const judged = await screening.screen.screen(
-      captioned.map((i, k) => ({
-        vectors: vectors[i]!,
-        caption: fresh[i]!.item.caption!,
-        text: texts[k]!,
-        ...(fresh[i]!.previous ? { previous: fresh[i]!.previous } : {}),
-      })),
-    );
-    const out: (CaptionScreening | undefined)[] = fresh.map(() => undefined);
-    captioned.forEach((i, k) => (out[i] = judged[k]));
-    return out;
-  }
-
   /** One refit at a time per process; the others wait for it rather than start their own. */
   let refitting: Promise<unknown> | undefined;
   const refitIfGrown = (): Promise<unknown> => {
@@ -358,7 +327,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   ): Promise<{ grouping: Grouping | undefined; points: Point[] } | undefined> {
     if (fresh.length === 0) return undefined;
     const vectors = await inputs.embed(fresh.map((f) => f.image));
-    const screenings = await screen(fresh, vectors);
+    const screenings = await screenCaptions(deps.screening, fresh, vectors);
     const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now, screenings[i]));
     const grouping = await store(fresh, points);
     if (deps.screening) await refitIfGrown();
@@ -421,21 +390,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
             result.duplicates.push(...found.joined);
             result.duplicatesUnchecked += found.unchecked;
           }
-          for (const p of stored?.points ?? []) {
-            const s = p.payload.screening;
-            if (!s) continue;
-            result.captions.screened++;
-            if (s.verdict === 'pending') result.captions.pending++;
-            if (s.verdict !== 'suspicious') continue;
-            result.captions.suspicious++;
-            result.suspicious.push({
-              id: p.id,
-              location: p.payload.source,
-              caption: p.payload.caption ?? '',
-              similarity: s.similarity[s.tower],
-              reason: s.reason ?? '',
-            });
-          }
+          tallyScreenings(stored?.points ?? [], result);
           result.skipped += staged.skipped;
           result.failed.push(...staged.failed);
           result.ids.push(...staged.ids);

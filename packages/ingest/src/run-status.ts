@@ -1,7 +1,8 @@
 import type { JobState, JobStatus } from '@lookalike/core';
 import type { JobRunner } from '@lookalike/queue';
 import type { DuplicateJoin } from './duplicates.js';
-import type { BatchResult, IngestFailure, SuspiciousCaption } from './processor.js';
+import type { SuspiciousCaption } from './caption-screening.js';
+import type { BatchResult, IngestFailure } from './processor.js';
 import type { RunResult } from './run.js';
 
 /** Where a whole ingest run stands: its run job plus every batch job it fanned out to. */

@@ -90,7 +90,7 @@ function isScreened(p: StoredPoint): p is StoredPoint & { payload: { screening: 
 
 const PAGE = 256;
 /** Unrelated pairs (an image and another image's caption) a refit measures the low component on. */
-export const UNRELATED_PAIRS = 1000;
+export const UNRELATED_PAIRS = 500;
 
 /** A number in [0, 1) from a string, the same in every process. */
 function hashUnit(key: string): number {
@@ -167,14 +167,16 @@ export class CaptionScreen {
   }
 
   /**
-   * Refits when the collection holds at least `minCount` screened images and none was fitted yet, or they grew by
-   * the growth share since the last fit. Returns what the refit did, or undefined when none was due.
+   * Refits when the collection holds at least `minCount` screened images and none was fitted yet, or they grew since
+   * the last fit by the growth share and by `minCount` images. Returns what the refit did, or undefined when none was
+   * due.
    */
   async refitIfGrown(): Promise<RefitResult | undefined> {
     const count = await this.store.count(SCREENED);
     if (count < this.policy.minCount) return undefined;
     const model = await this.model();
-    if (model && count < model.count * (1 + this.growth)) return undefined;
+    if (model && (count < model.count * (1 + this.growth) || count - model.count < this.policy.minCount))
+      return undefined;
     return this.refit();
   }
 
@@ -192,7 +194,18 @@ export class CaptionScreen {
       if (caption) captions.push({ id: p.id, caption });
     }
     if (similarities.length < this.policy.minCount) return undefined;
-    const model = fitScreen(similarities, this.policy, this.now(), await this.unrelated(captions));
+    // The unrelated pairs are measured again once the collection has doubled since they last were.
+    const before = await this.model();
+    const low =
+      before && before.lowFrom === 'unrelated' && similarities.length < 2 * before.unrelatedMeasuredAt
+        ? {
+            mean: before.low.mean,
+            sd: before.low.sd,
+            pairs: before.unrelatedPairs,
+            measuredAt: before.unrelatedMeasuredAt,
+          }
+        : await this.unrelated(captions);
+    const model = fitScreen(similarities, this.policy, this.now(), low);
     await this.metadata.write(model);
     this.cached = { model, at: Date.now() };
     let rejudged = 0;
@@ -234,8 +247,8 @@ export class CaptionScreen {
       .filter(([i, j]) => captions[j]!.caption !== captions[i]!.caption)
       .map(([i, j]) => ({ image: captions[i]!.id, caption: captions[j]!.caption }));
     const out: number[] = [];
-    for (let start = 0; start < pairs.length; start += 64) {
-      const chunk = pairs.slice(start, start + 64);
+    for (let start = 0; start < pairs.length; start += 128) {
+      const chunk = pairs.slice(start, start + 128);
       const points = new Map(
         (
           await this.store.get(
@@ -302,12 +315,22 @@ export class CaptionScreen {
     return { counts, model: await this.model(), policy: this.policy };
   }
 
-  /** Screened images with one verdict, the lowest similarity in the screening tower first. */
+  /**
+   * Screened images with one verdict, the lowest similarity in the screening tower first. Each carries its
+   * probability, boundary and reason under the current model (the stored ones are those of the fit that last changed
+   * its verdict), unless a person reviewed it.
+   */
   async list(options: { verdict: CaptionVerdict; limit: number; offset?: number }): Promise<ScreeningPage> {
     const filter: Filter = { must: [{ field: 'screening.verdict', match: options.verdict }] };
+    const model = await this.model();
+    const now = (s: CaptionScreening): CaptionScreening => {
+      if (!model || s.review) return s;
+      const j = judge(model, s.similarity[this.policy.tower], this.policy.minCount);
+      return j.verdict === s.verdict ? { ...s, ...j } : s;
+    };
     const images: ScreeningPage['images'] = [];
     for await (const p of scrollPoints(this.store, { filter }))
-      if (isScreened(p)) images.push({ id: p.id, payload: p.payload });
+      if (isScreened(p)) images.push({ id: p.id, payload: { ...p.payload, screening: now(p.payload.screening) } });
     const tower = this.policy.tower;
     images.sort(
       (a, b) =>

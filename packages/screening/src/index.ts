@@ -33,4 +33,5 @@ export {
   type Judgement,
   type ScreeningModel,
   type ScreeningPolicy,
+  type UnrelatedMoments,
 } from './screen.js';

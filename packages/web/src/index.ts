@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const webRoot: string = fileURLToPath(new URL('../public', import.meta.url));
 
 /** Paths the client-side router renders; the server must answer each with `index.html` from {@link webRoot}. */
-export const clientRoutes: readonly string[] = ['/', '/compare', '/duplicates', '/audits'];
+export const clientRoutes: readonly string[] = ['/', '/compare', '/duplicates', '/screening', '/audits'];
 
 /**
  * The Content-Security-Policy directives the UI is written for, in helmet's `contentSecurityPolicy.directives`

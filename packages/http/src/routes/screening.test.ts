@@ -42,6 +42,9 @@ describe(screeningRoutes.name, () => {
   let caption = '';
 
   it('screens uploads and lists the suspicious ones with the mixture that judged them', async () => {
+    // The ingest fitted the mixture once it held 20 captions; the next refit is due at 10 % and 20 more.
+    expect((await fx.services.screening!.model())!.count).toBeGreaterThanOrEqual(20);
+    await fx.services.screening!.refit();
     const before = await request(app).get('/v1/screening?verdict=trusted&limit=100').expect(200);
     expect(before.body.policy).toEqual({ tower: 'robust', threshold: 0.9, minCount: 20 });
     expect(before.body.model).toMatchObject({ tower: 'robust', count: 30, textModel: expect.any(String) });

@@ -19,6 +19,7 @@
  * @property {Record<string, FieldValue>} [metadata]
  * @property {string} ingestedAt
  * @property {DuplicateRecord} [duplicates]
+ * @property {CaptionScreening} [screening]
  */
 /**
  * Where an image stands among its near-duplicates: its group (the id of the group's first image), its distance
@@ -46,6 +47,57 @@
 /**
  * A page of groups: `total` groups and `images` images in all, and how ingest groups now (`null`: it does not).
  * @typedef {{ groups: DuplicateGroup[], total: number, images: number, grouping: { tower: EncoderRole, threshold: number } | null }} DuplicateList
+ */
+/** @typedef {'pending' | 'trusted' | 'suspicious' | 'withdrawn'} CaptionVerdict */
+/** @typedef {'accepted' | 'rejected'} CaptionReview */
+/**
+ * What caption screening made of an image's caption: its similarity to the image in each tower's space, the verdict
+ * the mixture (or a person) gave it in the screening `tower`, and the review, if any. A rejected caption is moved from
+ * the payload's `caption` to `withdrawnCaption`.
+ * @typedef {object} CaptionScreening
+ * @property {{ robust: number, clean: number }} similarity
+ * @property {EncoderRole} tower
+ * @property {string} textModel
+ * @property {CaptionVerdict} verdict
+ * @property {number} [probability]
+ * @property {number} [boundary]
+ * @property {string} [reason]
+ * @property {string} [fittedAt]
+ * @property {CaptionReview} [review]
+ * @property {string} [reviewedAt]
+ * @property {string} [withdrawnCaption]
+ */
+/** @typedef {{ weight: number, mean: number, sd: number }} MixtureComponent */
+/**
+ * The collection's two-component mixture over caption similarities; `boundary` is the similarity below which a
+ * caption is suspicious (`null`: the tower does not separate matching captions from unrelated ones, all are trusted).
+ * @typedef {object} ScreeningModel
+ * @property {EncoderRole} tower
+ * @property {string} textModel
+ * @property {string} imageModel
+ * @property {number} threshold
+ * @property {string} fittedAt
+ * @property {number} count
+ * @property {MixtureComponent} low
+ * @property {MixtureComponent} high
+ * @property {number} separation
+ * @property {number} bicGain
+ * @property {'unrelated' | 'free'} lowFrom
+ * @property {number} unrelatedPairs
+ * @property {boolean} separates
+ * @property {number | null} boundary
+ */
+/** @typedef {{ id: string, payload: Payload & { screening: CaptionScreening }, thumbnailUrl: string, url: string }} ScreenedImage */
+/**
+ * A page of screened images of one verdict, the lowest similarity first, with the policy and mixture that judged
+ * them (`model` is `null` before the first fit) and how many images hold each verdict.
+ * @typedef {object} ScreeningList
+ * @property {{ tower: EncoderRole, threshold: number, minCount: number }} policy
+ * @property {ScreeningModel | null} model
+ * @property {Record<CaptionVerdict, number>} counts
+ * @property {CaptionVerdict} verdict
+ * @property {number} total
+ * @property {ScreenedImage[]} images
  */
 /** @typedef {{ id: string, score: number, payload: Payload, thumbnailUrl?: string }} Hit */
 /** @typedef {{ encoder: EncoderRole, k: number, tookMs: number, hits: Hit[] }} SearchResponse */
@@ -272,6 +324,36 @@ export async function reviewDuplicates(group, keep, signal) {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ keep }),
+      signal,
+    })
+  );
+}
+
+/**
+ * GET /v1/screening: a page of captioned images with this verdict, the most suspect (lowest similarity) first.
+ * @param {{ verdict: CaptionVerdict, limit: number, offset: number }} options
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<ScreeningList>}
+ */
+export async function listScreening({ verdict, limit, offset }, signal) {
+  const query = new URLSearchParams({ verdict, limit: String(limit), offset: String(offset) });
+  return /** @type {Promise<ScreeningList>} */ (call(`/v1/screening?${query}`, { signal }));
+}
+
+/**
+ * POST /v1/screening/:id/review: `accepted` trusts the caption (restoring a withdrawn one), `rejected` withdraws it
+ * from the payload (a write).
+ * @param {string} id
+ * @param {CaptionReview} review
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<ScreenedImage>}
+ */
+export async function reviewCaption(id, review, signal) {
+  return /** @type {Promise<ScreenedImage>} */ (
+    call(`/v1/screening/${encodeURIComponent(id)}/review`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ review }),
       signal,
     })
   );

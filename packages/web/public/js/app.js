@@ -1,13 +1,14 @@
 /**
- * The client-side router: `/` is the search page, `/compare` the compare page, `/duplicates` the near-duplicates page
- * and `/audits` the audits page; the API serves `index.html` for each. Links marked `data-nav` change pages without a reload, and the back button
- * works across pages and searches.
+ * The client-side router: `/` is the search page, `/compare` the compare page, `/duplicates` the near-duplicates page,
+ * `/screening` the caption screening page and `/audits` the audits page; the API serves `index.html` for each. Links
+ * marked `data-nav` change pages without a reload, and the back button works across pages and searches.
  */
 import { getApiKey, setApiKey } from './api.js';
 import { mountAudits } from './audits.js';
 import { mountCompare } from './compare.js';
 import { byId, h, replace } from './dom.js';
 import { mountDuplicates } from './duplicates.js';
+import { mountScreening } from './screening.js';
 import { mountSearch } from './search.js';
 
 /**
@@ -25,6 +26,8 @@ const ROUTES = {
   '/compare': mountCompare,
   '/duplicates': mountDuplicates,
   '/duplicates/': mountDuplicates,
+  '/screening': mountScreening,
+  '/screening/': mountScreening,
 };
 
 const main = byId('main', HTMLElement);

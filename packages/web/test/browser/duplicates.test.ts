@@ -1,22 +1,17 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '@lookalike/core';
-import { createApp, servicesDeps } from '@lookalike/http';
-import { getRunStatus } from '@lookalike/ingest';
+import type { AppDeps } from '@lookalike/http';
 import { createServices, type Services } from '@lookalike/services';
 import { renderImage, sampleSpec } from '@lookalike/synth';
 import { launchChromium } from '@lookalike/testkit';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatDistance } from '../../public/js/format.js';
-import { webRoot } from '../../src/index.js';
+import { ingestManifest, serveApp, stopServer } from './harness.js';
 
 // The near-duplicates page as people use it: the real API (embedded store, the committed tiny towers, in-process
 // jobs, grouping on the robust tower at a fixed threshold) over a five-image catalog holding one item stored twice
@@ -94,47 +89,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await Promise.all(servers.map(stop));
+  await Promise.all(servers.map(stopServer));
   await services?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 /** Serves a real app over the shared services on a free port; its base URL. */
-async function serve(vars: Record<string, string>): Promise<string> {
-  const app = createApp({
-    ...servicesDeps(services!),
-    logger: pino({ level: 'silent' }),
-    webRoot,
-    config: parseConfig(vars),
-  });
-  const listening = app.listen(0, '127.0.0.1');
-  await once(listening, 'listening');
-  servers.push(listening);
-  return `http://127.0.0.1:${(listening.address() as AddressInfo).port}`;
-}
-
-async function stop(s: Server): Promise<void> {
-  s.closeAllConnections();
-  await new Promise((resolve) => s.close(resolve));
-}
-
-/** Ingests the catalog's manifest through the job runner, as the CLI and the API do, and waits for it. */
-async function ingest(): Promise<void> {
-  const runId = randomUUID();
-  const source = { kind: 'manifest', location: join(dir, 'catalog', 'manifest.jsonl') } as const;
-  await services!.runner.enqueue('ingest-run', { runId, source, batchSize: 16 }, { jobId: runId });
-  for (let waited = 0; waited < 45_000; waited += 100) {
-    const status = await getRunStatus(services!.runner, runId);
-    if (status?.state === 'failed') throw new Error(`The ingest run failed: ${JSON.stringify(status)}`);
-    if (status && 'done' in status && status.state === 'completed') {
-      expect(status.done, JSON.stringify(status.failed)).toBe(catalog.length);
-      await services!.store.optimize?.();
-      return;
-    }
-    await sleep(100);
-  }
-  throw new Error('The ingest run did not finish in 45 s.');
-}
+const serve = (vars: Record<string, string>, extra: Partial<AppDeps> = {}) => serveApp(services!, vars, servers, extra);
+const ingest = () => ingestManifest(services!, join(dir, 'catalog', 'manifest.jsonl'), catalog.length);
 
 // One page per test; every console error (CSP violations and failed loads included) fails the test.
 let page: Page | undefined;
