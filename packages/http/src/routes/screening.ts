@@ -2,13 +2,14 @@ import { AppError } from '@lookalike/core';
 import type { CaptionScreen } from '@lookalike/screening';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../openapi.js';
-import { idParamsSchema, parse } from '../schemas.js';
 import {
+  idParamsSchema,
+  parse,
   screenedImageSchema,
   screeningListQuerySchema,
   screeningListSchema,
   screeningReviewSchema,
-} from '../screening-schemas.js';
+} from '../schemas.js';
 
 function screenOf(screen: CaptionScreen | undefined): CaptionScreen {
   if (!screen)

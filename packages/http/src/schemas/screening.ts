@@ -1,7 +1,8 @@
 /** The request and response schemas of the caption screening routes (`/v1/screening`). */
 import { CAPTION_REVIEWS, CAPTION_VERDICTS } from '@lookalike/core';
 import { z } from 'zod';
-import { captionScreeningSchema, encoderSchema, imageIdSchema, intString, payloadSchema } from './schemas.js';
+import { encoderSchema, imageIdSchema, intString } from './common.js';
+import { captionScreeningSchema, payloadSchema } from './images.js';
 
 export const screeningListQuerySchema = z.object({
   verdict: z
