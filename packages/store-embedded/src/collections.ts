@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import writeFileAtomic from 'write-file-atomic';
 import { ENCODER_ROLES, UnavailableError, type EncoderRole } from '@lookalike/core';
-import { EmbeddedVectorStore, openCommittedTable, storeCall, type EmbeddedStoreOptions } from './lance-store.js';
+import { openCommittedTable, storeCall } from './lance-rows.js';
+import { EmbeddedVectorStore, type EmbeddedStoreOptions } from './lance-store.js';
 
 /**
  * The tables of the embedded store's folder as collections with JSON metadata, for keeping several generations of

@@ -2,11 +2,10 @@ import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
-import { Bool, Field, FixedSizeList, Float32, Float64, Int64, Schema, Utf8, type DataType } from 'apache-arrow';
+import { Field, FixedSizeList, Float32, Float64, Schema, Utf8 } from 'apache-arrow';
 import {
   AppError,
   ENCODER_ROLES,
-  UnavailableError,
   type CollectionSpec,
   type EncoderRole,
   type Filter,
@@ -17,74 +16,19 @@ import {
   type StoredPoint,
   type VectorStore,
 } from '@lookalike/core';
-import { VectorIndex, columnValue, type IndexedPoint } from './vector-index.js';
+import {
+  SEQ,
+  addFilterColumns,
+  arrowType,
+  openCommittedTable,
+  rowOf,
+  sqlString,
+  storeCall,
+  storedOf,
+  type Row,
+} from './lance-rows.js';
+import { VectorIndex, type IndexedPoint } from './vector-index.js';
 import { fieldColumn, whereClause } from './where.js';
-
-interface Row {
-  id: string;
-  payload: string;
-  robust?: ArrayLike<number>;
-  clean?: ArrayLike<number>;
-  _distance?: number;
-  [column: string]: unknown;
-}
-
-function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
-function arrowType(type: CollectionSpec['indexedFields'][number]['type']): DataType {
-  return type === 'keyword'
-    ? new Utf8()
-    : type === 'integer'
-      ? new Int64()
-      : type === 'float'
-        ? new Float64()
-        : new Bool();
-}
-
-/**
- * Runs one LanceDB call; a failure that is not already an `AppError` becomes an `UnavailableError` naming `what`
- * could not be done (transient: job retries apply).
- */
-export async function storeCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (error instanceof AppError) throw error;
-    throw new UnavailableError('store', `the embedded store could not ${what}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-}
-
-/**
- * Opens table `name`, or undefined when it is not there. A table another process is creating shows in the folder's
- * listing before its first version is committed, and opening it then fails with "not found": that is retried for up
- * to 2 s (the creation commits in milliseconds), then read as no table, never as a broken store.
- */
-export async function openCommittedTable(db: lancedb.Connection, name: string): Promise<lancedb.Table | undefined> {
-  for (let attempt = 0; ; attempt++) {
-    if (!(await storeCall('list tables', () => db.tableNames())).includes(name)) return undefined;
-    try {
-      return await db.openTable(name);
-    } catch (error) {
-      if (!/not found/i.test((error as Error).message))
-        throw new UnavailableError(
-          'store',
-          `the embedded store could not open table ${name}: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-      if (attempt >= 20) return undefined;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
-/** The table column holding each row's write sequence number (what the vector index has caught up to). */
-const SEQ = 'seq';
 
 /**
  * Native threads usearch may use to insert a batch: every core but one, so that a bulk build leaves the event loop
@@ -421,7 +365,7 @@ export class EmbeddedVectorStore implements VectorStore {
           );
       }
       const missing = spec.indexedFields.filter((f) => !schema.fields.some((s) => s.name === fieldColumn(f.path)));
-      if (missing.length) await this.addFilterColumns(table, missing);
+      if (missing.length) await addFilterColumns(table, missing);
       // A table from before the vector index: its rows get seq 0, and the index is built from them below.
       if (!schema.fields.some((f) => f.name === SEQ))
         await this.call('add the seq column', () => table.addColumns([{ name: SEQ, valueSql: 'CAST(0 AS DOUBLE)' }]));
@@ -446,73 +390,15 @@ export class EmbeddedVectorStore implements VectorStore {
     if (!this.lazy) await this.loadIndex();
   }
 
-  /**
-   * Adds the filter columns of fields indexed since the table was made, and fills them from the payloads that
-   * already hold those fields (one pass over the payloads). Another process adding them at the same time is fine.
-   */
-  private async addFilterColumns(table: lancedb.Table, fields: CollectionSpec['indexedFields']): Promise<void> {
-    const sqlType = { keyword: 'string', integer: 'bigint', float: 'double', bool: 'boolean' } as const;
-    try {
-      await this.call('add filter columns', () =>
-        table.addColumns(
-          fields.map((f) => ({ name: fieldColumn(f.path), valueSql: `CAST(NULL AS ${sqlType[f.type]})` })),
-        ),
-      );
-    } catch (error) {
-      const schema = await table.schema();
-      if (!fields.every((f) => schema.fields.some((s) => s.name === fieldColumn(f.path)))) throw error;
-    }
-    let cursor: string | undefined;
-    for (;;) {
-      const rows = (await this.call('fill filter columns', () => {
-        const q = table
-          .query()
-          .select(['id', 'payload'])
-          .orderBy({ columnName: 'id', ascending: true, nullsFirst: false })
-          .limit(4096);
-        return (cursor ? q.where(`id > ${sqlString(cursor)}`) : q).toArray();
-      })) as { id: string; payload: string }[];
-      for (const row of rows) {
-        const payload: unknown = JSON.parse(row.payload);
-        const values = Object.fromEntries(
-          fields.flatMap((f) => {
-            const v = columnValue(payload, f);
-            return v === null ? [] : [[fieldColumn(f.path), typeof v === 'string' ? sqlString(v) : String(v)]];
-          }),
-        );
-        if (Object.keys(values).length)
-          await this.call('fill filter columns', () =>
-            table.update({ where: `id = ${sqlString(row.id)}`, valuesSql: values }),
-          );
-      }
-      if (rows.length < 4096) return;
-      cursor = rows[rows.length - 1]!.id;
-    }
-  }
-
   private get lazy(): boolean {
     return this.options.vectorIndex === 'lazy';
-  }
-
-  private row(p: Point, spec: CollectionSpec, seq: number): Record<string, unknown> {
-    const row: Record<string, unknown> = { id: p.id, payload: JSON.stringify({ ...p.payload, id: p.id }), [SEQ]: seq };
-    for (const r of ENCODER_ROLES) {
-      if (p.vectors[r].length !== spec.dims[r])
-        throw new AppError(
-          'VALIDATION_FAILED',
-          `point ${p.id} has a ${r} vector of ${p.vectors[r].length} values, not ${spec.dims[r]}`,
-        );
-      row[r] = Array.from(p.vectors[r]);
-    }
-    for (const f of spec.indexedFields) row[fieldColumn(f.path)] = columnValue(p.payload, f);
-    return row;
   }
 
   async upsert(points: readonly Point[]): Promise<void> {
     if (points.length === 0) return;
     const { table, spec } = this.ready();
     // Validates every vector before anything is written.
-    for (const p of points) this.row(p, spec, 0);
+    for (const p of points) rowOf(p, spec, 0);
     await this.serial(async () => {
       // Without a loaded index the rows alone are written; the index applies them by `seq` when it loads.
       const index = this.index;
@@ -521,7 +407,7 @@ export class EmbeddedVectorStore implements VectorStore {
       const seq = this.nextSeq();
       // One row per id even if the batch repeats one (the last wins, as in Qdrant).
       const latest = [...new Map(points.map((p) => [p.id, p])).values()];
-      const rows = latest.map((p) => this.row(p, spec, seq));
+      const rows = latest.map((p) => rowOf(p, spec, seq));
       await this.call('upsert points', () =>
         table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows),
       );
@@ -531,16 +417,6 @@ export class EmbeddedVectorStore implements VectorStore {
       }
     });
     this.wrote();
-  }
-
-  private toStored(row: Row, withVectors: boolean): StoredPoint {
-    const payload = JSON.parse(row.payload) as PointPayload;
-    const point: StoredPoint = { id: row.id, payload };
-    if (withVectors)
-      point.vectors = Object.fromEntries(
-        ENCODER_ROLES.map((r) => [r, Float32Array.from(row[r] as ArrayLike<number>)]),
-      ) as Record<EncoderRole, Float32Array>;
-    return point;
   }
 
   /**
@@ -586,7 +462,7 @@ export class EmbeddedVectorStore implements VectorStore {
         .limit(ids.length * 2 + 1)
         .toArray(),
     )) as Row[];
-    const byId = new Map(rows.map((r) => [r.id, this.toStored(r, withVectors)]));
+    const byId = new Map(rows.map((r) => [r.id, storedOf(r, withVectors)]));
     return ids.flatMap((id) => byId.get(id) ?? []);
   }
 
@@ -633,7 +509,7 @@ export class EmbeddedVectorStore implements VectorStore {
       if (clauses.length) q = q.where(clauses.join(' AND '));
       return q.toArray();
     })) as Row[];
-    const page = rows.slice(0, options.limit).map((r) => this.toStored(r, withVectors));
+    const page = rows.slice(0, options.limit).map((r) => storedOf(r, withVectors));
     const last = page[page.length - 1];
     return { points: page, ...(rows.length > options.limit && last ? { next: last.id } : {}) };
   }
