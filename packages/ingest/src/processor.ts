@@ -316,10 +316,10 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
 
   /** One refit at a time per process; the others wait for it rather than start their own. */
   let refitting: Promise<unknown> | undefined;
-  const refitIfGrown = (): Promise<unknown> => {
+  const refitIfGrown = (added: number): Promise<unknown> => {
     const screening = deps.screening;
     if (!screening) return Promise.resolve();
-    return (refitting ??= screening.screen.refitIfGrown().finally(() => (refitting = undefined)));
+    return (refitting ??= screening.screen.refitIfGrown(added).finally(() => (refitting = undefined)));
   };
 
   async function embedAndUpsert(
@@ -330,7 +330,8 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
     const screenings = await screenCaptions(deps.screening, fresh, vectors);
     const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now, screenings[i]));
     const grouping = await store(fresh, points);
-    if (deps.screening) await refitIfGrown();
+    const screened = screenings.filter((x) => x !== undefined).length;
+    if (deps.screening && screened > 0) await refitIfGrown(screened);
     return { grouping, points };
   }
 

@@ -112,6 +112,8 @@ export function unrelatedPairs(n: number, m: number): [number, number][] {
 
 export class CaptionScreen {
   private cached: { model: ScreeningModel | undefined; at: number } | undefined;
+  /** Captions this process screened since it last counted the collection's. */
+  private sinceCount = 0;
   private readonly now: () => Date;
   private readonly cacheMs: number;
   private readonly growth: number;
@@ -168,10 +170,16 @@ export class CaptionScreen {
 
   /**
    * Refits when the collection holds at least `minCount` screened images and none was fitted yet, or they grew since
-   * the last fit by the growth share and by `minCount` images. Returns what the refit did, or undefined when none was
-   * due.
+   * the last fit by the growth share and by `minCount` images. `added`: the captions just screened. Returns what the
+   * refit did, or undefined when none was due.
    */
-  async refitIfGrown(): Promise<RefitResult | undefined> {
+  async refitIfGrown(added = 1): Promise<RefitResult | undefined> {
+    // Counting the collection costs ~10 ms at 100,000 images: with a model, count again only once this process has
+    // screened a tenth of the growth a refit waits for (other processes' captions are seen at the next count).
+    this.sinceCount += added;
+    const fitted = await this.model();
+    if (fitted && this.sinceCount < Math.max(this.policy.minCount, fitted.count * this.growth) / 10) return undefined;
+    this.sinceCount = 0;
     const count = await this.store.count(SCREENED);
     if (count < this.policy.minCount) return undefined;
     const model = await this.model();
