@@ -266,6 +266,28 @@ describe(VectorIndex.name, () => {
     expect(hits[0]!.id).toBe(pts[4]!.id);
   });
 
+  it('leaves out what a mustNot filter excludes at the unfiltered cost, and answers as unfiltered when it excludes nothing', () => {
+    const index = new VectorIndex(spec, 1);
+    const pts = Array.from({ length: 3000 }, (_, i) => point(i));
+    index.upsert(pts.map((p) => ({ id: p.id, payload: JSON.stringify(p.payload), vectors: p.vectors })));
+    const none: Filter = { mustNot: [{ field: 'labels.part', match: 'absent' }] };
+    const rare: Filter = { mustNot: [{ field: 'labels.part', match: 'rare' }] };
+    const isRare = new Set(pts.filter((p) => p.payload.labels?.part === 'rare').map((p) => p.id));
+    expect(isRare.size).toBeGreaterThan(0);
+    let found = 0;
+    for (const q of pts.slice(0, 40)) {
+      const v = q.vectors.robust;
+      expect(index.search(v, 'robust', 10, none)).toEqual(index.search(v, 'robust', 10));
+      const hits = index.search(v, 'robust', 10, rare);
+      expect(hits).toHaveLength(10);
+      expect(hits.some((h) => isRare.has(h.id))).toBe(false);
+      const truth = new Set(index.search(v, 'robust', 10, rare, true).map((h) => h.id));
+      found += hits.filter((h) => truth.has(h.id)).length;
+    }
+    // The approximate walk finds nearly all of the exact nearest that are left.
+    expect(found / 400).toBeGreaterThan(0.9);
+  });
+
   it('searches exactly past deleted slots, even when the deleted points were the nearest', () => {
     const index = new VectorIndex(spec, 1);
     const pts = Array.from({ length: 200 }, (_, i) => point(i));

@@ -370,14 +370,26 @@ export class VectorIndex {
    */
   search(vector: Float32Array, role: EncoderRole, k: number, filter?: Filter, exact = false): IndexHit[] {
     const q = this.unit(vector);
-    if (!filter)
-      return this.hits(exact ? this.exactAll(q, role, k) : this.walk(q, role, k, Math.max(k * RERANK, k + 10)));
-    const keep = this.predicate(filter);
-    const candidates = this.candidates(filter);
+    const unfilteredWalk = Math.max(k * RERANK, k + 10);
+    const f = filter && this.withoutVacuous(filter);
+    if (!f) return this.hits(exact ? this.exactAll(q, role, k) : this.walk(q, role, k, unfilteredWalk));
+    const keep = this.predicate(f);
+    const candidates = this.candidates(f);
     const rows = candidates?.size ?? this.size;
     if (exact) return this.hits(this.scan(q, role, k, candidates ?? this.slotOf.values(), keep));
-    const selectivity = candidates ? Math.max(candidates.size / this.size, 1e-6) : GUESSED_SELECTIVITY;
-    for (let n = Math.ceil((k * FILTERED_RERANK) / selectivity) + 10; n * WALK_COST_PER_CANDIDATE < rows; n *= 4) {
+    // A filter that only excludes posted values (text search leaving out suspicious captions) keeps a known share:
+    // the walk is the unfiltered one, widened by that share.
+    const excluded = candidates ? undefined : this.excludedShare(f);
+    const selectivity = candidates
+      ? Math.max(candidates.size / this.size, 1e-6)
+      : excluded === undefined
+        ? GUESSED_SELECTIVITY
+        : Math.max(1 - excluded, 1e-6);
+    const start =
+      excluded === undefined
+        ? Math.ceil((k * FILTERED_RERANK) / selectivity) + 10
+        : Math.ceil(unfilteredWalk / selectivity);
+    for (let n = start; n * WALK_COST_PER_CANDIDATE < rows; n *= 4) {
       const top = this.walk(q, role, k, n, keep);
       if (top.slots.length >= k || n >= this.size) return this.hits(top);
     }
@@ -403,17 +415,46 @@ export class VectorIndex {
     return top;
   }
 
+  /** Posting list of a `match`/`any` condition on a keyword or bool column; undefined for any other condition. */
+  private posted(c: Condition): Set<number> | undefined {
+    const col = this.columns.get(c.field);
+    if (!col || col.kind === 'number' || 'range' in c) return undefined;
+    const values = 'match' in c ? [c.match] : c.any;
+    if (values.length === 1) return col.postings.get(values[0] as string | boolean) ?? new Set();
+    const union = new Set<number>();
+    for (const v of values) for (const s of col.postings.get(v as string | boolean) ?? []) union.add(s);
+    return union;
+  }
+
+  /**
+   * `filter` without the `mustNot` conditions that match no point (they exclude nothing); undefined when nothing is
+   * left, so that the search is the unfiltered one, with the same results.
+   */
+  private withoutVacuous(filter: Filter): Filter | undefined {
+    const mustNot = (filter.mustNot ?? []).filter((c) => this.posted(c)?.size !== 0);
+    const rest: Filter = {
+      ...(filter.must?.length ? { must: filter.must } : {}),
+      ...(filter.should?.length ? { should: filter.should } : {}),
+      ...(mustNot.length ? { mustNot } : {}),
+    };
+    return Object.keys(rest).length ? rest : undefined;
+  }
+
+  /** For a filter of posted `mustNot` conditions alone: the share of points they exclude (at most); else undefined. */
+  private excludedShare(filter: Filter): number | undefined {
+    if (filter.must?.length || filter.should?.length || !filter.mustNot?.length || this.size === 0) return undefined;
+    let excluded = 0;
+    for (const c of filter.mustNot) {
+      const set = this.posted(c);
+      if (!set) return undefined;
+      excluded += set.size;
+    }
+    return Math.min(1, excluded / this.size);
+  }
+
   /** The slots that can match, from posting lists (the smallest `must` set, or the union of `should`), if any. */
   private candidates(filter: Filter): Set<number> | undefined {
-    const posted = (c: Condition): Set<number> | undefined => {
-      const col = this.columns.get(c.field);
-      if (!col || col.kind === 'number' || 'range' in c) return undefined;
-      const values = 'match' in c ? [c.match] : c.any;
-      if (values.length === 1) return col.postings.get(values[0] as string | boolean) ?? new Set();
-      const union = new Set<number>();
-      for (const v of values) for (const s of col.postings.get(v as string | boolean) ?? []) union.add(s);
-      return union;
-    };
+    const posted = (c: Condition) => this.posted(c);
     let best: Set<number> | undefined;
     for (const c of filter.must ?? []) {
       const set = posted(c);
