@@ -32,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PixelSpaceModel, runAttack } from '@lookalike/attacks';
-import { ENCODER_ROLES, cosine, type EncoderRole } from '@lookalike/core';
+import { ENCODER_ROLES, cosine, topK, type EncoderRole } from '@lookalike/core';
 import { readCatalog } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { fromBytes, PreprocessPool } from '@lookalike/imaging';
@@ -124,14 +124,12 @@ async function embedTexts(text: OnnxTextEncoder, texts: readonly string[]): Prom
   return out;
 }
 
-/** The ids of the top `k` images for `query` by cosine, leaving out `excluded`. */
-function topK(images: readonly Float32Array[], query: Float32Array, k: number, excluded: Set<number>): number[] {
-  return images
-    .map((v, i) => ({ i, s: cosine(v, query) }))
-    .filter((h) => !excluded.has(h.i))
-    .sort((a, b) => b.s - a.s)
-    .slice(0, k)
-    .map((h) => h.i);
+/** The indices of the top `k` images for `query` by cosine, leaving out `excluded`. */
+function nearest(images: readonly Float32Array[], query: Float32Array, k: number, excluded: Set<number>): number[] {
+  return topK(
+    images.map((v, i) => (excluded.has(i) ? Number.NaN : cosine(v, query))),
+    k,
+  );
 }
 
 function screen(
@@ -299,7 +297,7 @@ async function main(): Promise<void> {
         const { row, flagged } = screen(s, tower, images[tower], texts);
         if (s.name === 'poison') {
           const top = (excluded: Set<number>) =>
-            topK(images[tower], query, K, excluded).filter((i) => s.bad.has(i)).length / K;
+            nearest(images[tower], query, K, excluded).filter((i) => s.bad.has(i)).length / K;
           row.poisonTop10 = { unscreened: top(new Set()), screened: top(flagged) };
         }
         out.push(row);
@@ -340,7 +338,7 @@ async function main(): Promise<void> {
       const after = screen(poison, tower, adversarial, texts);
       const mean = (sims: number[]) => poisoned.reduce((t, i) => t + sims[i]!, 0) / n;
       const top = (excluded: Set<number>) =>
-        topK(adversarial, query, K, excluded).filter((i) => poison.bad.has(i)).length / K;
+        nearest(adversarial, query, K, excluded).filter((i) => poison.bad.has(i)).length / K;
       const row: Row = {
         ...after.row,
         scenario: 'poison, adaptive (ℓ∞ 4/255)',

@@ -64,7 +64,7 @@ export interface ScreenInput {
 /** What a refit did. */
 export interface RefitResult {
   model: ScreeningModel;
-  /** Stored pairs whose verdict (or numbers) the new model changed. */
+  /** Stored pairs whose verdict the new model changed. */
   rejudged: number;
   suspicious: number;
 }
@@ -182,8 +182,7 @@ export class CaptionScreen {
     this.sinceCount = 0;
     const count = await this.store.count(SCREENED);
     if (count < this.policy.minCount) return undefined;
-    const model = await this.model();
-    if (model && (count < model.count * (1 + this.growth) || count - model.count < this.policy.minCount))
+    if (fitted && (count < fitted.count * (1 + this.growth) || count - fitted.count < this.policy.minCount))
       return undefined;
     return this.refit();
   }
@@ -195,8 +194,10 @@ export class CaptionScreen {
   async refit(): Promise<RefitResult | undefined> {
     const similarities: number[] = [];
     const captions: { id: string; caption: string }[] = [];
+    const screened: { id: string; screening: CaptionScreening }[] = [];
     for await (const p of scrollPoints(this.store, { filter: SCREENED })) {
       if (!isScreened(p)) continue;
+      screened.push({ id: p.id, screening: p.payload.screening });
       similarities.push(p.payload.screening.similarity[this.policy.tower]);
       const caption = p.payload.caption ?? p.payload.screening.withdrawnCaption;
       if (caption) captions.push({ id: p.id, caption });
@@ -216,12 +217,18 @@ export class CaptionScreen {
     const model = fitScreen(similarities, this.policy, this.now(), low);
     await this.metadata.write(model);
     this.cached = { model, at: Date.now() };
-    let rejudged = 0;
+    // The pairs whose verdict changes, from the payloads the fit read.
     let suspicious = 0;
-    let changed: string[] = [];
-    const flush = async (): Promise<void> => {
+    const changed: string[] = [];
+    for (const { id, screening } of screened) {
+      const next = rejudge(screening, model, this.policy);
+      if (next.verdict === 'suspicious') suspicious++;
+      if (!sameVerdict(next, screening)) changed.push(id);
+    }
+    let rejudged = 0;
+    for (let start = 0; start < changed.length; start += PAGE) {
       // Read again just before writing: a review made since the scroll is kept.
-      const fresh = await this.store.get(changed, { withVectors: true });
+      const fresh = await this.store.get(changed.slice(start, start + PAGE), { withVectors: true });
       const points: Point[] = [];
       for (const p of fresh) {
         if (!isScreened(p) || !p.vectors) continue;
@@ -231,16 +238,7 @@ export class CaptionScreen {
       }
       if (points.length) await this.store.upsert(points);
       rejudged += points.length;
-      changed = [];
-    };
-    for await (const p of scrollPoints(this.store, { filter: SCREENED })) {
-      if (!isScreened(p)) continue;
-      const next = rejudge(p.payload.screening, model, this.policy);
-      if (next.verdict === 'suspicious') suspicious++;
-      if (!sameVerdict(next, p.payload.screening)) changed.push(p.id);
-      if (changed.length >= PAGE) await flush();
     }
-    if (changed.length) await flush();
     return { model, rejudged, suspicious };
   }
 

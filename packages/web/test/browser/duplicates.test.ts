@@ -11,7 +11,7 @@ import { renderImage, sampleSpec } from '@lookalike/synth';
 import { launchChromium } from '@lookalike/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatDistance } from '../../public/js/format.js';
-import { ingestManifest, serveApp, stopServer } from './harness.js';
+import { TestPages, ingestManifest, serveApp, stopServer, type Browser, type Page } from './harness.js';
 
 // The near-duplicates page as people use it: the real API (embedded store, the committed tiny towers, in-process
 // jobs, grouping on the robust tower at a fixed threshold) over a five-image catalog holding one item stored twice
@@ -20,10 +20,6 @@ import { ingestManifest, serveApp, stopServer } from './harness.js';
 const MODELS = fileURLToPath(new URL('../../../../models/', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/ui/', import.meta.url));
 const THRESHOLD = 0.02;
-
-// playwright-core's types through testkit's launcher: this package lists no browser driver of its own.
-type Browser = Awaited<ReturnType<typeof launchChromium>>;
-type Page = Awaited<ReturnType<Browser['newPage']>>;
 
 interface Member {
   id: string;
@@ -99,28 +95,11 @@ const serve = (vars: Record<string, string>, extra: Partial<AppDeps> = {}) => se
 const ingest = () => ingestManifest(services!, join(dir, 'catalog', 'manifest.jsonl'), catalog.length);
 
 // One page per test; every console error (CSP violations and failed loads included) fails the test.
-let page: Page | undefined;
-let problems: string[];
+const pages = new TestPages(() => browser!);
 
-async function open(path: string, origin = base): Promise<Page> {
-  const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
-  const opened = await context.newPage();
-  page = opened;
-  problems = [];
-  opened.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-  });
-  opened.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  await opened.goto(origin + path);
-  return opened;
-}
+const open = (path: string, origin = base): Promise<Page> => pages.open(origin + path);
 
-afterEach(async () => {
-  if (!page) return;
-  await page.context().close();
-  page = undefined;
-  expect(problems).toEqual([]);
-});
+afterEach(() => pages.close());
 
 const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 /** The list once it has loaded. */
@@ -257,6 +236,6 @@ describe('near-duplicates page', () => {
     await expect(member(p, copy().id).getAttribute('data-review')).resolves.toBe('duplicate');
     await expect(alert.count()).resolves.toBe(0);
     // The refused request before the key was set is expected; the browser logs it.
-    problems = problems.filter((m) => !m.includes('the server responded with a status of 401'));
+    pages.problems = pages.problems.filter((m) => !m.includes('the server responded with a status of 401'));
   });
 });

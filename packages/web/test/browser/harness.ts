@@ -10,6 +10,7 @@ import { parseConfig } from '@lookalike/core';
 import { createApp, servicesDeps, type AppDeps } from '@lookalike/http';
 import { getRunStatus } from '@lookalike/ingest';
 import type { Services } from '@lookalike/services';
+import type { launchChromium } from '@lookalike/testkit';
 import { pino } from 'pino';
 import { expect } from 'vitest';
 import { webRoot } from '../../src/index.js';
@@ -56,4 +57,39 @@ export async function ingestManifest(services: Services, manifest: string, expec
     await sleep(100);
   }
   throw new Error('The ingest run did not finish in 45 s.');
+}
+
+/** playwright-core's types through testkit's launcher: this package lists no browser driver of its own. */
+export type Browser = Awaited<ReturnType<typeof launchChromium>>;
+export type Page = Awaited<ReturnType<Browser['newPage']>>;
+
+/** One page per test, in a context of its own; every console error (CSP violations, failed loads) is recorded. */
+export class TestPages {
+  /** What the open page logged as an error; a test may drop what it expects before {@link close}. */
+  problems: string[] = [];
+  private page: Page | undefined;
+
+  constructor(private readonly browser: () => Browser) {}
+
+  /** Opens `url` in a new 1400 × 900 page. */
+  async open(url: string): Promise<Page> {
+    const context = await this.browser().newContext({ viewport: { width: 1400, height: 900 } });
+    const opened = await context.newPage();
+    this.page = opened;
+    this.problems = [];
+    opened.on('console', (message) => {
+      if (message.type() === 'error') this.problems.push(`console: ${message.text()}`);
+    });
+    opened.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
+    await opened.goto(url);
+    return opened;
+  }
+
+  /** Closes the page (call it after each test) and fails the test if it logged an error. */
+  async close(): Promise<void> {
+    if (!this.page) return;
+    await this.page.context().close();
+    this.page = undefined;
+    expect(this.problems).toEqual([]);
+  }
 }

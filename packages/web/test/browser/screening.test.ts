@@ -11,7 +11,7 @@ import { captionOf, generateCatalog, renderImage, sampleSpec, type ItemLabels } 
 import { launchChromium } from '@lookalike/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatScore } from '../../public/js/format.js';
-import { ingestManifest, serveApp, stopServer } from './harness.js';
+import { TestPages, ingestManifest, serveApp, stopServer, type Browser, type Page } from './harness.js';
 
 // The caption screening page as people use it: the real API (embedded store, the committed tiny towers and text
 // tower, in-process jobs, screening on the robust tower from 20 captioned images on) over a 24-item catalog with its
@@ -20,10 +20,6 @@ import { ingestManifest, serveApp, stopServer } from './harness.js';
 const MODELS = fileURLToPath(new URL('../../../../models/', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/ui/', import.meta.url));
 const CATALOG = 24;
-
-// playwright-core's types through testkit's launcher: this package lists no browser driver of its own.
-type Browser = Awaited<ReturnType<typeof launchChromium>>;
-type Page = Awaited<ReturnType<Browser['newPage']>>;
 
 interface Screened {
   id: string;
@@ -107,32 +103,18 @@ const api = async <T>(path: string, origin = base): Promise<T> => {
 };
 
 // One page per test; every console error (CSP violations and failed loads included) fails the test.
-let page: Page | undefined;
-let problems: string[];
+const pages = new TestPages(() => browser!);
 
 /** Opens the search page and goes to the captions page through the main navigation, as a person would. */
 async function openCaptions(origin = base): Promise<Page> {
-  const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
-  const opened = await context.newPage();
-  page = opened;
-  problems = [];
-  opened.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-  });
-  opened.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  await opened.goto(`${origin}/`);
+  const opened = await pages.open(`${origin}/`);
   await opened.getByRole('link', { name: 'Captions' }).click();
   expect(new URL(opened.url()).pathname).toBe('/screening');
   await loaded(opened);
   return opened;
 }
 
-afterEach(async () => {
-  if (!page) return;
-  await page.context().close();
-  page = undefined;
-  expect(problems).toEqual([]);
-});
+afterEach(() => pages.close());
 
 const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 /** The results once they have loaded. */
@@ -328,7 +310,7 @@ describe('caption screening page', () => {
     const stored = await api<Screened>(`/v1/images/${target.id}`);
     expect(stored.payload.screening).toMatchObject({ verdict: 'withdrawn', withdrawnCaption: target.caption });
     // The refused request before the key was set is expected; the browser logs it.
-    problems = problems.filter((m) => !m.includes('the server responded with a status of 401'));
+    pages.problems = pages.problems.filter((m) => !m.includes('the server responded with a status of 401'));
   });
 
   it('says so when caption screening is off on the server', async () => {
@@ -344,6 +326,6 @@ describe('caption screening page', () => {
     await expect(p.locator('.screening-model').isVisible()).resolves.toBe(false);
     await expect(p.locator('.screening-item').count()).resolves.toBe(0);
     await shot(p, 'screening-off');
-    problems = problems.filter((m) => !m.includes('the server responded with a status of 409'));
+    pages.problems = pages.problems.filter((m) => !m.includes('the server responded with a status of 409'));
   });
 });
