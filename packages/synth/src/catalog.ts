@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import writeFileAtomic from 'write-file-atomic';
+import { distortionRecipe, renderDistorted, type DistortionRecipe } from './distorted.js';
 import { noiseBank } from './noise.js';
 import { renderSvg } from './render.js';
 import {
@@ -42,6 +43,11 @@ export interface CatalogOptions {
   format?: ImageFormat;
   /** Pixel side of the square images; default 256. */
   size?: number;
+  /**
+   * Also render a distorted copy of every image (`distortionRecipe`: blur, motion, noise, JPEG, exposure, contrast
+   * at known severities), with its quality target: the ground truth of the quality head.
+   */
+  distort?: boolean;
   /** Images rendered at once; default: the number of cores, at least 2. */
   concurrency?: number;
   /** Called after each image (and its twin) is written. */
@@ -56,6 +62,12 @@ export interface CatalogOptions {
  */
 export const RERENDERS_MANIFEST = 'rerenders.jsonl';
 
+/**
+ * The ingest manifest of a catalog's distorted copies (when it has them), one line each: `id`, `file`, `caption`,
+ * `labels`, `item` (the record it distorts), `distortions` and `quality` ({@link distortionRecipe}).
+ */
+export const DISTORTED_MANIFEST = 'distorted.jsonl';
+
 /** One image of the manifest, as written to `manifest.jsonl`. */
 export interface ManifestRecord {
   id: string;
@@ -67,6 +79,8 @@ export interface ManifestRecord {
   twin?: { id: string; file: string; caption: string; labels: ItemLabels; edit: TwinEdit };
   /** The re-renders of the same item, when the catalog has them: `<id>-r1`, `<id>-r2`, … */
   rerenders?: RerenderRecord[];
+  /** The item's distorted copy, when the catalog has them: `<id>-q`, PNG, with its recipe and quality target. */
+  distorted?: { id: string; file: string } & DistortionRecipe;
 }
 
 /** One re-render of a manifest record's item: the same item photographed again. */
@@ -86,6 +100,8 @@ export interface CatalogInfo {
   twins: boolean;
   /** Re-renders per item; present only when the catalog has them. */
   rerenders?: number;
+  /** Whether every item has a distorted copy; present only when the catalog has them. */
+  distorted?: boolean;
   format: ImageFormat;
   size: number;
   images: number;
@@ -145,6 +161,7 @@ function validate(o: CatalogOptions): Required<Omit<CatalogOptions, 'onProgress'
     outDir: o.outDir,
     twins: o.twins ?? false,
     rerenders,
+    distort: o.distort ?? false,
     format,
     size,
     concurrency,
@@ -159,6 +176,7 @@ export function manifestRecord(
   twins: boolean,
   format: ImageFormat,
   rerenders = 0,
+  distort = false,
 ): ManifestRecord {
   const spec = sampleSpec(seed, index);
   const id = `s${seed}-${String(index).padStart(6, '0')}`;
@@ -193,6 +211,7 @@ export function manifestRecord(
       };
     });
   }
+  if (distort) record.distorted = { id: `${id}-q`, file: `images/${id}-q.png`, ...distortionRecipe(seed, index) };
   return record;
 }
 
@@ -212,6 +231,7 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
     await rm(join(o.outDir, 'catalog.json'), { force: true });
     await rm(join(o.outDir, 'manifest.jsonl'), { force: true });
     await rm(join(o.outDir, RERENDERS_MANIFEST), { force: true });
+    await rm(join(o.outDir, DISTORTED_MANIFEST), { force: true });
     await rm(join(o.outDir, 'images'), { recursive: true, force: true });
   }
   await mkdir(join(o.outDir, 'images'), { recursive: true });
@@ -226,7 +246,7 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
   const worker = async (): Promise<void> => {
     while (next < o.count) {
       const index = next++;
-      const record = manifestRecord(o.seed, index, o.twins, o.format, o.rerenders);
+      const record = manifestRecord(o.seed, index, o.twins, o.format, o.rerenders, o.distort);
       const spec = sampleSpec(o.seed, index);
       await write(record.file, await renderImage(spec, o.size, o.format));
       if (record.twin) {
@@ -239,6 +259,9 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
           again.file,
           await renderImage(rendered, o.size, quality === undefined ? o.format : 'jpeg', quality),
         );
+      }
+      if (record.distorted) {
+        await write(record.distorted.file, await renderDistorted(spec, o.size, record.distorted, o.seed, index));
       }
       lines[index] = JSON.stringify(record);
       options.onProgress?.(++done, o.count);
@@ -257,6 +280,22 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
     });
     await writeFile(join(o.outDir, RERENDERS_MANIFEST), again.join('\n') + '\n');
   }
+  if (o.distort) {
+    const distorted = lines.map((line) => {
+      const record = JSON.parse(line) as ManifestRecord;
+      const d = record.distorted!;
+      return JSON.stringify({
+        id: d.id,
+        file: d.file,
+        caption: record.caption,
+        labels: record.labels,
+        item: record.id,
+        distortions: d.distortions,
+        quality: d.quality,
+      });
+    });
+    await writeFile(join(o.outDir, DISTORTED_MANIFEST), distorted.join('\n') + '\n');
+  }
   const info: CatalogInfo = {
     generator: GENERATOR,
     seed: o.seed,
@@ -264,9 +303,10 @@ export async function generateCatalog(options: CatalogOptions): Promise<CatalogI
     twins: o.twins,
     // Only when asked for, so that a catalog without re-renders keeps its bytes.
     ...(o.rerenders > 0 ? { rerenders: o.rerenders } : {}),
+    ...(o.distort ? { distorted: true } : {}),
     format: o.format,
     size: o.size,
-    images: o.count * (1 + (o.twins ? 1 : 0) + o.rerenders),
+    images: o.count * (1 + (o.twins ? 1 : 0) + o.rerenders + (o.distort ? 1 : 0)),
     vocabulary: VOCABULARY,
   };
   await writeFile(join(o.outDir, 'catalog.json'), JSON.stringify(info, null, 2) + '\n');

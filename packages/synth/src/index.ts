@@ -24,9 +24,20 @@ export {
   GENERATOR,
   MAX_RERENDERS,
   RERENDERS_MANIFEST,
+  DISTORTED_MANIFEST,
   type CatalogOptions,
   type CatalogInfo,
   type ManifestRecord,
   type RerenderRecord,
   type ImageFormat,
 } from './catalog.js';
+export { distortionRecipe, renderDistorted, type DistortionRecipe } from './distorted.js';
+export {
+  DISTORTION_KINDS,
+  distortImage,
+  distortionParameter,
+  qualityTarget,
+  type Distortion,
+  type DistortionKind,
+  type RgbImage,
+} from './distort.js';
