@@ -36,9 +36,7 @@ import { ENCODER_ROLES, cosine, topK, type EncoderRole } from '@lookalike/core';
 import { readCatalog } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { fromBytes, PreprocessPool } from '@lookalike/imaging';
-import { createIngestHandlers } from '@lookalike/ingest';
-import { InProcessJobRunner, type IngestItem } from '@lookalike/queue';
-import { EmbeddedVectorStore } from '@lookalike/store-embedded';
+import { type IngestItem } from '@lookalike/queue';
 import {
   CaptionScreen,
   UNRELATED_PAIRS,
@@ -48,6 +46,7 @@ import {
   type ScreeningModel,
 } from '@lookalike/screening';
 import { heldOutCalibrations } from './held-out.js';
+import { ingestCost, type IngestCost } from './ingest-cost.js';
 import { PART_MATERIALS, captionOf, createRng, generateCatalog, positionsFor } from '@lookalike/synth';
 
 const { values } = parseArgs({
@@ -163,49 +162,6 @@ function screen(
     flagged,
     sims,
   };
-}
-
-/** Ingests `items` into a fresh embedded store, screening on or off; returns the wall time in ms. */
-async function timeIngest(
-  dir: string,
-  name: string,
-  items: IngestItem[],
-  encoders: Record<EncoderRole, OnnxImageEncoder>,
-  text: OnnxTextEncoder,
-  screening: boolean,
-  preparer: PreprocessPool,
-): Promise<number> {
-  const store = await EmbeddedVectorStore.open(join(dir, `store-${name}`));
-  await store.ensureCollection({
-    name: 'lookalike',
-    dims: { robust: encoders.robust.info.dim, clean: encoders.clean.info.dim },
-    indexedFields: [{ path: 'screening.verdict', type: 'keyword' }],
-  });
-  let kept: unknown;
-  const screen = new CaptionScreen(
-    store,
-    text,
-    { read: () => Promise.resolve(kept), write: (m) => Promise.resolve(void (kept = m)) },
-    { tower: 'robust', threshold: THRESHOLD, minCount: 100, textModel: TEXT_ID, imageModel: MODEL_IDS.robust },
-  );
-  const handlers = createIngestHandlers({
-    store,
-    encoders,
-    roots: [dir],
-    fetch: { maxBytes: 1 << 24, timeoutMs: 1000 },
-    preparer,
-    ...(screening ? { screening: { screen, text } } : {}),
-  });
-  const runner = new InProcessJobRunner(handlers, { ingest: 2 });
-  const started = performance.now();
-  await runner.enqueue('ingest-run', { runId: name, source: { kind: 'items', items }, batchSize: 32 });
-  await runner.idle();
-  const ms = performance.now() - started;
-  await runner.close();
-  await handlers.close();
-  if ((await store.count()) !== items.length) throw new Error(`the ingest stored ${await store.count()} images`);
-  await store.close();
-  return ms;
 }
 
 async function main(): Promise<void> {
@@ -367,27 +323,31 @@ async function main(): Promise<void> {
     const items: IngestItem[] = records
       .slice(0, INGEST)
       .map((r) => ({ location: join(dir, 'catalog', r.file), caption: r.caption }));
-    const times: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    let cost: IngestCost;
     try {
-      for (let round = 0; round < ROUNDS; round++)
-        for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-          const ms = await timeIngest(dir, `${mode}-${round}`, items, imageEncoders, text, mode === 'on', preparer);
-          times[mode].push(ms);
-          console.log(
-            `ingest of ${items.length} captioned images, screening ${mode}: ${(items.length / (ms / 1000)).toFixed(1)} img/s`,
+      cost = await ingestCost({
+        dir,
+        items,
+        encoders: imageEncoders,
+        preparer,
+        rounds: ROUNDS,
+        field: 'screening.verdict',
+        feature: 'screening',
+        featureDeps: (store) => {
+          let kept: unknown;
+          const screen = new CaptionScreen(
+            store,
+            text,
+            { read: () => Promise.resolve(kept), write: (m) => Promise.resolve(void (kept = m)) },
+            { tower: 'robust', threshold: THRESHOLD, minCount: 100, textModel: TEXT_ID, imageModel: MODEL_IDS.robust },
           );
-        }
+          return { screening: { screen, text } };
+        },
+      });
     } finally {
       await preparer.close();
       await Promise.all(Object.values(imageEncoders).map((e) => e.close()));
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const cost = {
-      images: items.length,
-      rounds: ROUNDS,
-      offImagesPerSecond: items.length / (median(times.off) / 1000),
-      onImagesPerSecond: items.length / (median(times.on) / 1000),
-    };
 
     const md = [
       `Caption screening, held-out seed ${SEED}, ${ITEMS} images, threshold ${THRESHOLD}; swaps ${SWAPS}, poison ${POISON} ` +

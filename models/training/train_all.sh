@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Regenerates the synthetic data, trains the clean CNN image tower (supervised contrastive + label heads), the text
-# tower against it (LiT), the FARE-robust image tower, exports the three ONNX towers with manifests, evaluates them on
-# a held-out split, writes the parity fixtures and rewrites models/README.md. `npm run models:train` runs this. Sized
+# tower against it (LiT), the FARE-robust image tower, exports the three ONNX towers with manifests, trains a quality
+# model on each image tower (LoRA + MLP head on distorted photos), evaluates the towers on a held-out split, writes the parity fixtures and rewrites models/README.md. `npm run models:train` runs this. Sized
 # for a 2-core CPU: at most 90 minutes in all (each stage has a time budget its schedule shrinks to fit).
 #
 # Knobs (environment): TRAIN_COUNT, TEST_COUNT, TRAIN_SEED, TEST_SEED, IMAGE_EPOCHS, TEXT_EPOCHS, FARE_EPOCHS,
 # IMAGE_SIZE, IMAGE_BLOCKS, IMAGE_MINUTES, IMAGE2_MINUTES, TEXT_MINUTES, FARE_MINUTES (time budgets), FARE_LR, FARE_CLEAN_WEIGHT, FARE_SUPCON_WEIGHT, FARE_STEPS (PGD steps in training), DEVICE
 # (auto|cpu|cuda), THREADS, PYTHON, WORK (default models/training/work), MODELS_DIR (default models/),
-# ATTACK_QUERIES. Stages can be skipped with SKIP_DATA=1 / SKIP_IMAGE=1 / SKIP_TEXT=1 / SKIP_FARE=1 (they reuse work/).
+# ATTACK_QUERIES, QUALITY_COUNT, QUALITY_MINUTES. Stages can be skipped with SKIP_DATA=1 / SKIP_IMAGE=1 / SKIP_TEXT=1 /
+# SKIP_FARE=1 / SKIP_QUALITY=1 (they reuse work/).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,6 +44,11 @@ if [[ "${SKIP_DATA:-0}" != 1 ]]; then
   rm -rf "$WORK/train" "$WORK/test"
   (cd "$ROOT" && node apps/cli/dist/main.js synth --count "$TRAIN_COUNT" --seed "$TRAIN_SEED" --out "$WORK/train" --twins)
   (cd "$ROOT" && node apps/cli/dist/main.js synth --count "$TEST_COUNT" --seed "$TEST_SEED" --out "$WORK/test" --twins)
+  # The quality models' photos: originals and a distorted copy each, two training seeds and a tuning seed (threshold).
+  for q in "quality-train:$TRAIN_SEED" "quality-train2:9" "quality-tune:8"; do
+    n="${QUALITY_COUNT:-3000}"; [[ "${q%%:*}" == quality-tune ]] && n=600
+    (cd "$ROOT" && node apps/cli/dist/main.js synth --count "$n" --seed "${q##*:}" --out "$WORK/${q%%:*}" --distort --overwrite)
+  done
 fi
 data_done=$(date +%s)
 
@@ -76,6 +82,11 @@ stamp "exporting ONNX towers"
 stamp "evaluating on the held-out split"
 "$PYTHON" evaluate.py --data "$WORK/test" --clean "$WORK/clean.pt" --robust "$WORK/fare4.pt" \
   --tokenizer "$WORK/tokenizer.json" --out "$WORK/metrics.json" --attack-queries "$ATTACK_QUERIES" "${COMMON[@]}"
+if [[ "${SKIP_QUALITY:-0}" != 1 ]]; then
+  stamp "training the quality models (LoRA + MLP head) on the exported towers"
+  "$PYTHON" train_quality.py --data "$WORK/quality-train" "$WORK/quality-train2" --tune "$WORK/quality-tune" \
+    --models-dir "$MODELS_DIR" --max-minutes "${QUALITY_MINUTES:-7}" --threads "$THREADS"
+fi
 stamp "writing parity fixtures"
 "$PYTHON" fixtures.py --data "$WORK/test" --models-dir "$MODELS_DIR" --clean "$WORK/clean.pt" \
   --robust "$WORK/fare4.pt" --out "$MODELS_DIR/fixtures"

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { AppError, type AuditResult, type PerceptualAudit } from '@lookalike/core';
+import { AppError, type AuditResult, type PerceptualAudit, type QualityAudit } from '@lookalike/core';
 import { auditIdFor, formatEpsilon, headline, labelHeadline } from '@lookalike/audit';
 import type { AuditOptions, JobName } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
@@ -87,11 +87,27 @@ export function printAudit(services: Services, result: AuditResult): void {
         `${counts.unlabelled} without part and defect labels left out.`,
     );
   if (result.perceptual) printPerceptual(result.perceptual, pct);
+  if (result.quality) printQuality(result.quality, pct);
   console.log(
     `\n${result.queries} queries, ${result.cost.secondsPerQueryPerEncoder.toFixed(2)} s per query per encoder (all ε), ` +
       `${result.cost.seconds.toFixed(0)} s of attack time.`,
   );
   console.log(`Report: ${join(resolve(services.audits.dir), result.id, 'report.html')}`);
+}
+
+/** The quality part: each tower's gate, its right decisions, and how many an attack flipped. */
+function printQuality(q: QualityAudit, pct: (x: number | undefined) => string): void {
+  console.log(
+    `\nQuality gate on ${q.images.count} rendered photos (seed ${q.images.seed}; half good, half unusable), ` +
+      "attacked at ℓ∞ 4/255 across each quality model's threshold:",
+  );
+  for (const m of q.metrics)
+    console.log(
+      `  ${m.encoder.padEnd(6)} ${m.model} (threshold ${m.threshold.toFixed(3)}): right ${m.good.correct + m.bad.correct} ` +
+        `of ${m.good.images + m.bad.images}; flipped ${m.good.flipped + m.bad.flipped} (${pct(m.flippedShare)})`,
+    );
+  for (const [role, reason] of Object.entries(q.missing ?? {}))
+    console.log(`  ${role.padEnd(6)} not attacked: ${reason}`);
 }
 
 /** The perceptual part: 2AFC accuracy clean and attacked, and the attacks on the duplicate decision. */

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError, isUrl } from '@lookalike/core';
-import type { BatchResult, DuplicateJoin, IngestFailure, RunResult, SuspiciousCaption } from '@lookalike/ingest';
+import type {
+  BatchResult,
+  DuplicateJoin,
+  IngestFailure,
+  LowQualityImage,
+  RunResult,
+  SuspiciousCaption,
+} from '@lookalike/ingest';
 import type { IngestSource } from '@lookalike/queue';
 import type { Services } from '@lookalike/services';
 import { jobProgressBar } from './progress.js';
@@ -20,6 +27,9 @@ export interface IngestSummary {
   /** Captions screened, by the verdict each got when stored, and those flagged as suspicious. */
   captions: BatchResult['captions'];
   suspicious: SuspiciousCaption[];
+  /** Images the quality model scored, how many it graded `low`, and those (with their scores). */
+  quality: BatchResult['quality'];
+  lowQuality: LowQualityImage[];
   seconds: number;
   points: number;
 }
@@ -76,6 +86,8 @@ export async function runIngest(services: Services, source: IngestSource, batchS
     duplicates: [],
     captions: { screened: 0, suspicious: 0, pending: 0 },
     suspicious: [],
+    quality: { scored: 0, low: 0 },
+    lowQuality: [],
     seconds: 0,
     points: 0,
   };
@@ -110,6 +122,9 @@ export async function runIngest(services: Services, source: IngestSource, batchS
         summary.captions.suspicious += r.captions.suspicious;
         summary.captions.pending += r.captions.pending;
         summary.suspicious.push(...r.suspicious);
+        summary.quality.scored += r.quality.scored;
+        summary.quality.low += r.quality.low;
+        summary.lowQuality.push(...r.lowQuality);
         finished++;
         update();
         check();
@@ -163,4 +178,12 @@ export function printSummary(s: IngestSummary): void {
   for (const x of s.suspicious.slice(0, 10))
     console.log(`  suspicious: ${x.location} "${x.caption}" (similarity ${x.similarity.toFixed(3)})`);
   if (s.suspicious.length > 10) console.log(`  … and ${s.suspicious.length - 10} more`);
+  const q = s.quality;
+  if (q.scored > 0)
+    console.log(
+      `Image quality: ${q.scored} images scored, ${q.low} graded low` +
+        (q.low ? ' (search with "quality": "low" lists them, "ok" leaves them out).' : '.'),
+    );
+  for (const x of s.lowQuality.slice(0, 10)) console.log(`  low quality: ${x.location} (score ${x.score.toFixed(3)})`);
+  if (s.lowQuality.length > 10) console.log(`  … and ${s.lowQuality.length - 10} more`);
 }

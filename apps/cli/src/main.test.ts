@@ -38,6 +38,39 @@ describe('lookalike synth', () => {
     expect(lines).toHaveLength(4);
   });
 
+  it('writes a distorted copy of every item with its distortions and quality target', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-synth-'));
+    dirs.push(dir);
+    const out = join(dir, 'catalog');
+    const { code, stdout } = await cli(
+      'synth',
+      '--count',
+      '3',
+      '--seed',
+      '5',
+      '--out',
+      out,
+      '--distort',
+      '--size',
+      '64',
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/a distorted copy each \(distorted\.jsonl\)/);
+    const lines = (await readFile(join(out, 'distorted.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) {
+      const d = JSON.parse(line) as { id: string; file: string; distortions: { severity: number }[]; quality: number };
+      expect(d.id).toMatch(/-q$/);
+      expect(d.distortions.length).toBeGreaterThan(0);
+      // The target is the product of (1 − severity) over its distortions.
+      expect(d.quality).toBeCloseTo(
+        d.distortions.reduce((q, x) => q * (1 - x.severity), 1),
+        3,
+      );
+      expect((await readFile(join(out, d.file))).subarray(1, 4).toString()).toBe('PNG');
+    }
+  });
+
   it('refuses bad flags and a non-empty folder with a clear message and a non-zero exit', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-synth-'));
     dirs.push(dir);
@@ -67,6 +100,8 @@ describe('lookalike ingest', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/Ingested 5 new images \(0 already present, 1 failed\) of 6/);
     expect(first.stdout).toMatch(/failed: .*broken\.png: the file is text, not an image.* \[IMAGE_NOT_AN_IMAGE\]/);
+    // The robust tower's quality model (QUALITY=robust, the default) scored every new image.
+    expect(first.stdout).toMatch(/Image quality: 5 images scored, [0-5] graded low/);
     const second = await cliEnv(env, 'ingest', join(dir, 'catalog', 'images'));
     expect(second.stdout).toMatch(/Ingested 0 new images \(5 already present, 1 failed\) of 6 .* holds 5 images/);
     const outside = await cliEnv(env, 'ingest', tmpdir());

@@ -42,6 +42,12 @@ program
     integer('--rerenders', 0, MAX_RERENDERS),
     0,
   )
+  .option(
+    '--distort',
+    'also render a distorted copy of each image (blur, motion, noise, JPEG, exposure, contrast at known severities, ' +
+      'with its quality target; distorted.jsonl lists them)',
+    false,
+  )
   .addOption(new Option('--format <format>', 'image format').choices(['png', 'jpeg']).default('png'))
   .option('--size <px>', 'side of the square images in pixels', integer('--size', 32, 2048), 256)
   .option('--overwrite', 'replace an existing catalog in --out', false)
@@ -52,6 +58,7 @@ program
       seed: number;
       twins: boolean;
       rerenders: number;
+      distort: boolean;
       format: 'png' | 'jpeg';
       size: number;
       overwrite: boolean;
@@ -133,6 +140,11 @@ program
   .option('--seed <n>', 'random seed', integer('--seed', 0, 2 ** 32 - 1))
   .option('--batch-size <n>', 'queries per batch job', integer('--batch-size', 1, 256))
   .option('--triplets <n>', '2AFC triplets of the perceptual part (0 leaves it out)', integer('--triplets', 0, 10_000))
+  .option(
+    '--quality-images <n>',
+    'photos of the quality part, half good and half unusable (0 leaves it out)',
+    integer('--quality-images', 0, 10_000),
+  )
   .action(
     async (flags: {
       data?: string;
@@ -147,6 +159,7 @@ program
       seed?: number;
       batchSize?: number;
       triplets?: number;
+      qualityImages?: number;
     }) => {
       const env = flags.data
         ? { ...process.env, DATA_DIR: resolve(flags.data), INGEST_ROOTS: resolve(flags.data) }
@@ -167,6 +180,7 @@ program
           ...(flags.seed === undefined ? {} : { seed: flags.seed }),
           ...(flags.batchSize === undefined ? {} : { batchSize: flags.batchSize }),
           ...(flags.triplets === undefined ? {} : { perceptual: { ...d.perceptual, triplets: flags.triplets } }),
+          ...(flags.qualityImages === undefined ? {} : { quality: { ...d.quality, images: flags.qualityImages } }),
         };
         printAudit(services, await runAudit(services, options));
       } finally {
@@ -210,6 +224,7 @@ program
           seed: 1,
           twins: true,
           rerenders: 1,
+          distort: false,
           format: 'png',
           size: 256,
           overwrite: true,
@@ -241,7 +256,9 @@ program
         if (flags.audit && (await services.audits.list({ limit: 1 })).length === 0) {
           // A quick audit, so the audits page has one: the nightly flow with a demo-sized budget (the nightly default
           // is 200 queries and APGD-100; `lookalike audit --data data/demo` runs that).
-          console.log('\nA quick robustness audit of both towers (20 queries and 20 2AFC triplets, APGD-20):');
+          console.log(
+            '\nA quick robustness audit of both towers (20 queries, 20 2AFC triplets and 10 quality-gate photos, APGD-20):',
+          );
           const d = services.auditDefaults;
           const options = {
             ...d,
@@ -250,6 +267,7 @@ program
             targetedQueries: 5,
             batchSize: 5,
             perceptual: { ...d.perceptual, triplets: 20 },
+            quality: { ...d.quality, images: 10 },
           };
           printAudit(services, await runAudit(services, options));
         }

@@ -7,6 +7,7 @@ export interface SynthFlags {
   out: string;
   twins: boolean;
   rerenders: number;
+  distort: boolean;
   format: ImageFormat;
   size: number;
   overwrite: boolean;
@@ -23,6 +24,7 @@ export async function runSynth(flags: SynthFlags): Promise<CatalogInfo> {
       outDir: flags.out,
       twins: flags.twins,
       rerenders: flags.rerenders,
+      distort: flags.distort,
       format: flags.format,
       size: flags.size,
       overwrite: flags.overwrite,
@@ -32,7 +34,8 @@ export async function runSynth(flags: SynthFlags): Promise<CatalogInfo> {
     const seconds = (performance.now() - started) / 1000;
     console.log(
       `Wrote ${info.images} ${info.format} images (${info.count} items${info.twins ? ' with edited twins' : ''}` +
-        `${info.rerenders ? `, ${info.rerenders} re-render${info.rerenders === 1 ? '' : 's'} each, the compressed ones as JPEG` : ''}, ` +
+        `${info.rerenders ? `, ${info.rerenders} re-render${info.rerenders === 1 ? '' : 's'} each, the compressed ones as JPEG` : ''}` +
+        `${info.distorted ? ', a distorted copy each (distorted.jsonl)' : ''}, ` +
         `${info.size}×${info.size}, seed ${info.seed}) to ${flags.out} in ${seconds.toFixed(1)} s ` +
         `(${(info.images / seconds).toFixed(0)} images/s); manifest: ${flags.out}/manifest.jsonl`,
     );

@@ -52,6 +52,8 @@ describe('an audit through BullMQ when a worker is killed', () => {
           examples: 1,
           // A few triplets, so the perceptual part is spread over the batches that die and retry too.
           perceptual: { triplets: 6 },
+          // And a few quality-gate photos, spread over the batches the same way.
+          quality: { images: 6 },
         },
       });
       await until(() => [...completed].filter((id) => id.startsWith('killed.b')).length >= 2, 180);
@@ -71,6 +73,9 @@ describe('an audit through BullMQ when a worker is killed', () => {
       expect(result?.perQuery).toHaveLength(12 * 2 * 2);
       // Every triplet once per tower and budget, none lost or doubled by the kill.
       expect(result?.perceptual?.perTriplet).toHaveLength(6 * 2 * 2);
+      // Every quality photo once per tower (one budget), none lost or doubled by the kill.
+      expect(result?.quality?.perImage).toHaveLength(6 * 2);
+      expect(new Set(result?.quality?.perImage.map((o) => `${o.encoder}:${o.index}`)).size).toBe(6 * 2);
       expect(await audits.report('killed')).toContain('Robustness audit');
       // Nothing half-written is left beside it.
       expect((await readdir(join(dir, 'audits'))).sort()).toEqual(['killed']);

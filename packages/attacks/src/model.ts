@@ -12,11 +12,15 @@ import { normalize } from '@lookalike/imaging';
 import { openModelSession, type ModelSession } from '@lookalike/onnx-session';
 
 /**
- * What an attack maximises, per query: `untargeted` pushes the embedding away from its anchor, loss
- * `1 − cos(φ(x+δ), anchor)`; `targeted` pulls it toward the anchor (another image's embedding), loss
- * `cos(φ(x+δ), anchor)`.
+ * What an attack maximises, per query. For an image tower: `untargeted` pushes the embedding away from its anchor,
+ * loss `1 − cos(φ(x+δ), anchor)`; `targeted` pulls it toward the anchor (another image's embedding), loss
+ * `cos(φ(x+δ), anchor)`. For a score model (a quality model: one number per image): `raise` maximises the score,
+ * `lower` its negative; their anchors are ignored.
  */
-export type AttackGoal = 'untargeted' | 'targeted';
+export type AttackGoal = 'untargeted' | 'targeted' | 'raise' | 'lower';
+
+/** Whether a goal is about a score model's output rather than an embedding. */
+const isScoreGoal = (goal: AttackGoal): goal is 'raise' | 'lower' => goal === 'raise' || goal === 'lower';
 
 /** Loss, gradient and embedding of a batch. */
 export interface Evaluation {
@@ -36,6 +40,11 @@ export interface PixelSpaceModelOptions {
   threads?: number;
   /** Whether the model's output is already L2-normalised (its manifest says so). */
   outputNormalized: boolean;
+  /**
+   * `embedding` (the default): an image tower, whose output is compared by cosine; `score`: a model with one output
+   * per image (a quality model), attacked with the goals `raise` and `lower` and never normalised.
+   */
+  output?: 'embedding' | 'score';
   /** Run the sessions on worker threads of their own (default `true`); `false` runs them on the calling thread. */
   worker?: boolean;
 }
@@ -52,6 +61,8 @@ export class PixelSpaceModel {
     private readonly forwardSession: ModelSession,
     readonly dim: number,
     private readonly outputNormalized: boolean,
+    /** `embedding` for an image tower, `score` for a model of one output per image. */
+    readonly output: 'embedding' | 'score',
   ) {}
 
   /** Opens the model file's VJP model (built on first use, then cached) and a forward session. */
@@ -87,7 +98,9 @@ export class PixelSpaceModel {
         );
         dim = probe[output]!.dims[1] ?? 0;
       }
-      return new PixelSpaceModel(id, spec, vjp, forward, dim, options.outputNormalized);
+      const output = options.output ?? 'embedding';
+      if (output === 'score' && dim !== 1) throw new Error(`${id}: a score model has one output per image, not ${dim}`);
+      return new PixelSpaceModel(id, spec, vjp, forward, dim, options.outputNormalized, output);
     } catch (error) {
       await vjp.release();
       await forward?.release();
@@ -100,10 +113,10 @@ export class PixelSpaceModel {
     return this.spec.size;
   }
 
-  /** Embeds `[n, 3, S, S]` pixels in [0,1]; returns `[n, D]` unit vectors. */
+  /** Embeds `[n, 3, S, S]` pixels in [0,1]; returns `[n, D]` unit vectors (a score model: its `[n]` scores). */
   async embed(pixels: Float32Array, n: number): Promise<Float32Array> {
     const z = await this.forward(normalize(pixels, this.spec, new Float32Array(pixels.length)), n, true);
-    return unitRows(z, n, this.dim);
+    return this.output === 'score' ? z : unitRows(z, n, this.dim);
   }
 
   /**
@@ -130,8 +143,19 @@ export class PixelSpaceModel {
   async evaluate(pixels: Float32Array, n: number, anchors: Float32Array, goal: AttackGoal): Promise<Evaluation> {
     const D = this.dim;
     if (anchors.length !== n * D) throw new RangeError(`anchors hold ${anchors.length} values; [${n}, ${D}] expected`);
-    const sign = goal === 'untargeted' ? -1 : 1;
+    this.checkGoal(goal);
     const input = normalize(pixels, this.spec, new Float32Array(pixels.length));
+    if (isScoreGoal(goal)) {
+      // loss = ±score: the cotangent is ±1 for every image.
+      const sign = goal === 'raise' ? 1 : -1;
+      const { embedding: score, grad } = await this.vjp.run(input, n, new Float32Array(n).fill(sign), {
+        transfer: true,
+      });
+      this.evaluations.gradient += n;
+      divideByStd(grad, n, this.size * this.size, this.spec.std);
+      return { loss: score.map((v) => sign * v), grad, embedding: score };
+    }
+    const sign = goal === 'untargeted' ? -1 : 1;
     // loss = c + sign · cos(ẑ, t). With z unit already, ∂cos/∂z = t; otherwise ∂cos/∂z = (t − cos·ẑ)/‖z‖, which
     // needs z first: one extra forward pass.
     let cotangent: Float32Array;
@@ -152,8 +176,17 @@ export class PixelSpaceModel {
 
   /** Loss only (one forward pass). */
   async lossOf(pixels: Float32Array, n: number, anchors: Float32Array, goal: AttackGoal): Promise<Evaluation> {
+    this.checkGoal(goal);
     const embedding = await this.embed(pixels, n);
     return { loss: lossOf(embedding, anchors, n, this.dim, goal), embedding };
+  }
+
+  /** A score model is attacked by `raise` and `lower` only, an image tower by the other goals only. */
+  private checkGoal(goal: AttackGoal): void {
+    if (isScoreGoal(goal) !== (this.output === 'score'))
+      throw new RangeError(
+        `${this.id}: the goal ${goal} does not apply to ${this.output === 'score' ? 'a score model' : 'an image tower'}`,
+      );
   }
 
   async release(): Promise<void> {
@@ -210,6 +243,10 @@ export function lossOf(
   goal: AttackGoal,
 ): Float32Array {
   const loss = new Float32Array(n);
+  if (isScoreGoal(goal)) {
+    for (let q = 0; q < n; q++) loss[q] = (goal === 'raise' ? 1 : -1) * unit[q]!;
+    return loss;
+  }
   for (let q = 0; q < n; q++) {
     let cos = 0;
     for (let j = 0; j < D; j++) cos += unit[q * D + j]! * anchors[q * D + j]!;

@@ -19,6 +19,7 @@ import { fromBytes, type DecodeLimits } from '@lookalike/imaging';
 import type { AuditOptions } from '@lookalike/queue';
 import { labelPrecision, overlapAtK, partDefectOf, rankOf } from './metrics.js';
 import type { PerceptualBatchOutcome } from './perceptual.js';
+import type { QualityBatchOutcome } from './quality.js';
 import { pixelsToPng, perturbationToPng } from './png.js';
 
 /** What an audit batch needs: the store, each tower as an attacker sees it, and the bytes of a catalog image. */
@@ -48,6 +49,8 @@ export interface BatchOutcome {
   seconds: number;
   /** The batch's share of the perceptual triplets, when it had one. */
   perceptual?: PerceptualBatchOutcome;
+  /** The batch's share of the quality-gate photos, when it had one. */
+  quality?: QualityBatchOutcome;
 }
 
 /** The budget shown in examples: 4/255 when audited (the papers' headline), else the largest. */

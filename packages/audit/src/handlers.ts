@@ -13,6 +13,7 @@ import {
   type EncoderRole,
   type PerceptualAudit,
   type PointPayload,
+  type QualityAudit,
   type PreprocessMode,
   type VectorStore,
 } from '@lookalike/core';
@@ -21,6 +22,7 @@ import type { DecodeLimits } from '@lookalike/imaging';
 import { BadInputError, type AuditOptions, type JobHandlers } from '@lookalike/queue';
 import { auditBatch, type BatchOutcome } from './batch.js';
 import { perceptualBatch, TRIPLET_SIZE } from './perceptual.js';
+import { QUALITY_IMAGE_SIZE, qualityBatch, summarizeQuality, type QualityGate } from './quality.js';
 import { summarize, summarizeDuplicates, summarizeTwoAfc } from './metrics.js';
 import { thumbnail } from './png.js';
 import { renderReport, toSummary } from './report.js';
@@ -42,6 +44,11 @@ export interface AuditServiceDeps {
    * default: none for either tower.
    */
   duplicateThresholds?: Record<EncoderRole, number | string>;
+  /**
+   * Each tower's quality model as an attacker sees it and its threshold (opened on first use), or why the tower has
+   * none; default: no quality part.
+   */
+  qualityGates?: () => Promise<Record<EncoderRole, QualityGate | string>>;
   now?: () => Date;
 }
 
@@ -53,7 +60,7 @@ export function auditIdFor(jobId: string, at: Date): string {
 
 /** Aggregates finished batches into the stored audit (without the HTML). */
 export async function assemble(
-  deps: Pick<AuditServiceDeps, 'store' | 'readImage' | 'provenance' | 'duplicateThresholds'>,
+  deps: Pick<AuditServiceDeps, 'store' | 'readImage' | 'provenance' | 'duplicateThresholds' | 'qualityGates'>,
   payload: { auditId: string; startedAt: string; catalogSize: number; options: AuditOptions },
   batches: readonly BatchOutcome[],
   finishedAt: Date,
@@ -95,6 +102,37 @@ export async function assemble(
     ...(options.perceptual.triplets > 0
       ? { perceptual: assemblePerceptual(ordered, options, duplicateThresholdsOf(deps)) }
       : {}),
+    ...(options.quality.images > 0 && deps.qualityGates
+      ? { quality: assembleQuality(ordered, options, await deps.qualityGates()) }
+      : {}),
+  };
+}
+
+/** The quality part of the audit from every batch's share of the photos. */
+function assembleQuality(
+  batches: readonly BatchOutcome[],
+  options: AuditOptions,
+  gates: Record<EncoderRole, QualityGate | string>,
+): QualityAudit {
+  const parts = batches.flatMap((b) => (b.quality ? [b.quality] : []));
+  const perImage = parts.flatMap((p) => p.outcomes);
+  const models: Partial<Record<EncoderRole, string>> = {};
+  const missing: Partial<Record<EncoderRole, string>> = {};
+  for (const role of ENCODER_ROLES) {
+    const gate = gates[role];
+    if (typeof gate === 'string') missing[role] = gate;
+    else models[role] = gate.model.id;
+  }
+  return {
+    images: { seed: options.quality.seed, count: options.quality.images, size: QUALITY_IMAGE_SIZE },
+    metrics: summarizeQuality(perImage, models),
+    ...(Object.keys(missing).length ? { missing } : {}),
+    perImage,
+    examples: parts.flatMap((p) => p.examples),
+    cost: {
+      seconds: parts.reduce((s, p) => s + p.seconds, 0),
+      gradientEvaluations: parts.reduce((s, p) => s + p.gradientEvaluations, 0),
+    },
   };
 }
 
@@ -191,6 +229,14 @@ export function createAuditHandlers(
         const count = Math.min(perBatch, options.perceptual.triplets - first);
         return count > 0 ? { triplets: { first, count } } : {};
       };
+      // And so do the quality-gate photos, when the audit has gates to attack.
+      const photos = deps.qualityGates ? options.quality.images : 0;
+      const photosPerBatch = Math.ceil(photos / batches);
+      const photosOf = (b: number) => {
+        const first = b * photosPerBatch;
+        const count = Math.min(photosPerBatch, photos - first);
+        return count > 0 ? { quality: { first, count } } : {};
+      };
       await ctx.enqueueFlow({
         parent: {
           name: 'audit-finalize',
@@ -204,6 +250,7 @@ export function createAuditHandlers(
             batch: b,
             queries: queries.slice(b * size, (b + 1) * size),
             ...tripletsOf(b),
+            ...photosOf(b),
             options,
           })),
           jobIds: Array.from({ length: batches }, (_, b) => `${auditId}.b${b}`),
@@ -237,6 +284,16 @@ export function createAuditHandlers(
             ...(deps.preprocess ? { preprocess: deps.preprocess } : {}),
           },
           payload.triplets,
+          payload.options,
+        );
+      if (payload.quality && deps.qualityGates)
+        result.quality = await qualityBatch(
+          {
+            gates: await deps.qualityGates(),
+            ...(deps.decode ? { decode: deps.decode } : {}),
+            ...(deps.preprocess ? { preprocess: deps.preprocess } : {}),
+          },
+          payload.quality,
           payload.options,
         );
       await ctx.updateProgress({ auditId: payload.auditId, batch: payload.batch, queries: payload.queries.length });

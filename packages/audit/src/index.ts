@@ -24,3 +24,16 @@ export {
   type PerceptualDeps,
 } from './perceptual.js';
 export { perceptualSection, twoAfcHeadline } from './report-perceptual.js';
+export {
+  qualityBatch,
+  qualityPhoto,
+  summarizeQuality,
+  flipped as qualityFlipped,
+  gradedRight,
+  QUALITY_EPSILON,
+  QUALITY_IMAGE_SIZE,
+  type QualityGate,
+  type QualityDeps,
+  type QualityBatchOutcome,
+} from './quality.js';
+export { qualitySection, qualityHeadline } from './report-quality.js';

@@ -12,6 +12,7 @@ import {
 import { curveSpec, renderSvg, trendSpec, type CurvePoint } from './charts.js';
 import { exampleEpsilon } from './batch.js';
 import { perceptualSection } from './report-perceptual.js';
+import { qualitySection } from './report-quality.js';
 
 const esc = (s: unknown): string =>
   String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -285,6 +286,8 @@ ${table}
 ${labelSection(result)}
 <h2>The towers as a perceptual metric (2AFC)</h2>
 ${perceptualSection(result)}
+<h2>The quality gate under attack</h2>
+${qualitySection(result)}
 <h2>Curves</h2>
 <div class="charts">${charts.join('')}</div>
 ${trend ? `<h2>Trend</h2><div class="charts">${trend}</div>` : ''}

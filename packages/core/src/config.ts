@@ -21,6 +21,15 @@ const bool = (fallback: boolean) =>
     .optional()
     .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1' || v === 'yes'));
 
+/** A number strictly between 0 and 1 (a threshold), or unset. */
+const threshold = z
+  .string()
+  .trim()
+  .regex(/^\d*\.?\d+$/, 'must be a number')
+  .transform(Number)
+  .pipe(z.number().gt(0).lt(1))
+  .optional();
+
 const list = z
   .string()
   .optional()
@@ -142,13 +151,7 @@ export const envSchema = z
      * DUPLICATE_THRESHOLD sets one (a distance 1 − cos in (0, 1)).
      */
     DUPLICATES: z.enum(['robust', 'clean', 'off']).default('robust'),
-    DUPLICATE_THRESHOLD: z
-      .string()
-      .trim()
-      .regex(/^\d*\.?\d+$/, 'must be a number')
-      .transform(Number)
-      .pipe(z.number().gt(0).lt(1))
-      .optional(),
+    DUPLICATE_THRESHOLD: threshold,
     /**
      * Which tower's image–caption similarity screens captions at ingest (SafeCLIP; `robust`, the default, or
      * `clean`), or `off`. Captioned images stay `pending` until the collection holds SCREENING_MIN_COUNT of them; a
@@ -156,14 +159,14 @@ export const envSchema = z
      */
     SCREENING: z.enum(['robust', 'clean', 'off']).default('robust'),
     SCREENING_MIN_COUNT: int(10, 10_000_000, 100),
-    SCREENING_THRESHOLD: z
-      .string()
-      .trim()
-      .regex(/^\d*\.?\d+$/, 'must be a number')
-      .transform(Number)
-      .pipe(z.number().gt(0).lt(1))
-      .optional()
-      .transform((v) => v ?? 0.9),
+    SCREENING_THRESHOLD: threshold.transform((v) => v ?? 0.9),
+    /**
+     * Which tower's quality head scores every image at ingest (PerceptCLIP-style; `robust`, the default, or `clean`),
+     * or `off`. An image is `low` quality when its score is under QUALITY_THRESHOLD, or under the threshold in the
+     * head's manifest (fitted on a tuning set) when that is unset.
+     */
+    QUALITY: z.enum(['robust', 'clean', 'off']).default('robust'),
+    QUALITY_THRESHOLD: threshold,
     URL_ALLOWLIST: list,
     FETCH_TIMEOUT_MS: int(100, 600_000, 15_000),
     FETCH_MAX_BYTES: int(1024, 1024 * MiB, 32 * MiB),
@@ -183,6 +186,8 @@ export const envSchema = z
     AUDIT_ATTACK: z.enum(['pgd', 'apgd']).default('apgd'),
     /** 2AFC triplets of the audit's perceptual part (0 leaves it out). */
     AUDIT_TRIPLETS: int(0, 10_000, 100),
+    /** Photos of the audit's quality part: half good, half unusable, each attacked across its gate (0 leaves it out). */
+    AUDIT_QUALITY_IMAGES: int(0, 10_000, 40),
   })
   .superRefine((env, ctx) => {
     if (env.QDRANT_API_KEY && !env.QDRANT_URL) {
@@ -242,6 +247,8 @@ export interface Config {
     duplicates: { tower: EncoderRole | 'off'; threshold?: number };
     /** Caption screening at ingest: the tower whose similarity screens (or `off`), the minimum count, the threshold. */
     screening: { tower: EncoderRole | 'off'; minCount: number; threshold: number };
+    /** Quality scoring at ingest: the tower whose quality head scores (or `off`), and a threshold instead of the head's. */
+    quality: { tower: EncoderRole | 'off'; threshold?: number };
   };
   encoder: { threads: number; maxBatch: number; maxWaitMs: number };
   audit: {
@@ -252,6 +259,8 @@ export interface Config {
     steps: number;
     attack: 'pgd' | 'apgd';
     triplets: number;
+    /** Photos of the quality part (0 leaves it out). */
+    qualityImages: number;
   };
 }
 
@@ -302,6 +311,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         ...(e.DUPLICATE_THRESHOLD === undefined ? {} : { threshold: e.DUPLICATE_THRESHOLD }),
       },
       screening: { tower: e.SCREENING, minCount: e.SCREENING_MIN_COUNT, threshold: e.SCREENING_THRESHOLD },
+      quality: {
+        tower: e.QUALITY,
+        ...(e.QUALITY_THRESHOLD === undefined ? {} : { threshold: e.QUALITY_THRESHOLD }),
+      },
     },
     encoder: { threads: e.ENCODER_THREADS, maxBatch: e.ENCODER_MAX_BATCH, maxWaitMs: e.ENCODER_MAX_WAIT_MS },
     audit: {
@@ -312,6 +325,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       steps: e.AUDIT_STEPS,
       attack: e.AUDIT_ATTACK,
       triplets: e.AUDIT_TRIPLETS,
+      qualityImages: e.AUDIT_QUALITY_IMAGES,
     },
   };
 }

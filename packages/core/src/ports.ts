@@ -35,6 +35,30 @@ export interface TextEncoder {
   close(): Promise<void>;
 }
 
+/** What a quality model is: its id, the tower it was made from, its inputs, and the threshold of a `low` grade. */
+export interface QualityScorerInfo {
+  /** Model id from its manifest, e.g. `quality-cnn-fare4`. */
+  id: string;
+  /** The role of the image tower it was made from. */
+  tower: EncoderRole;
+  /** That tower's model id. */
+  backbone: string;
+  /** The score under which an image is graded `low`. */
+  threshold: number;
+  /** How its inputs are prepared (its tower's preprocessing). */
+  preprocess: PreprocessSpec;
+  /** Hash of `preprocess` for the `exact` mode, as {@link ImageEncoderInfo.preprocessHash}. */
+  preprocessHash: string;
+}
+
+/** Port: scores images for perceptual quality, in [0, 1] (1 = a sharp, clean photo; 0 = unusable). */
+export interface QualityScorer {
+  readonly info: QualityScorerInfo;
+  /** One score per image of `[N,3,S,S]` pixels in [0,1] (S = `info.preprocess.size`). */
+  score(batch: PixelBatch): Promise<number[]>;
+  close(): Promise<void>;
+}
+
 /** How to search: one query vector against the named vector space `using`. */
 export interface SearchQuery {
   vector: Float32Array;

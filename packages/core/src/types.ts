@@ -75,6 +75,8 @@ export interface ImageRecord {
   duplicates?: DuplicateRecord;
   /** How ingest screened its caption against the image (SafeCLIP), when it came with one. */
   screening?: CaptionScreening;
+  /** Its perceptual quality, when a quality head scored it at ingest. */
+  quality?: QualityScore;
 }
 
 /** How a person reviewed a member of a near-duplicate group: the one to keep, or a copy marked as a duplicate. */
@@ -150,6 +152,29 @@ export interface CaptionScreening {
   reviewedAt?: string;
   /** The caption a rejection withdrew from the payload. */
   withdrawnCaption?: string;
+}
+
+/** What a quality head made of an image: `low` when its score is under the head's threshold, `ok` otherwise. */
+export const QUALITY_GRADES = ['ok', 'low'] as const;
+/** One of {@link QUALITY_GRADES}. */
+export type QualityGrade = (typeof QUALITY_GRADES)[number];
+
+/**
+ * An image's perceptual quality (PerceptCLIP-style: one image tower with LoRA adapters and an MLP head): 1 for a sharp, well
+ * exposed, clean photo, 0 for an unusable one (out of focus, motion-blurred, noisy, compressed hard, badly exposed or
+ * flat). Scoring never deletes anything: a `low` image is flagged, and search leaves it out only when asked to.
+ */
+export interface QualityScore {
+  /** The head's score, in [0, 1]. */
+  score: number;
+  /** `low` when the score is under {@link QualityScore.threshold}. */
+  grade: QualityGrade;
+  /** The threshold the grade was given under (the head's, fitted on a tuning set, unless configured). */
+  threshold: number;
+  /** The quality head that scored it (its model id). */
+  model: string;
+  /** The image tower the quality model was made from (and whose pixels it reads). */
+  tower: EncoderRole;
 }
 
 /** What a vector store keeps beside the vectors of a point. */
@@ -369,6 +394,67 @@ export interface PerceptualAudit {
   cost: { seconds: number; gradientEvaluations: number };
 }
 
+/**
+ * One quality decision of one tower's quality model under attack: a good photo (undistorted) pushed under the
+ * threshold, or an unusable one (one distortion at severity ≥ 0.6) pushed over it, at ℓ∞ `epsilon`.
+ */
+export interface QualityAttackOutcome {
+  /** Index of the image in the audit's seeded sequence. */
+  index: number;
+  /** `good`: the attack lowers its score; `bad`: the attack raises it. */
+  kind: 'good' | 'bad';
+  /** The distortions of a bad photo (with their severities); empty for a good one. */
+  distortions: { kind: string; severity: number }[];
+  /** Its quality target, Π (1 − severity). */
+  target: number;
+  encoder: EncoderRole;
+  epsilon: number;
+  threshold: number;
+  cleanScore: number;
+  /** The score the attack reached (the lowest for a good photo, the highest for a bad one). */
+  attackedScore: number;
+}
+
+/** What an attack does to one tower's quality gate: the share of its right decisions it flips. */
+export interface QualityAttackMetrics {
+  encoder: EncoderRole;
+  /** The quality model attacked. */
+  model: string;
+  epsilon: number;
+  threshold: number;
+  /** Per kind of photo: how many, how many the gate graded right, and how many of those the attack flipped. */
+  good: { images: number; correct: number; flipped: number };
+  bad: { images: number; correct: number; flipped: number };
+  /** Flipped ÷ right decisions, good and bad photos together. */
+  flippedShare: number;
+  /** Mean |attacked − clean score|. */
+  meanShift: number;
+}
+
+/** A flipped quality decision kept with its images (PNG data URLs). */
+export interface QualityAttackExample {
+  index: number;
+  kind: 'good' | 'bad';
+  encoder: EncoderRole;
+  clean: string;
+  adversarial: string;
+  cleanScore: number;
+  attackedScore: number;
+  threshold: number;
+}
+
+/** The quality part of an audit: each tower's quality model, its gate attacked in pixel space. */
+export interface QualityAudit {
+  /** The seeded photos: seed, how many, side of the rendered images. */
+  images: { seed: number; count: number; size: number };
+  metrics: QualityAttackMetrics[];
+  /** Towers with no quality model, and why. */
+  missing?: Partial<Record<EncoderRole, string>>;
+  perImage: QualityAttackOutcome[];
+  examples: QualityAttackExample[];
+  cost: { seconds: number; gradientEvaluations: number };
+}
+
 /** The result of one robustness audit. Versioned: readers check `schemaVersion`. */
 export interface AuditResult {
   schemaVersion: 1;
@@ -398,4 +484,6 @@ export interface AuditResult {
   examples: AuditExample[];
   /** The towers as a perceptual metric (absent in audits made before it, or run with no triplets). */
   perceptual?: PerceptualAudit;
+  /** The quality gate under attack, when the audit ran it. */
+  quality?: QualityAudit;
 }

@@ -61,9 +61,31 @@ export const textManifestSchema = z.object({
   }),
 });
 
+/**
+ * Manifest of a perceptual quality model (PerceptCLIP-style) made from one image tower: the tower's graph with LoRA
+ * adapters merged into its weights, feeding an MLP head; pixels (prepared as the tower's are) to one score in [0, 1].
+ */
+export const qualityManifestSchema = z.object({
+  ...common,
+  role: z.literal('quality'),
+  /** The id of the image tower it was made from (its input contract is that tower's). */
+  backbone: z.string().min(1),
+  files: z.object({ model: fileRef }),
+  input: imageInput,
+  /** The score under which an image is `low` quality, fitted on a tuning set (see `calibration`). */
+  threshold: z.number().gt(0).lt(1),
+  /** How the threshold was fitted: free-form, shown in reports. */
+  calibration: z.record(z.string(), z.unknown()).optional(),
+});
+
 /** Any model manifest (`models/<id>/manifest.json`). */
-export const modelManifestSchema = z.discriminatedUnion('role', [imageManifestSchema, textManifestSchema]);
+export const modelManifestSchema = z.discriminatedUnion('role', [
+  imageManifestSchema,
+  textManifestSchema,
+  qualityManifestSchema,
+]);
 
 export type ImageModelManifest = z.infer<typeof imageManifestSchema>;
 export type TextModelManifest = z.infer<typeof textManifestSchema>;
+export type QualityModelManifest = z.infer<typeof qualityManifestSchema>;
 export type ModelManifest = z.infer<typeof modelManifestSchema>;

@@ -7,6 +7,7 @@ import {
   modelManifestSchema,
   type ImageModelManifest,
   type ModelManifest,
+  type QualityModelManifest,
   type TextModelManifest,
 } from './manifest.js';
 
@@ -90,14 +91,46 @@ export class ModelRegistry {
   image(id: string): ImageModelManifest {
     const manifest = this.entry(id).manifest;
     if (manifest.role === 'text') throw new ModelError(`Model ${id} is a text tower, not an image tower.`);
+    if (manifest.role === 'quality') throw new ModelError(`Model ${id} is a quality model, not an image tower.`);
     return manifest;
   }
 
   /** The manifest of a text tower; throws if `id` is unknown, broken, or not a text tower. */
   text(id: string): TextModelManifest {
     const manifest = this.entry(id).manifest;
+    if (manifest.role === 'quality') throw new ModelError(`Model ${id} is a quality model, not a text tower.`);
     if (manifest.role !== 'text') throw new ModelError(`Model ${id} is an image tower, not a text tower.`);
     return manifest;
+  }
+
+  /** The manifest of a quality model; throws if `id` is unknown, broken, or not a quality model. */
+  quality(id: string): QualityModelManifest {
+    const manifest = this.entry(id).manifest;
+    if (manifest.role === 'text') throw new ModelError(`Model ${id} is a text tower, not a quality model.`);
+    if (manifest.role !== 'quality') throw new ModelError(`Model ${id} is an image tower, not a quality model.`);
+    return manifest;
+  }
+
+  /**
+   * The quality model made from image tower `tower`: the one manifest of role `quality` whose `backbone` is `tower`,
+   * or, when there is none or more than one, a sentence saying so (naming them).
+   */
+  findQuality(tower: string): QualityModelManifest | string {
+    const heads = this.list().filter((m): m is QualityModelManifest => m.role === 'quality' && m.backbone === tower);
+    if (heads.length === 1) return heads[0]!;
+    if (heads.length === 0)
+      return (
+        `No quality model in ${this.root} was made from the image tower ${tower}; train one ` +
+        '(models/training/train_quality.py) or set QUALITY=off.'
+      );
+    return `Several quality models in ${this.root} were made from the image tower ${tower} (${heads.map((h) => h.id).join(', ')}); keep one.`;
+  }
+
+  /** {@link findQuality}, throwing a {@link ModelError} when there is no single one. */
+  qualityFor(tower: string): QualityModelManifest {
+    const found = this.findQuality(tower);
+    if (typeof found === 'string') throw new ModelError(found);
+    return found;
   }
 
   /** Absolute path of one of a model's files. */

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { ModelError } from '@lookalike/core';
+import { ModelError, ValidationError, type PixelBatch } from '@lookalike/core';
+import { normalize } from '@lookalike/imaging';
 import { openModelSession, type ModelSession } from '@lookalike/onnx-session';
 
 /** Runtime knobs shared by the image and text encoders. */
@@ -87,4 +88,45 @@ export function splitRows(data: Float32Array, n: number, dim: number, normalize:
     rows.push(row);
   }
   return rows;
+}
+
+/** The input a model's manifest declares: its tensor's name, side and normalisation. */
+interface ModelInput {
+  name: string;
+  size: number;
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+}
+
+/**
+ * A batch of [0,1] pixels split into its images (views, not copies), after checking it is `size × size` and holds
+ * whole images; a batch that does not fit throws a {@link ValidationError} naming model `id`.
+ */
+export function pixelRows(batch: PixelBatch, size: number, id: string): Float32Array[] {
+  if (batch.height !== size || batch.width !== size)
+    throw new ValidationError(`${id} takes ${size} × ${size} inputs, got ${batch.width} × ${batch.height}`);
+  const stride = 3 * size * size;
+  if (batch.data.length !== batch.n * stride)
+    throw new ValidationError(
+      `pixel batch holds ${batch.data.length} values, expected ${batch.n} × 3 × ${size} × ${size}`,
+    );
+  const images: Float32Array[] = [];
+  for (let i = 0; i < batch.n; i++) images.push(batch.data.subarray(i * stride, (i + 1) * stride));
+  return images;
+}
+
+/**
+ * The session feed for `images`: one new `[N, 3, S, S]` tensor, normalised in place with the manifest's mean and std
+ * (imaging's torch-exact float32 arithmetic), so it can be moved to the session's thread.
+ */
+export function pixelFeed(images: Float32Array[], input: ModelInput) {
+  const stride = 3 * input.size * input.size;
+  const pixels = new Float32Array(images.length * stride);
+  images.forEach((image, i) => pixels.set(image, i * stride));
+  const tensor = {
+    type: 'float32',
+    data: normalize(pixels, input),
+    dims: [images.length, 3, input.size, input.size],
+  } as const;
+  return { [input.name]: tensor };
 }

@@ -89,10 +89,12 @@ export class PublicPaths {
         failed: status.failed.map(failure),
         duplicates: status.duplicates.map((d) => ({ ...d, location: this.source(d.location) })),
         suspicious: status.suspicious.map((c) => ({ ...c, location: this.source(c.location) })),
+        lowQuality: status.lowQuality.map((q) => ({ ...q, location: this.source(q.location) })),
         batchFailures: status.batchFailures.map((b) => ({ ...b, reason: this.text(b.reason) })),
         manifestProblems: status.manifestProblems.map((p) => ({ ...p, reason: this.text(p.reason) })),
       };
-    const result = status.result as { failed?: unknown; duplicates?: unknown; suspicious?: unknown } | null | undefined;
+    const result = status.result as
+      { failed?: unknown; duplicates?: unknown; suspicious?: unknown; lowQuality?: unknown } | null | undefined;
     // An ingest batch's result (an upload's job): its failures in the shape ingest reports them.
     const failed =
       result !== null &&
@@ -103,7 +105,7 @@ export class PublicPaths {
       )
         ? (result.failed as IngestFailure[])
         : undefined;
-    // Its near-duplicate joins and suspicious captions, each with a location.
+    // Its near-duplicate joins, suspicious captions and low-quality images, each with a location.
     const located = (list: unknown): { location?: unknown }[] | undefined =>
       Array.isArray(list) ? (list as { location?: unknown }[]) : undefined;
     const relocated = (list: { location?: unknown }[]) =>
@@ -111,7 +113,8 @@ export class PublicPaths {
     const isObject = result !== null && typeof result === 'object';
     const joins = isObject ? located(result.duplicates) : undefined;
     const suspicious = isObject ? located(result.suspicious) : undefined;
-    if (!failed && !joins && !suspicious) return { ...status, ...failedReason };
+    const lowQuality = isObject ? located(result.lowQuality) : undefined;
+    if (!failed && !joins && !suspicious && !lowQuality) return { ...status, ...failedReason };
     return {
       ...status,
       ...failedReason,
@@ -120,6 +123,7 @@ export class PublicPaths {
         ...(failed ? { failed: failed.map(failure) } : {}),
         ...(joins ? { duplicates: relocated(joins) } : {}),
         ...(suspicious ? { suspicious: relocated(suspicious) } : {}),
+        ...(lowQuality ? { lowQuality: relocated(lowQuality) } : {}),
       },
     };
   }

@@ -18,6 +18,7 @@ export {
   type BatchResult,
 } from './processor.js';
 export type { SuspiciousCaption } from './caption-screening.js';
+export type { LowQualityImage } from './quality.js';
 export { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 export { ingestRunHandler, sourceEntries, type RunResult, type SourceDeps } from './run.js';
 export { readLocal, readOriginal, type OriginalLimits } from './originals.js';

@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import {
   isAppError,
   type CaptionScreening,
+  type QualityScore,
+  type QualityScorer,
   type EncoderRole,
   type ErrorCode,
   type ImageEncoder,
@@ -31,6 +33,7 @@ import type { CaptionScreen } from '@lookalike/screening';
 import type { FetchLimits } from './fetch-url.js';
 import { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 import { screenCaptions, tallyScreenings, type SuspiciousCaption } from './caption-screening.js';
+import { gradeQuality, tallyQuality, type LowQualityImage } from './quality.js';
 import { readOriginal } from './originals.js';
 import { ingestRunHandler } from './run.js';
 import { TowerInputs } from './tower-inputs.js';
@@ -70,6 +73,11 @@ export interface IngestDeps {
    * absent.
    */
   screening?: { screen: CaptionScreen; text: TextEncoder };
+  /**
+   * Quality scoring (a PerceptCLIP-style model made from one tower): each image is scored from the pixels prepared
+   * for that tower and graded against the model's threshold. None when absent.
+   */
+  quality?: QualityScorer;
   now?: () => Date;
 }
 
@@ -101,6 +109,10 @@ export interface BatchResult {
   captions: { screened: number; suspicious: number; pending: number };
   /** The captions flagged as suspicious, with their similarity and why. */
   suspicious: SuspiciousCaption[];
+  /** Images the quality head scored in this batch, and how many of them it graded `low`. */
+  quality: { scored: number; low: number };
+  /** The images graded `low`, with their scores. */
+  lowQuality: LowQualityImage[];
 }
 
 /** The ingest handlers, and how to stop what they started. */
@@ -162,6 +174,7 @@ export function pointOf(
   provenance: PointPayload['embeddings'],
   now: () => Date,
   screening?: CaptionScreening,
+  quality?: QualityScore,
 ): Point {
   const { item, image } = f;
   // A caption a person rejected stays withdrawn (kept in the screening) when the same caption comes again.
@@ -184,6 +197,7 @@ export function pointOf(
       ingestedAt: f.ingestedAt ?? now().toISOString(),
       ...(f.duplicates ? { duplicates: f.duplicates } : {}),
       ...(screening ? { screening } : {}),
+      ...(quality ? { quality } : {}),
       embeddings: provenance,
     },
   };
@@ -222,7 +236,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   const mode = deps.preprocess ?? 'fast';
   const towers = towersOf(deps.encoders, mode);
   const provenance = provenanceOf(towers);
-  const inputs = new TowerInputs(deps.encoders);
+  const inputs = new TowerInputs(deps.encoders, deps.quality);
   const specs = inputs.specs;
 
   let owned: PreprocessPool | undefined;
@@ -326,9 +340,11 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
     fresh: readonly Fresh[],
   ): Promise<{ grouping: Grouping | undefined; points: Point[] } | undefined> {
     if (fresh.length === 0) return undefined;
-    const vectors = await inputs.embed(fresh.map((f) => f.image));
+    const images = fresh.map((f) => f.image);
+    const [vectors, scores] = await Promise.all([inputs.embed(images), inputs.score(images)]);
+    const qualities = gradeQuality(deps.quality, scores, fresh.length);
     const screenings = await screenCaptions(deps.screening, fresh, vectors);
-    const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now, screenings[i]));
+    const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now, screenings[i], qualities[i]));
     const grouping = await store(fresh, points);
     const screened = screenings.filter((x) => x !== undefined).length;
     if (deps.screening && screened > 0) await refitIfGrown(screened);
@@ -371,6 +387,8 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
         duplicatesUnchecked: 0,
         captions: { screened: 0, suspicious: 0, pending: 0 },
         suspicious: [],
+        quality: { scored: 0, low: 0 },
+        lowQuality: [],
       };
       const size = deps.chunkSize ?? 16;
       const chunks: IngestItem[][] = [];
@@ -392,6 +410,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
             result.duplicatesUnchecked += found.unchecked;
           }
           tallyScreenings(stored?.points ?? [], result);
+          tallyQuality(stored?.points ?? [], result);
           result.skipped += staged.skipped;
           result.failed.push(...staged.failed);
           result.ids.push(...staged.ids);
@@ -401,6 +420,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
             failed: result.failed.length,
             duplicates: result.duplicates.length,
             suspicious: result.captions.suspicious,
+            lowQuality: result.quality.low,
             total: payload.items.length,
           });
         }

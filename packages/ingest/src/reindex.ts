@@ -20,6 +20,7 @@ import {
   type Point,
   type PreprocessMode,
   type StoredPoint,
+  type QualityScorer,
   type TextEncoder,
   type VectorStore,
 } from '@lookalike/core';
@@ -37,6 +38,7 @@ import type { IngestFailureCode } from './processor.js';
 import { reindexPageJobId, reindexRunId, type Generations } from './generations.js';
 import { readOriginal, type OriginalLimits } from './originals.js';
 import { TowerInputs } from './tower-inputs.js';
+import { gradeQuality } from './quality.js';
 import { describeTowers, embeddedBy, provenanceOf, sameTowers, towersFingerprint, towersOf } from './towers.js';
 
 /** What the re-index handlers are built from. */
@@ -57,6 +59,11 @@ export interface ReindexDeps {
    * until the target's screen refits and rejudges it). Without it they are carried over as they were.
    */
   text?: TextEncoder;
+  /**
+   * The quality model of the configured tower: re-embedded images are scored again. Without it a stored score is
+   * carried over as it was.
+   */
+  quality?: QualityScorer;
   now?: () => Date;
   /** Told when a run's last page has recorded how it ended (the target `to` is then ready, or not). */
   onFinished?: (to: string, ready: boolean) => void;
@@ -158,7 +165,7 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
   const fingerprint = towersFingerprint(towers);
   const provenance = provenanceOf(towers);
   const dims = Object.fromEntries(ENCODER_ROLES.map((r) => [r, towers[r].dim])) as Record<EncoderRole, number>;
-  const inputs = new TowerInputs(deps.encoders);
+  const inputs = new TowerInputs(deps.encoders, deps.quality);
   const limits: OriginalLimits = {
     roots: deps.roots,
     fetch: deps.fetch,
@@ -353,11 +360,18 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
         else fresh.push({ point, image: o });
       });
       if (fresh.length) {
-        const vectors = await inputs.embed(fresh.map((f) => f.image));
+        const images = fresh.map((f) => f.image);
+        const [vectors, scores] = await Promise.all([inputs.embed(images), inputs.score(images)]);
+        const qualities = gradeQuality(deps.quality, scores, fresh.length);
         const points: Point[] = fresh.map(({ point }, i) => ({
           id: point.id,
           vectors: vectors[i]!,
-          payload: { ...point.payload, id: point.id, embeddings: provenance },
+          payload: {
+            ...point.payload,
+            id: point.id,
+            ...(qualities[i] ? { quality: qualities[i] } : {}),
+            embeddings: provenance,
+          },
         }));
         await rescreen(points);
         await to.upsert(points);

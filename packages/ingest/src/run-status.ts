@@ -2,6 +2,7 @@ import type { JobState, JobStatus } from '@lookalike/core';
 import type { JobRunner } from '@lookalike/queue';
 import type { DuplicateJoin } from './duplicates.js';
 import type { SuspiciousCaption } from './caption-screening.js';
+import type { LowQualityImage } from './quality.js';
 import type { BatchResult, IngestFailure } from './processor.js';
 import type { RunResult } from './run.js';
 
@@ -48,6 +49,10 @@ export interface RunStatus {
   captions: BatchResult['captions'];
   /** The first {@link RunStatusOptions.maxFailures} captions flagged as suspicious when stored. */
   suspicious: SuspiciousCaption[];
+  /** Images the quality head scored, and how many it graded `low` (under its threshold). */
+  quality: BatchResult['quality'];
+  /** The first {@link RunStatusOptions.maxFailures} images graded `low`, with their scores. */
+  lowQuality: LowQualityImage[];
   /** Why each failed batch failed (first {@link RunStatusOptions.maxFailures}). */
   batchFailures: { id: string; reason: string }[];
   manifestProblems: RunResult['manifestProblems'];
@@ -73,12 +78,19 @@ function isBatchResult(result: unknown): result is BatchResult {
 }
 
 /** Batch progress as {@link createIngestHandlers} reports it while a batch runs. */
-function partialCounts(progress: unknown): { done: number; skipped: number; duplicates: number; suspicious: number } {
+function partialCounts(progress: unknown): {
+  done: number;
+  skipped: number;
+  duplicates: number;
+  suspicious: number;
+  lowQuality: number;
+} {
   const p = (progress !== null && typeof progress === 'object' ? progress : {}) as {
     done?: unknown;
     skipped?: unknown;
     duplicates?: unknown;
     suspicious?: unknown;
+    lowQuality?: unknown;
   };
   const count = (v: unknown) => (typeof v === 'number' ? v : 0);
   return {
@@ -86,6 +98,7 @@ function partialCounts(progress: unknown): { done: number; skipped: number; dupl
     skipped: count(p.skipped),
     duplicates: count(p.duplicates),
     suspicious: count(p.suspicious),
+    lowQuality: count(p.lowQuality),
   };
 }
 
@@ -125,6 +138,8 @@ export async function getRunStatus(
     duplicatesUnchecked: 0,
     captions: { screened: 0, suspicious: 0, pending: 0 },
     suspicious: [],
+    quality: { scored: 0, low: 0 },
+    lowQuality: [],
     batchFailures: [],
     manifestProblems: result?.manifestProblems ?? [],
     ...(run.failedReason && run.state === 'failed' ? { failedReason: run.failedReason } : {}),
@@ -163,6 +178,12 @@ export async function getRunStatus(
           status.captions.pending += older.captions.pending;
         }
         for (const c of older.suspicious ?? []) if (status.suspicious.length < maxFailures) status.suspicious.push(c);
+        // And those finished before quality scoring have neither of these.
+        if (older.quality) {
+          status.quality.scored += older.quality.scored;
+          status.quality.low += older.quality.low;
+        }
+        for (const q of older.lowQuality ?? []) if (status.lowQuality.length < maxFailures) status.lowQuality.push(q);
       } else if (job.state === 'failed') {
         status.batchesFailed++;
         if (status.batchFailures.length < maxFailures)
@@ -176,6 +197,7 @@ export async function getRunStatus(
         status.skipped += partial.skipped;
         status.duplicatesTotal += partial.duplicates;
         status.captions.suspicious += partial.suspicious;
+        status.quality.low += partial.lowQuality;
       }
     });
   }

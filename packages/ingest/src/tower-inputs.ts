@@ -1,41 +1,64 @@
-import { ENCODER_ROLES, type EncoderRole, type ImageEncoder, type PixelBatch, type Point } from '@lookalike/core';
+import {
+  ENCODER_ROLES,
+  type EncoderRole,
+  type ImageEncoder,
+  type PixelBatch,
+  type Point,
+  type QualityScorer,
+} from '@lookalike/core';
 import type { PixelSpec, PreparedImage } from '@lookalike/imaging';
 
 /**
- * The model inputs both towers need, and how to embed prepared images with them. Towers that share a preprocessing
- * (the usual case) share one decode and one resize of each image: {@link TowerInputs.specs} lists each distinct one
- * once, in the order the preparer returns their pixels.
+ * The model inputs both towers (and the quality model, when there is one) need, and how to run prepared images
+ * through them. Models that share a preprocessing (the usual case: the quality model takes its tower's) share one
+ * decode and one resize of each image: {@link TowerInputs.specs} lists each distinct one once, in the order the
+ * preparer returns their pixels.
  */
 export class TowerInputs {
   /** The distinct pixel specs to prepare each image for. */
   readonly specs: PixelSpec[] = [];
   private readonly specOf = {} as Record<EncoderRole, number>;
+  private readonly scorerSpec: number = -1;
 
-  constructor(private readonly encoders: Record<EncoderRole, ImageEncoder>) {
+  constructor(
+    private readonly encoders: Record<EncoderRole, ImageEncoder>,
+    private readonly scorer?: QualityScorer,
+  ) {
     const hashes: string[] = [];
-    for (const r of ENCODER_ROLES) {
-      const { preprocess, preprocessHash } = encoders[r].info;
+    const add = ({ preprocess, preprocessHash }: ImageEncoder['info'] | QualityScorer['info']): number => {
       if (!hashes.includes(preprocessHash)) {
         hashes.push(preprocessHash);
         this.specs.push({ size: preprocess.size, interpolation: preprocess.interpolation });
       }
-      this.specOf[r] = hashes.indexOf(preprocessHash);
-    }
+      return hashes.indexOf(preprocessHash);
+    };
+    for (const r of ENCODER_ROLES) this.specOf[r] = add(encoders[r].info);
+    if (scorer) this.scorerSpec = add(scorer.info);
   }
 
   /** Both towers' vectors of each image, in order; the images were prepared for {@link specs}. */
   async embed(images: readonly PreparedImage[]): Promise<Point['vectors'][]> {
     if (images.length === 0) return [];
-    // [N, 3, S, S] in [0,1] per distinct spec, stacked from the images' own arrays.
-    const batches: PixelBatch[] = this.specs.map((spec, j) => {
-      const stride = 3 * spec.size * spec.size;
-      const data = new Float32Array(images.length * stride);
-      images.forEach((image, i) => data.set(image.pixels[j]!, i * stride));
-      return { data, n: images.length, height: spec.size, width: spec.size };
-    });
-    const vectors = await Promise.all(ENCODER_ROLES.map((r) => this.encoders[r].embed(batches[this.specOf[r]]!)));
+    const batch = (j: number) => this.batch(images, j);
+    const vectors = await Promise.all(ENCODER_ROLES.map((r) => this.encoders[r].embed(batch(this.specOf[r]))));
     return images.map(
       (_, i) => Object.fromEntries(ENCODER_ROLES.map((r, k) => [r, vectors[k]![i]!])) as Point['vectors'],
     );
+  }
+
+  /** The quality model's score of each image, in order; undefined without a quality model. */
+  async score(images: readonly PreparedImage[]): Promise<number[] | undefined> {
+    if (!this.scorer) return undefined;
+    if (images.length === 0) return [];
+    return this.scorer.score(this.batch(images, this.scorerSpec));
+  }
+
+  /** `[N, 3, S, S]` in [0,1] for spec `j`, stacked from the images' own arrays. */
+  private batch(images: readonly PreparedImage[], j: number): PixelBatch {
+    const spec = this.specs[j]!;
+    const stride = 3 * spec.size * spec.size;
+    const data = new Float32Array(images.length * stride);
+    images.forEach((image, i) => data.set(image.pixels[j]!, i * stride));
+    return { data, n: images.length, height: spec.size, width: spec.size };
   }
 }

@@ -97,6 +97,19 @@ export const auditOptionsSchema = z.strictObject({
       examples: z.number().int().min(0).max(8).default(2),
     })
     .prefault({}),
+  /**
+   * The quality gate under attack: `images` seeded photos of seed `seed` (half undistorted, half with one distortion
+   * at severity ≥ 0.6), each tower's quality model attacked with the audit's attack and steps at ℓ∞ 4/255 to push a
+   * good photo under its threshold and a bad one over it. 0 images leaves it out.
+   */
+  quality: z
+    .strictObject({
+      images: z.number().int().min(0).max(10_000).default(40),
+      seed: seedSchema.default(43),
+      /** Flipped decisions kept with their images, per tower. */
+      examples: z.number().int().min(0).max(8).default(2),
+    })
+    .prefault({}),
 });
 export type AuditOptions = z.output<typeof auditOptionsSchema>;
 
@@ -159,6 +172,8 @@ export const JOB_SCHEMAS = {
       .max(1024),
     /** The perceptual triplets this batch also runs: `first` … `first + count − 1`. */
     triplets: z.strictObject({ first: z.number().int().min(0), count: z.number().int().min(1).max(10_000) }).optional(),
+    /** The quality-gate photos this batch also attacks: `first` … `first + count − 1`. */
+    quality: z.strictObject({ first: z.number().int().min(0), count: z.number().int().min(1).max(10_000) }).optional(),
     options: auditOptionsSchema,
   }),
   /** Runs once every batch has finished: aggregates the outcomes and writes the report whole. */

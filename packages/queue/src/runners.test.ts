@@ -89,6 +89,7 @@ const options = (): AuditOptions => ({
   batchSize: 2,
   examples: 0,
   perceptual: { triplets: 0, seed: 33, examples: 0 },
+  quality: { images: 0, seed: 43, examples: 0 },
 });
 
 /** An audit-run handler that starts a flow with one batch per list of query ids. */

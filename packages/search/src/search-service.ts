@@ -52,6 +52,24 @@ export interface SearchOptions {
    * it leaves out by default on a screened store ({@link SearchDeps.screened}). Default false.
    */
   includeSuspicious?: boolean;
+  /**
+   * Which images by their quality grade (the quality head's at ingest): `ok` leaves out the images graded `low`
+   * (images never scored stay in), `low` returns only those, `any` (the default) does not look.
+   */
+  quality?: QualityFilter;
+}
+
+/** The values of {@link SearchOptions.quality}. */
+export const QUALITY_FILTERS = ['any', 'ok', 'low'] as const;
+/** One of {@link QUALITY_FILTERS}. */
+export type QualityFilter = (typeof QUALITY_FILTERS)[number];
+
+/** `filter` narrowed to the images of quality grade `quality`. */
+export function withQuality(filter: Filter | undefined, quality: QualityFilter): Filter | undefined {
+  const low = { field: 'quality.grade', match: 'low' };
+  if (quality === 'ok') return { ...filter, mustNot: [...(filter?.mustNot ?? []), low] };
+  if (quality === 'low') return { ...filter, must: [...(filter?.must ?? []), low] };
+  return filter;
 }
 
 /** What every search returns: the hits, best first, and where the time went. */
@@ -277,5 +295,10 @@ function resolveOptions(options: SearchOptions): { encoder: EncoderRole; k: numb
     throw new ValidationError(`encoder must be one of ${ENCODER_ROLES.join(', ')}, not ${String(encoder)}`, [
       { path: 'encoder', message: `must be one of ${ENCODER_ROLES.join(', ')}` },
     ]);
-  return { encoder, k, filter: options.filter };
+  const quality = options.quality ?? 'any';
+  if (!QUALITY_FILTERS.includes(quality))
+    throw new ValidationError(`quality must be one of ${QUALITY_FILTERS.join(', ')}, not ${String(quality)}`, [
+      { path: 'quality', message: `must be one of ${QUALITY_FILTERS.join(', ')}` },
+    ]);
+  return { encoder, k, filter: withQuality(options.filter, quality) };
 }

@@ -47,6 +47,7 @@ beforeAll(async () => {
       examples: 2,
       seed: 5,
       perceptual: { triplets: 6, seed: 33, examples: 2 },
+      quality: { images: 6, seed: 43, examples: 2 },
     },
   });
   await runner.idle();
@@ -182,10 +183,58 @@ describe('the robustness audit, end to end', () => {
     expect((await services.audits.list())[0]!.twoAfc).toHaveLength(4);
   });
 
+  it('attacks each tower’s quality gate: good photos pushed down, unusable ones pushed up, flips counted', async () => {
+    const q = result.quality!;
+    expect(q.images).toEqual({ seed: 43, count: 6, size: 256 });
+    expect(q.missing).toBeUndefined();
+    expect(q.metrics.map((m) => [m.encoder, m.model])).toEqual([
+      ['robust', 'quality-cnn-fare4'],
+      ['clean', 'quality-cnn-clean'],
+    ]);
+    expect(q.perImage).toHaveLength(6 * 2);
+    const { qualityPhoto, gradedRight } = await import('@lookalike/audit');
+    for (const o of q.perImage) {
+      const photo = qualityPhoto(43, o.index);
+      expect(o.kind).toBe(photo.kind);
+      expect(o.target).toBe(photo.recipe.quality);
+      // The attack only ever moves a score the way it is meant to.
+      if (o.kind === 'good') expect(o.attackedScore).toBeLessThanOrEqual(o.cleanScore + 1e-6);
+      else expect(o.attackedScore).toBeGreaterThanOrEqual(o.cleanScore - 1e-6);
+    }
+    for (const m of q.metrics) {
+      const rows = q.perImage.filter((o) => o.encoder === m.encoder);
+      // The gate attacked is the one ingest grades with.
+      if (m.encoder === 'robust') expect(m.threshold).toBe(services.quality!.info.threshold);
+      expect(m.good.images + m.bad.images).toBe(6);
+      const right = rows.filter((o) => gradedRight(o.kind, o.cleanScore, o.threshold));
+      expect(m.good.correct + m.bad.correct).toBe(right.length);
+      const flips = right.filter((o) => !gradedRight(o.kind, o.attackedScore, o.threshold)).length;
+      expect(m.flippedShare).toBeCloseTo(right.length ? flips / right.length : 0, 10);
+    }
+    // The clean scores are the quality model's own: the same photo rendered again and scored on the ingest path.
+    const { renderImage, renderDistorted, sampleSpec } = await import('@lookalike/synth');
+    const { fromBytes } = await import('@lookalike/imaging');
+    const scorer = services.quality!;
+    for (const o of q.perImage.filter((x) => x.encoder === 'robust')) {
+      const spec = sampleSpec(43, o.index);
+      const photo = qualityPhoto(43, o.index);
+      const bytes =
+        o.kind === 'good'
+          ? await renderImage(spec, 256, 'png')
+          : await renderDistorted(spec, 256, photo.recipe, 43, o.index);
+      const size = scorer.info.preprocess.size;
+      const data = await fromBytes(bytes, scorer.info.preprocess, undefined, 'fast');
+      const [score] = await scorer.score({ data, n: 1, height: size, width: size });
+      expect(o.cleanScore).toBeCloseTo(score!, 4);
+    }
+    expect(q.cost.gradientEvaluations).toBeGreaterThan(0);
+  });
+
   it('renders a self-contained report in Chromium', async () => {
     const html = await services.audits.report(result.id);
     expect(html).toContain('the robust tower keeps');
     expect(html).toContain('2AFC on 6 rendered triplets');
+    expect(html).toContain('Quality gate on 6 rendered photos');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
     const browser = await launchChromium(process.env);
     try {
@@ -197,7 +246,9 @@ describe('the robustness audit, end to end', () => {
       expect(await page.locator('.charts svg').count()).toBeGreaterThanOrEqual(5);
       const broken = await page.$$eval('img', (imgs) => imgs.filter((i) => !i.complete || i.naturalWidth === 0).length);
       expect(broken).toBe(0);
-      expect(await page.locator('table:not(.labels):not(.twoafc):not(.duplicates) tbody tr').count()).toBe(12);
+      expect(
+        await page.locator('table:not(.labels):not(.twoafc):not(.duplicates):not(.quality) tbody tr').count(),
+      ).toBe(12);
       // 2AFC: all triplets and each kind, one row per tower each; the duplicate attacks: one row per tower.
       expect(await page.locator('table.twoafc tbody tr').count()).toBe(6);
       expect(await page.locator('table.duplicates tbody tr').count()).toBe(2);

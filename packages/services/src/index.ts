@@ -18,7 +18,7 @@ import {
   type PointPayload,
 } from '@lookalike/core';
 import { PixelSpaceModel } from '@lookalike/attacks';
-import { createAuditHandlers, FileAuditStore } from '@lookalike/audit';
+import { createAuditHandlers, FileAuditStore, type QualityGate } from '@lookalike/audit';
 import { CALIBRATION_FILE, loadCalibration, type CalibrationState } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
 import { PreprocessPool, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
@@ -35,7 +35,7 @@ import { stderrLogger, type Logger } from '@lookalike/logging';
 import { EmbeddedCollections } from '@lookalike/store-embedded';
 import { QdrantCollections } from '@lookalike/store-qdrant';
 import { GenerationStore } from './generation-store.js';
-import { auditDefaults, captionScreen, duplicatePolicy } from './policies.js';
+import { auditDefaults, captionScreen, duplicatePolicy, qualityHead } from './policies.js';
 import type { ReindexControl, ServiceOptions, Services } from './types.js';
 
 /** Payload fields every collection indexes for filters (the synthetic catalog's labels and image facts). */
@@ -52,6 +52,8 @@ export const INDEXED_FIELDS: CollectionSpec['indexedFields'] = [
   { path: 'duplicates.distance', type: 'float' },
   { path: 'duplicates.review', type: 'keyword' },
   { path: 'screening.verdict', type: 'keyword' },
+  { path: 'quality.grade', type: 'keyword' },
+  { path: 'quality.score', type: 'float' },
 ];
 
 /** Where images uploaded through the API are kept (named by their sha256); always an allowed ingest root. */
@@ -170,6 +172,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
     () => collections.metadata(store.current.target.name).then((m) => m?.['screening']),
   );
   if (typeof screening === 'string') log(screening);
+  const quality = await qualityHead(config, registry, modelIds, runtime);
+  if (typeof quality === 'string') log(quality);
+  const scorer = typeof quality === 'object' ? quality : undefined;
   const ingest = createIngestHandlers({
     store,
     encoders,
@@ -180,6 +185,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     preprocess,
     ...(typeof duplicates === 'object' ? { duplicates } : {}),
     ...(typeof screening === 'object' ? { screening: { screen: screening, text } } : {}),
+    ...(scorer ? { quality: scorer } : {}),
   });
   const reindexHandlers = createReindexHandlers({
     generations,
@@ -190,6 +196,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     preparer,
     preprocess,
     ...(typeof screening === 'object' ? { text } : {}),
+    ...(scorer ? { quality: scorer } : {}),
     // A re-index finished in this process: switch at once rather than at the store's next check, and fit the
     // caption screen of the new towers (their similarities were measured again) so their verdicts follow.
     onFinished: () =>
@@ -219,6 +226,35 @@ export async function createServices(config: Config, options: ServiceOptions = {
     );
     return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<EncoderRole, PixelSpaceModel>;
   };
+  // The audit's quality gates: each tower's quality model as an attacker sees it (a score model), at the threshold
+  // ingest grades with (QUALITY_THRESHOLD for QUALITY's tower, else the model's fitted one).
+  let gates: Promise<Record<EncoderRole, QualityGate | string>> | undefined;
+  const openGates = async (): Promise<Record<EncoderRole, QualityGate | string>> => {
+    const opened = await Promise.all(
+      ENCODER_ROLES.map(async (role): Promise<QualityGate | string> => {
+        const manifest = registry.findQuality(modelIds[role]);
+        if (typeof manifest === 'string') return manifest;
+        await registry.verify(manifest.id);
+        const model = await PixelSpaceModel.open(
+          manifest.id,
+          registry.file(manifest.id, manifest.files.model),
+          encoders[role].info.preprocess,
+          {
+            cacheDir: join(config.paths.data, 'cache', 'vjp'),
+            threads: config.encoder.threads,
+            outputNormalized: false,
+            output: 'score',
+          },
+        );
+        const threshold = scorer?.info.tower === role ? scorer.info.threshold : manifest.threshold;
+        return { model, threshold };
+      }),
+    );
+    return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<
+      EncoderRole,
+      QualityGate | string
+    >;
+  };
   // The audit reads a query's original as a re-index does: the same roots, SSRF rules and byte limit.
   const readImage = (payload: PointPayload): Promise<Uint8Array> =>
     readOriginal(payload.source, { roots, fetch: fetchLimits, maxBytes: decode.maxBytes });
@@ -226,6 +262,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
   const audit = createAuditHandlers({
     store,
     models: () => (models ??= openModels()),
+    qualityGates: () => (gates ??= openGates()),
     readImage,
     repository: audits,
     provenance: Object.fromEntries(
@@ -318,6 +355,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     calibrations,
     duplicates: typeof duplicates === 'object' ? duplicates : undefined,
     screening: typeof screening === 'object' ? screening : undefined,
+    quality: scorer,
     preparer,
     runner,
     collection,
@@ -334,8 +372,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
       await runner.close();
       await ingest.close();
       await preparer.close();
-      await Promise.all([...Object.values(encoders), text].map((e) => e.close()));
+      await Promise.all([...Object.values(encoders), text, ...(scorer ? [scorer] : [])].map((e) => e.close()));
       if (models) await Promise.all(Object.values(await models).map((m) => m.release()));
+      if (gates)
+        await Promise.all(
+          Object.values(await gates).flatMap((g) => (typeof g === 'string' ? [] : [g.model.release()])),
+        );
       await store.close();
     },
   };

@@ -1,6 +1,6 @@
 /**
- * What the configuration decides beyond building things: how ingest groups near-duplicates, the caption screen, and
- * the audit's defaults. Each returns the policy, or why it is off.
+ * What the configuration decides beyond building things: how ingest groups near-duplicates, the caption screen, the
+ * quality head, and the audit's defaults. Each returns the policy, or why it is off.
  */
 import {
   ENCODER_ROLES,
@@ -11,6 +11,7 @@ import {
   type VectorStore,
 } from '@lookalike/core';
 import type { CalibrationState } from '@lookalike/distance';
+import { OnnxQualityModel, type EncoderRuntimeOptions, type ModelRegistry } from '@lookalike/encoder';
 import type { DuplicatePolicy } from '@lookalike/ingest';
 import { auditOptionsSchema, type AuditOptions } from '@lookalike/queue';
 import { CaptionScreen, type ScreeningModel } from '@lookalike/screening';
@@ -30,6 +31,27 @@ export function duplicatePolicy(
   const state = calibrations[tower];
   if (state.status === 'calibrated') return { tower, threshold: state.calibration.thresholds.sameItem };
   return `Near-duplicate grouping is off: the ${tower} tower has no distance calibration (${state.reason}); set DUPLICATE_THRESHOLD or run npx lookalike calibrate-distance.`;
+}
+
+/**
+ * The quality model of the configuration: the one made from QUALITY's tower, graded at QUALITY_THRESHOLD or else at
+ * the threshold its manifest was fitted with. Undefined when QUALITY is `off`; a sentence saying why scoring is off
+ * when the models folder has none, or several, for that tower (a real checkpoint the project did not train one for).
+ */
+export async function qualityHead(
+  config: Config,
+  registry: ModelRegistry,
+  modelIds: Record<EncoderRole, string>,
+  runtime: EncoderRuntimeOptions,
+): Promise<OnnxQualityModel | string | undefined> {
+  const { tower, threshold } = config.ingest.quality;
+  if (tower === 'off') return undefined;
+  const found = registry.findQuality(modelIds[tower]);
+  if (typeof found === 'string') return `Quality scoring is off (QUALITY=${tower}): ${found}`;
+  return OnnxQualityModel.load(registry, tower, modelIds[tower], {
+    ...runtime,
+    ...(threshold === undefined ? {} : { threshold }),
+  });
 }
 
 /**
@@ -66,5 +88,6 @@ export function auditDefaults(config: Config): AuditOptions {
     steps: config.audit.steps,
     attack: config.audit.attack,
     perceptual: { triplets: config.audit.triplets },
+    quality: { images: config.audit.qualityImages },
   });
 }

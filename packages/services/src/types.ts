@@ -1,5 +1,13 @@
 /** What `createServices` is asked for and what it builds. */
-import type { CollectionSpec, Config, EncoderRole, ImageEncoder, TextEncoder, VectorStore } from '@lookalike/core';
+import type {
+  CollectionSpec,
+  Config,
+  EncoderRole,
+  ImageEncoder,
+  QualityScorer,
+  TextEncoder,
+  VectorStore,
+} from '@lookalike/core';
 import type { FileAuditStore } from '@lookalike/audit';
 import type { CalibrationState } from '@lookalike/distance';
 import type { ModelRegistry } from '@lookalike/encoder';
@@ -95,6 +103,8 @@ export interface Services {
    * is off or the text tower cannot embed into the screening tower's space.
    */
   screening: CaptionScreen | undefined;
+  /** The quality head that scores images at ingest (QUALITY); undefined when off or when the tower has none. */
+  quality: QualityScorer | undefined;
   /**
    * The process's image decoding and preprocessing threads (a `PreprocessPool`, started on first use), shared by
    * ingest and by query uploads over 1 MP: at most two images per thread are decoded at once, whatever the load.

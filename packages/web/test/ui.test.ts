@@ -49,23 +49,27 @@ describe(parseSearchState.name, () => {
       k: 12,
       encoder: 'robust',
       filters: { part: '', defect: '', color: '', material: '' },
+      quality: 'any',
     });
   });
 
   it('round-trips a full state through the URL and leaves defaults out', () => {
-    const state = parseSearchState('?q=a+gear+with+a+crack&k=24&encoder=both&defect=crack&part=circuit%20board');
-    expect(state.query).toEqual({ kind: 'text', text: 'a gear with a crack' });
-    expect(parseSearchState(formatSearchState(state))).toEqual(state);
-    expect(formatSearchState({ ...state, query: { kind: 'id', id: 'ab' }, k: 12, encoder: 'robust' })).toBe(
-      '?id=ab&part=circuit+board&defect=crack',
+    const state = parseSearchState(
+      '?q=a+gear+with+a+crack&k=24&encoder=both&defect=crack&part=circuit%20board&quality=ok',
     );
+    expect(state.query).toEqual({ kind: 'text', text: 'a gear with a crack' });
+    expect(state.quality).toBe('ok');
+    expect(parseSearchState(formatSearchState(state))).toEqual(state);
+    expect(
+      formatSearchState({ ...state, query: { kind: 'id', id: 'ab' }, k: 12, encoder: 'robust', quality: 'any' }),
+    ).toBe('?id=ab&part=circuit+board&defect=crack');
   });
 
   it('prefers an id to a text to an upload, and falls back on bad values', () => {
     expect(parseSearchState('?upload=x.png&q=bolt&id=ab').query).toEqual({ kind: 'id', id: 'ab' });
     expect(parseSearchState('?upload=x.png').query).toEqual({ kind: 'upload', name: 'x.png' });
-    const bad = parseSearchState('?k=500&encoder=fast&q=%20%20');
-    expect([bad.k, bad.encoder, bad.query]).toEqual([12, 'robust', null]);
+    const bad = parseSearchState('?k=500&encoder=fast&q=%20%20&quality=blurry');
+    expect([bad.k, bad.encoder, bad.query, bad.quality]).toEqual([12, 'robust', null, 'any']);
   });
 });
 

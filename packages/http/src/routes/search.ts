@@ -40,6 +40,7 @@ export function searchOptions(fields: {
   k?: number;
   encoder?: SearchOptions['encoder'];
   filter?: SearchOptions['filter'];
+  quality?: SearchOptions['quality'];
   includeSuspicious?: boolean;
 }) {
   return {
@@ -47,6 +48,7 @@ export function searchOptions(fields: {
     ...(fields.includeSuspicious === undefined ? {} : { includeSuspicious: fields.includeSuspicious }),
     ...(fields.encoder === undefined ? {} : { encoder: fields.encoder }),
     ...(fields.filter === undefined ? {} : { filter: fields.filter }),
+    ...(fields.quality === undefined ? {} : { quality: fields.quality }),
   } satisfies SearchOptions;
 }
 

@@ -2,7 +2,7 @@
  * What responses show of stored images: the payload (with its near-duplicate group and caption screening), search
  * hits, and the error body every route answers with.
  */
-import { CAPTION_REVIEWS, CAPTION_VERDICTS, DUPLICATE_REVIEWS, ERROR_CODES } from '@lookalike/core';
+import { CAPTION_REVIEWS, CAPTION_VERDICTS, DUPLICATE_REVIEWS, ERROR_CODES, QUALITY_GRADES } from '@lookalike/core';
 import { z } from 'zod';
 import { encoderSchema, fieldValue, imageIdSchema } from './common.js';
 
@@ -36,6 +36,20 @@ export const captionScreeningSchema = z
   })
   .meta({ id: 'CaptionScreening', description: "What caption screening (SafeCLIP) made of the image's caption." });
 
+export const qualityScoreSchema = z
+  .object({
+    score: z
+      .number()
+      .min(0)
+      .max(1)
+      .meta({ description: "The quality head's score: 1 a sharp, clean photo, 0 unusable." }),
+    grade: z.enum(QUALITY_GRADES).meta({ description: '`low` when the score is under `threshold`.' }),
+    threshold: z.number().meta({ description: 'The threshold it was graded under.' }),
+    model: z.string().meta({ description: 'The quality head that scored it.' }),
+    tower: encoderSchema.meta({ description: 'The image tower whose embedding the head read.' }),
+  })
+  .meta({ id: 'QualityScore', description: "The image's perceptual quality, scored at ingest." });
+
 export const payloadSchema = z
   .object({
     id: imageIdSchema,
@@ -54,6 +68,7 @@ export const payloadSchema = z
     ingestedAt: z.string(),
     duplicates: duplicateRecordSchema.optional(),
     screening: captionScreeningSchema.optional(),
+    quality: qualityScoreSchema.optional(),
     embeddings: z.record(z.string(), z.object({ modelId: z.string(), preprocessHash: z.string() })),
   })
   .meta({ id: 'ImagePayload' });

@@ -96,6 +96,12 @@ export const jobStatusSchema = z
           }),
         )
         .meta({ description: 'Captions of the run flagged as suspicious when stored (the first 100).' }),
+      quality: z
+        .object({ scored: z.number().int(), low: z.number().int() })
+        .meta({ description: 'Images the quality head scored, and how many it graded `low`.' }),
+      lowQuality: z
+        .array(z.object({ id: imageIdSchema, location: z.string(), score: z.number() }))
+        .meta({ description: 'Images of the run graded `low` quality (the first 100).' }),
       batchFailures: z.array(z.object({ id: z.string(), reason: z.string() })),
       manifestProblems: z.array(z.object({ line: z.number().int(), reason: z.string() })),
       failedReason: z.string().optional(),

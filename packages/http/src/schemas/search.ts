@@ -10,6 +10,14 @@ import {
   searchFilterSchema,
 } from './common.js';
 
+/** `quality`: which images by the quality grade ingest gave them. */
+export const qualitySchema = z.enum(['any', 'ok', 'low']).meta({
+  description:
+    'Which images by the quality grade ingest gave them: `ok` leaves out the photos graded `low` (blurred, noisy, ' +
+    'compressed hard, badly exposed or flat; images never scored stay in), `low` returns only those, `any` (the ' +
+    'default) does not look.',
+});
+
 /** `POST /v1/search` with `application/json`: search by a stored image or by text. */
 export const searchJsonSchema = z
   .strictObject({
@@ -18,6 +26,7 @@ export const searchJsonSchema = z
     k: kSchema.optional(),
     encoder: encoderSchema.optional(),
     filter: searchFilterSchema.optional(),
+    quality: qualitySchema.optional(),
     includeSuspicious: z
       .boolean()
       .optional()
@@ -41,6 +50,7 @@ export const searchFieldsSchema = z.object({
   k: intString(kSchema).optional().meta({ description: kSchema.description }),
   encoder: encoderSchema.optional(),
   filter: jsonString(searchFilterSchema, 'A Filter as a JSON string.').optional(),
+  quality: qualitySchema.optional(),
 });
 
 /** `POST /v1/search` with `multipart/form-data`: the documented form (the file is read by multer). */

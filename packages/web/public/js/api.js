@@ -20,6 +20,16 @@
  * @property {string} ingestedAt
  * @property {DuplicateRecord} [duplicates]
  * @property {CaptionScreening} [screening]
+ * @property {QualityScore} [quality]
+ */
+/**
+ * The image's perceptual quality, scored at ingest: `low` when the score is under the threshold it was graded under.
+ * @typedef {object} QualityScore
+ * @property {number} score
+ * @property {'ok' | 'low'} grade
+ * @property {number} threshold
+ * @property {string} model
+ * @property {EncoderRole} tower
  */
 /**
  * Where an image stands among its near-duplicates: its group (the id of the group's first image), its distance
@@ -123,7 +133,9 @@
  * @property {string} [uncalibrated]
  */
 /** @typedef {{ verdict: TowerDistance['verdict'], towers: { robust: TowerDistance, clean: TowerDistance }, tookMs: number }} DistanceResponse */
-/** @typedef {{ k: number, encoder: EncoderRole, filter?: Filter | undefined }} SearchOptions */
+/**
+ * @typedef {{ k: number, encoder: EncoderRole, filter?: Filter | undefined, quality?: import('./state.js').QualityMode }} SearchOptions
+ */
 
 const KEY_STORAGE = 'lookalike.apiKey';
 
@@ -214,9 +226,16 @@ export async function search(input, options, signal) {
     form.set('k', String(options.k));
     form.set('encoder', options.encoder);
     if (options.filter) form.set('filter', JSON.stringify(options.filter));
+    if (options.quality && options.quality !== 'any') form.set('quality', options.quality);
     return /** @type {Promise<SearchResponse>} */ (call('/v1/search', { method: 'POST', body: form, signal }));
   }
-  const body = { ...input, k: options.k, encoder: options.encoder, ...(options.filter && { filter: options.filter }) };
+  const body = {
+    ...input,
+    k: options.k,
+    encoder: options.encoder,
+    ...(options.filter && { filter: options.filter }),
+    ...(options.quality && options.quality !== 'any' && { quality: options.quality }),
+  };
   return /** @type {Promise<SearchResponse>} */ (
     call('/v1/search', {
       method: 'POST',

@@ -4,7 +4,12 @@
  * through callbacks and shows whatever state it is given; it keeps none of its own.
  */
 import { h, replace } from './dom.js';
-import { ENCODER_MODES, FILTER_FIELDS, K_CHOICES, emptyFilters, filterOf } from './state.js';
+import { ENCODER_MODES, FILTER_FIELDS, K_CHOICES, QUALITY_MODES, emptyFilters, filterOf } from './state.js';
+
+/** @typedef {import('./state.js').QualityMode} QualityMode */
+
+/** @type {Record<QualityMode, string>} */
+const QUALITY_LABELS = { any: 'Any', ok: 'Hide low quality', low: 'Only low quality' };
 
 /** @typedef {import('./state.js').SearchState} SearchState */
 /** @typedef {import('./state.js').EncoderMode} EncoderMode */
@@ -114,9 +119,19 @@ export function createQueryBar({ onFile, onText, onChange, current }, signal) {
       h('option', { value: '' }, 'Any'),
     ),
   );
+  const qualitySelect = h(
+    'select',
+    {
+      id: 'filter-quality',
+      name: 'quality',
+      title: 'Photos the quality head graded low at ingest: blurred, noisy, compressed hard, badly exposed or flat',
+      onchange: () => onChange({ quality: /** @type {QualityMode} */ (qualitySelect.value) }),
+    },
+    QUALITY_MODES.map((mode) => h('option', { value: mode }, QUALITY_LABELS[mode])),
+  );
   const clearFilters = h(
     'button',
-    { type: 'button', class: 'button subtle', onclick: () => onChange({ filters: emptyFilters() }) },
+    { type: 'button', class: 'button subtle', onclick: () => onChange({ filters: emptyFilters(), quality: 'any' }) },
     'Clear filters',
   );
   const facetNote = h('p', { class: 'facet-note', hidden: true });
@@ -137,6 +152,12 @@ export function createQueryBar({ onFile, onText, onChange, current }, signal) {
           h('label', { for: `filter-${key}`, class: 'field-label' }, label),
           filterSelects[i],
         ),
+      ),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'filter-quality', class: 'field-label' }, 'Photo quality'),
+        qualitySelect,
       ),
       h('div', { class: 'field field-end' }, clearFilters),
     ),
@@ -160,7 +181,9 @@ export function createQueryBar({ onFile, onText, onChange, current }, signal) {
       select.value = value;
       select.classList.toggle('is-set', Boolean(value));
     });
-    clearFilters.disabled = !filterOf(state.filters);
+    qualitySelect.value = state.quality;
+    qualitySelect.classList.toggle('is-set', state.quality !== 'any');
+    clearFilters.disabled = !filterOf(state.filters) && state.quality === 'any';
     textInput.value = state.query?.kind === 'text' ? state.query.text : '';
   }
 

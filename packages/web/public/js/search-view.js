@@ -111,6 +111,11 @@ export function imagePreview(id, payload) {
       { class: 'facts' },
       fact('Id', h('code', { title: id }, shortId(id))),
       payload && fact('Size', `${payload.width}×${payload.height} ${payload.format}`),
+      payload?.quality &&
+        fact(
+          'Quality',
+          `${payload.quality.score.toFixed(2)} · ${payload.quality.grade === 'low' ? 'low' : 'ok'} (threshold ${payload.quality.threshold.toFixed(2)})`,
+        ),
       payload && fact('Source', h('span', { class: 'source', title: payload.source }, payload.source)),
     ),
     h(
@@ -242,6 +247,7 @@ function grid(response, other, onHit) {
           ),
           h('span', { class: 'caption' }, payload.caption ?? shortId(hit.id)),
           labelChips(payload),
+          qualityBadge(payload),
         ),
       );
     }),
@@ -289,6 +295,25 @@ export function labelChips(payload) {
         text,
       );
     }),
+  );
+}
+
+/**
+ * A badge on a photo the quality model graded low at ingest (blurred, noisy, compressed hard, badly exposed or flat);
+ * nothing on the others.
+ * @param {Payload} payload
+ */
+function qualityBadge(payload) {
+  const q = payload.quality;
+  if (!q || q.grade !== 'low') return null;
+  return h(
+    'span',
+    {
+      class: 'quality-low',
+      'data-quality': q.score.toFixed(3),
+      title: `Quality ${q.score.toFixed(2)}, under the threshold ${q.threshold.toFixed(2)} (${q.model})`,
+    },
+    'low quality',
   );
 }
 

@@ -197,13 +197,15 @@ export function mountSearch(main) {
     const filter = filterOf(current.filters);
     try {
       const responses = await Promise.all(
-        roles.map((encoder) => api.search(input, { k: current.k, encoder, filter }, controller.signal)),
+        roles.map((encoder) =>
+          api.search(input, { k: current.k, encoder, filter, quality: current.quality }, controller.signal),
+        ),
       );
       for (const response of responses) for (const hit of response.hits) known.set(hit.id, hit.payload);
       const view = resultsView(responses, {
-        filtered: Boolean(filter),
+        filtered: Boolean(filter) || current.quality !== 'any',
         onHit: searchFromHit,
-        onClearFilters: () => change({ filters: emptyFilters() }),
+        onClearFilters: () => change({ filters: emptyFilters(), quality: 'any' }),
       });
       status.textContent = view.status;
       replace(output, view.content);

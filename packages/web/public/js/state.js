@@ -4,6 +4,7 @@
  */
 
 /** @typedef {'robust' | 'clean' | 'both'} EncoderMode */
+/** @typedef {'any' | 'ok' | 'low'} QualityMode */
 /** @typedef {'part' | 'defect' | 'color' | 'material'} FilterKey */
 /**
  * What is searched for. An upload cannot travel in a URL; its `name` only lets the page say which file it was.
@@ -15,6 +16,7 @@
  * @property {number} k
  * @property {EncoderMode} encoder
  * @property {Record<FilterKey, string>} filters  Empty string: no filter on that field.
+ * @property {QualityMode} quality  Which photos by the quality grade ingest gave them.
  */
 /**
  * The API's filter model (the subset the UI builds).
@@ -24,6 +26,9 @@
 
 /** @type {readonly EncoderMode[]} */
 export const ENCODER_MODES = ['robust', 'clean', 'both'];
+
+/** @type {readonly QualityMode[]} */
+export const QUALITY_MODES = ['any', 'ok', 'low'];
 
 /** @type {readonly { key: FilterKey, field: string, label: string }[]} */
 export const FILTER_FIELDS = [
@@ -68,6 +73,7 @@ export function parseSearchState(search) {
     k: Number.isInteger(k) && k >= 1 && k <= MAX_K ? k : DEFAULT_K,
     encoder: ENCODER_MODES.find((mode) => mode === encoder) ?? 'robust',
     filters,
+    quality: QUALITY_MODES.find((mode) => mode === params.get('quality')) ?? 'any',
   };
 }
 
@@ -85,6 +91,7 @@ export function formatSearchState(state) {
   if (state.k !== DEFAULT_K) params.set('k', String(state.k));
   if (state.encoder !== 'robust') params.set('encoder', state.encoder);
   for (const { key } of FILTER_FIELDS) if (state.filters[key]) params.set(key, state.filters[key]);
+  if (state.quality !== 'any') params.set('quality', state.quality);
   const text = params.toString();
   return text ? `?${text}` : '';
 }
