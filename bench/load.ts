@@ -18,12 +18,13 @@
  * above the RSS before each burst, and the ratio of the two.
  *
  * Writes bench/results/load.json and bench/results/load.md; prints peak RSS and the load average.
+ *
+ * One file over 400 lines on purpose: one benchmark, read top to bottom as its report is; the shared measuring
+ * helpers are in `harness.ts`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,7 @@ import type { InProcessJobRunner } from '@lookalike/queue';
 import { createServices, type Services } from '@lookalike/services';
 import { createRng, generateCatalog, type ManifestRecord } from '@lookalike/synth';
 import { pino } from 'pino';
+import { listen, mib, round, rssSampler } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,10 +59,7 @@ const DURATION = Number(values.duration);
 const CACHE = resolve(`bench/.cache/load-${IMAGES}`);
 const CATALOG = join(CACHE, 'catalog');
 
-let peakRss = process.memoryUsage().rss;
-const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
-const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+const rss = rssSampler();
 
 const config = parseConfig({
   DATA_DIR: CACHE,
@@ -138,9 +137,8 @@ function appOn(services: Services, pool: boolean): ReturnType<typeof createApp> 
 async function bigUploadServer(mode: BigMode): Promise<void> {
   const services = await createServices(config);
   const app = appOn(services, mode === 'pool');
-  const server = createServer(app);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const { server, url, close } = await listen(app);
+  const port = Number(new URL(url).port);
   const warm = new FormData();
   const small = await sharp(await bigJpeg())
     .resize(256)
@@ -150,7 +148,7 @@ async function bigUploadServer(mode: BigMode): Promise<void> {
   await (await fetch(`http://127.0.0.1:${port}/v1/search`, { method: 'POST', body: warm })).arrayBuffer();
   await new Promise((r) => setTimeout(r, 1000));
   const start = process.memoryUsage().rss;
-  peakRss = start;
+  rss.reset();
   const statuses: number[] = [];
   let first = 0;
   const done = new Promise<void>((resolve) =>
@@ -161,7 +159,7 @@ async function bigUploadServer(mode: BigMode): Promise<void> {
   );
   process.stdout.write(JSON.stringify({ port }) + '\n');
   await done;
-  const peak = Math.max(peakRss, process.memoryUsage().rss);
+  const peak = rss.peak();
   const row: BigUploadRow = {
     mode: BIG_MODES[mode],
     uploadBytes: 0,
@@ -173,8 +171,8 @@ async function bigUploadServer(mode: BigMode): Promise<void> {
     peakAboveStartMiB: mib(peak - start),
   };
   process.stdout.write(JSON.stringify(row) + '\n');
-  clearInterval(rssSampler);
-  await new Promise((r) => server.close(r));
+  rss.stop();
+  await close();
   await services.close();
 }
 
@@ -238,9 +236,7 @@ async function main(): Promise<void> {
     if (ids.length !== IMAGES) throw new Error(`the store holds ${ids.length} images, not ${IMAGES}`);
 
     const app = appOn(services, true);
-    const server = createServer(app);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { url, close } = await listen(app);
 
     const rng = createRng(IMAGES, 'load');
     const jsonInit = (body: unknown): RequestInit => ({
@@ -336,7 +332,7 @@ async function main(): Promise<void> {
         const { name, options } = endpoints[key]!;
         console.error(`autocannon: ${name}, ${CONNECTIONS} connections, ${DURATION} s`);
         const delay = monitorEventLoopDelay({ resolution: 10 });
-        peakRss = process.memoryUsage().rss;
+        rss.reset();
         delay.enable();
         const r = await autocannon({ ...options, connections: CONNECTIONS, duration: DURATION, workers: 1 });
         delay.disable();
@@ -356,18 +352,18 @@ async function main(): Promise<void> {
             Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]),
           ),
           eventLoopDelayP99Ms: round(delay.percentile(99) / 1e6, 1),
-          peakRssMiB: mib(peakRss),
+          peakRssMiB: mib(rss.peak()),
         });
       }
     } finally {
-      await new Promise((r) => server.close(r));
+      await close();
     }
     const big: BigUploadRow[] = [];
     if (BIG_UPLOADS > 0) {
       const jpeg = await bigJpeg();
       for (const mode of ['pool', 'request'] as const) big.push(await bigUploadBurst(mode, jpeg));
     }
-    clearInterval(rssSampler);
+    rss.stop();
     load.end = loadavg().map((x) => round(x));
 
     const failed = rows.filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0);
@@ -435,7 +431,7 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     } else console.log('PASS: no errors.');
   } finally {
-    clearInterval(rssSampler);
+    rss.stop();
     await services.close();
   }
 }

@@ -27,11 +27,12 @@
  * default) chooses the raw libraries built beside the store.
  *
  * Writes bench/results/search-scale-<points>.json and .md.
+ *
+ * One file over 400 lines on purpose: one benchmark, read top to bottom as its report is; the shared measuring
+ * helpers are in `harness.ts` and the vectors in `vectors.ts`.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,6 +46,7 @@ import { createRng } from '@lookalike/synth';
 import { pino } from 'pino';
 import usearch from 'usearch';
 import { gaussian, perturb, unit } from './vectors.js';
+import { latencySummary, listen, mib, round, rssSampler } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -79,15 +81,12 @@ interface ApiRow {
   errors: number;
 }
 
-let peakRss = process.memoryUsage().rss;
-const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
-const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
-const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+const rss = rssSampler();
 
+/** p50 and p99 of latencies in ms, to the microsecond. */
 function summary(ms: number[]) {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (p: number) => s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-  return { p50: round(at(50)), p99: round(at(99)) };
+  const { p50, p99 } = latencySummary(ms, 3);
+  return { p50, p99 };
 }
 
 /**
@@ -179,7 +178,7 @@ async function main(): Promise<void> {
     if (!reuse) await services.store.optimize!();
     const optimizeS = (performance.now() - t0) / 1000;
     await services.close();
-    const buildRss = mib(peakRss);
+    const buildRss = mib(rss.peak());
     t0 = performance.now();
     services = await createServices(config);
     const openS = (performance.now() - t0) / 1000;
@@ -220,6 +219,7 @@ async function main(): Promise<void> {
       const recallOf = (name: string, found: string[][]) =>
         round(
           found.reduce((s, f, i) => s + f.filter((id) => truth.get(name)![i]!.has(id)).length, 0) / (found.length * K),
+          3,
         );
       rows.push({
         engine: 'store, exact (scan of the float32 vectors)',
@@ -394,9 +394,7 @@ async function main(): Promise<void> {
     else {
       console.error('API: POST /v1/search { imageId } under autocannon...');
       const app = createApp({ config, logger: pino({ level: 'silent' }), ...servicesDeps(services), store });
-      const server = createServer(app);
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { url, close } = await listen(app);
       const requests = Array.from({ length: 1000 }, () => ({
         method: 'POST' as const,
         path: '/v1/search',
@@ -416,16 +414,16 @@ async function main(): Promise<void> {
           errors: r.errors,
         });
       }
-      await new Promise((r) => server.close(r));
+      await close();
       await services.close();
       out.api = api;
     }
   } finally {
-    clearInterval(rssSampler);
+    rss.stop();
     if (!values.data) await rm(dir, { recursive: true, force: true });
   }
   load.end = loadavg().map((x) => round(x, 2));
-  Object.assign(out, { rows, peakRssMiB: mib(peakRss), cores: availableParallelism(), loadAverage: load });
+  Object.assign(out, { rows, peakRssMiB: mib(rss.peak()), cores: availableParallelism(), loadAverage: load });
   const b = out.build as Record<string, number>;
   const md = [
     `Search at ${POINTS} points, ${DIM} dims (synthetic clustered vectors), ${QUERIES} queries, k ${K}, ` +
