@@ -4,7 +4,7 @@
  */
 import type { CaptionScreening, Point, TextEncoder } from '@lookalike/core';
 import type { CaptionScreen } from '@lookalike/screening';
-import type { Fresh } from './processor.js';
+import type { Fresh } from './dispatch.js';
 
 /** A new captioned image that screening flagged, as a run reports it. */
 export interface SuspiciousCaption {

@@ -8,6 +8,9 @@
  * What a collection holds is recorded in its metadata (a sidecar file beside a LanceDB table, the collection metadata
  * in Qdrant) under {@link RECORD_KEY}. A collection made before records existed is scanned once and recorded when its
  * points all come from one set of towers.
+ *
+ * One file over 400 lines on purpose: one state machine (a collection is recorded, filled, served, pruned) whose
+ * transitions read the same records; the re-index that fills a generation lives in `reindex.ts`.
  */
 import { hostname } from 'node:os';
 import {

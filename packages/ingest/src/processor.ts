@@ -1,18 +1,18 @@
 /**
- * The ingest job handlers. A run lists its source and fans out into batch jobs (`run.ts`); a batch reads each image,
- * skips those whose vectors already come from the current models and preprocessing, decodes and preprocesses the rest
- * on worker threads, embeds them with both towers, and upserts them. Ids are the sha256 of the bytes, so re-ingesting a
- * file never duplicates it, and a model change re-embeds. A bad file is recorded with its reason and never fails its
- * batch; store faults propagate so the job retries (upserts are idempotent).
+ * The ingest job handlers. A run lists its source and fans out into batch jobs (`run.ts`); a batch goes through its
+ * chunks in stages, each chunk's first stage running while the chunk before it holds the towers: `dispatch.ts` reads
+ * each image, skips those whose vectors already come from the current models and preprocessing, and decodes and
+ * preprocesses the rest on worker threads; then the towers embed them (and the quality model scores them,
+ * `tower-inputs.ts`), their captions are screened (`caption-screening.ts`), and they are grouped with their
+ * near-duplicates (`duplicates.ts`) and upserted. Ids are the sha256 of the bytes, so re-ingesting a file never
+ * duplicates it, and a model change re-embeds. A bad file is recorded with its reason and never fails its batch;
+ * store faults propagate so the job retries (upserts are idempotent).
  */
-import { createHash } from 'node:crypto';
 import {
-  isAppError,
   type CaptionScreening,
   type QualityScore,
   type QualityScorer,
   type EncoderRole,
-  type ErrorCode,
   type ImageEncoder,
   type Point,
   type PointPayload,
@@ -20,21 +20,14 @@ import {
   type TextEncoder,
   type VectorStore,
 } from '@lookalike/core';
-import {
-  PreprocessPool,
-  isPrepareFailure,
-  type DecodeLimits,
-  type ImagePreparer,
-  type PreparedImage,
-  type PrepareOutcome,
-} from '@lookalike/imaging';
+import { PreprocessPool, type DecodeLimits, type ImagePreparer } from '@lookalike/imaging';
 import type { IngestItem, JobHandlers } from '@lookalike/queue';
 import type { CaptionScreen } from '@lookalike/screening';
 import type { FetchLimits } from './fetch-url.js';
 import { groupDuplicates, type DuplicateJoin, type DuplicatePolicy, type Grouping } from './duplicates.js';
 import { screenCaptions, tallyScreenings, type SuspiciousCaption } from './caption-screening.js';
 import { gradeQuality, tallyQuality, type LowQualityImage } from './quality.js';
-import { readOriginal } from './originals.js';
+import { createDispatch, handled, type Fresh, type IngestFailure, type Seen } from './dispatch.js';
 import { ingestRunHandler } from './run.js';
 import { TowerInputs } from './tower-inputs.js';
 import { embeddedBy, provenanceOf, towersOf } from './towers.js';
@@ -81,15 +74,7 @@ export interface IngestDeps {
   now?: () => Date;
 }
 
-/** Why an image was not ingested: an image or limit code from `@lookalike/core`, or `READ_FAILED`. */
-export type IngestFailureCode = ErrorCode | 'READ_FAILED';
-
-/** One image that could not be ingested, and why. */
-export interface IngestFailure {
-  location: string;
-  code: IngestFailureCode;
-  reason: string;
-}
+export type { Fresh, IngestFailure, IngestFailureCode } from './dispatch.js';
 
 /** What a batch job returns (and reports as progress). */
 export interface BatchResult {
@@ -123,45 +108,6 @@ export type IngestHandlers = Pick<Required<JobHandlers>, 'ingest-run' | 'ingest-
    */
   close(): Promise<void>;
 };
-
-/** An item whose bytes were read and hashed. */
-interface Read {
-  item: IngestItem;
-  id: string;
-  /** Moved to a preprocessing thread when decoded: read `size`, not `bytes.length`, afterwards. */
-  bytes: Uint8Array;
-  size: number;
-}
-
-/** An image to embed: one item per distinct fresh id. */
-export interface Fresh {
-  item: IngestItem;
-  id: string;
-  size: number;
-  image: PreparedImage;
-  ingestedAt: string | undefined;
-  /** The group a re-embedded image already had. */
-  duplicates?: PointPayload['duplicates'];
-  /** The caption and screening a re-embedded image had (a review of the same caption carries over). */
-  previous?: Pick<PointPayload, 'caption' | 'screening'>;
-}
-
-/** The ids of a batch so far, each with its failure (undefined for a good image) once that is known. */
-type Seen = Map<string, Promise<IngestFailure | undefined>>;
-
-/** Marks a promise as handled so that it may reject before it is awaited (it still rejects when awaited). */
-function handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
-}
-
-/** A chunk read, checked against the store and preprocessed, ready to embed. */
-interface Staged {
-  fresh: Fresh[];
-  skipped: number;
-  failed: IngestFailure[];
-  ids: string[];
-}
 
 /**
  * The stored point of an embedded image: its vectors, what the item said of it (caption, labels, metadata, its
@@ -203,33 +149,6 @@ export function pointOf(
   };
 }
 
-function failure(location: string, error: unknown): IngestFailure {
-  return {
-    location,
-    code: isAppError(error) ? error.code : 'READ_FAILED',
-    reason: error instanceof Error ? error.message : String(error),
-  };
-}
-
-/** Reads and hashes one item; every failure is returned as a reason, never thrown. */
-async function read(item: IngestItem, deps: IngestDeps): Promise<Read | IngestFailure> {
-  try {
-    const bytes = await readOriginal(item.location, {
-      roots: deps.roots,
-      fetch: deps.fetch,
-      ...(deps.decode?.maxBytes === undefined ? {} : { maxBytes: deps.decode.maxBytes }),
-    });
-    const id = createHash('sha256').update(bytes).digest('hex');
-    return { item, id, bytes, size: bytes.length };
-  } catch (error) {
-    return failure(item.location, error);
-  }
-}
-
-function isFailure<T extends object>(x: T | IngestFailure): x is IngestFailure {
-  return 'reason' in x;
-}
-
 /** The ingest handlers for the job runners (BullMQ workers or in-process). */
 export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   const now = deps.now ?? (() => new Date());
@@ -249,81 +168,16 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
     ));
   };
 
-  const upToDate = (e: PointPayload['embeddings'] | undefined): boolean => embeddedBy(e, towers);
-
-  /**
-   * Reads a chunk, drops what is already stored or came earlier in the batch, and hands the rest to the preparer.
-   * Resolves once the work is handed over; `ready` resolves when the images are decoded and preprocessed. `seen`
-   * maps the ids of the batch so far to their failure (undefined for a good image), once that is known.
-   */
-  async function dispatch(items: readonly IngestItem[], seen: Seen): Promise<{ ready: Promise<Staged> }> {
-    const reads = await Promise.all(items.map((it) => read(it, deps)));
-    const byId = new Map<string, Read[]>();
-    for (const r of reads) if (!isFailure(r)) byId.set(r.id, [...(byId.get(r.id) ?? []), r]);
-    const unseen = [...byId.keys()].filter((id) => !seen.has(id));
-    const existing = new Map((await deps.store.get(unseen)).map((p) => [p.id, p]));
-    const toPrepare = unseen.filter((id) => !upToDate(existing.get(id)?.payload.embeddings));
-    const firsts = toPrepare.map((id) => byId.get(id)![0]!);
-    const outcomes = handled(
-      firsts.length
-        ? preparer().prepare(
-            firsts.map((r) => r.bytes),
-            specs,
-            deps.decode,
-            mode,
-          )
-        : Promise.resolve([]),
-    );
-    for (const id of unseen) seen.set(id, Promise.resolve(undefined));
-    firsts.forEach((r, k) => {
-      const failed = (o: PrepareOutcome[]): IngestFailure | undefined => {
-        const outcome = o[k]!;
-        return isPrepareFailure(outcome) ? { location: r.item.location, ...outcome } : undefined;
-      };
-      // A preparer fault fails the batch through `ready`; here it only means "no known failure".
-      seen.set(
-        r.id,
-        outcomes.then(failed, () => undefined),
-      );
-    });
-    const ready = handled(
-      (async (): Promise<Staged> => {
-        const prepared = await outcomes;
-        const fresh: Fresh[] = [];
-        firsts.forEach((r, k) => {
-          const image = prepared[k]!;
-          const stored = existing.get(r.id)?.payload;
-          if (!isPrepareFailure(image))
-            fresh.push({
-              item: r.item,
-              id: r.id,
-              size: r.size,
-              image,
-              ingestedAt: stored?.ingestedAt,
-              ...(stored?.duplicates ? { duplicates: stored.duplicates } : {}),
-              ...(stored ? { previous: { caption: stored.caption, screening: stored.screening } } : {}),
-            });
-        });
-        // Copies of a file that failed fail with it; other copies, and stored files, are skipped.
-        const staged: Staged = { fresh, skipped: 0, failed: [], ids: [] };
-        const freshItems = new Set(fresh.map((f) => f.item));
-        for (const r of reads) {
-          if (isFailure(r)) {
-            staged.failed.push(r);
-            continue;
-          }
-          const failedAs = await seen.get(r.id);
-          if (failedAs) staged.failed.push({ ...failedAs, location: r.item.location });
-          else {
-            staged.ids.push(r.id);
-            if (!freshItems.has(r.item)) staged.skipped++;
-          }
-        }
-        return staged;
-      })(),
-    );
-    return { ready };
-  }
+  const dispatch = createDispatch({
+    store: deps.store,
+    roots: deps.roots,
+    fetch: deps.fetch,
+    decode: deps.decode,
+    upToDate: (e) => embeddedBy(e, towers),
+    preparer,
+    specs,
+    mode,
+  });
 
   /** The tail of this process's grouped upserts: one chunk is looked up and stored at a time. */
   let grouping: Promise<unknown> = Promise.resolve();

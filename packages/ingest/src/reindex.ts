@@ -34,7 +34,7 @@ import {
   type ReindexTotals,
 } from '@lookalike/queue';
 import type { FetchLimits } from './fetch-url.js';
-import type { IngestFailureCode } from './processor.js';
+import type { IngestFailureCode } from './dispatch.js';
 import { reindexPageJobId, reindexRunId, type Generations } from './generations.js';
 import { readOriginal, type OriginalLimits } from './originals.js';
 import { TowerInputs } from './tower-inputs.js';
