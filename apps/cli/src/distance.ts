@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ENCODER_ROLES, ValidationError, loadConfig } from '@lookalike/core';
-import { DistanceService, type DistanceResult, type ImageRef } from '@lookalike/distance';
-import { SearchService } from '@lookalike/search';
-import { createServices, type Services } from '@lookalike/services';
+import type { DistanceResult, ImageRef } from '@lookalike/distance';
+import { createServices, queryServices, type Services } from '@lookalike/services';
 
 const IMAGE_ID = /^[0-9a-f]{64}$/;
 
@@ -21,21 +20,7 @@ async function sideOf(arg: string): Promise<ImageRef> {
 
 /** Both towers' distances of two images, each a file or a stored image's id. */
 export async function compareImages(services: Services, a: string, b: string): Promise<DistanceResult> {
-  const { config, store, encoders, text, preparer, calibrations } = services;
-  const search = new SearchService({
-    store,
-    encoders,
-    text,
-    decode: { maxBytes: config.images.maxBytes, maxPixels: config.images.maxPixels, allowSvg: config.images.allowSvg },
-    preprocess: config.images.preprocess,
-    preparer,
-  });
-  const distance = new DistanceService({
-    store,
-    embedUpload: (bytes, roles) => search.embedUpload(bytes, roles),
-    models: { robust: encoders.robust.info.id, clean: encoders.clean.info.id },
-    calibrations,
-  });
+  const { distance } = queryServices(services);
   return distance.compare(await sideOf(a), await sideOf(b));
 }
 

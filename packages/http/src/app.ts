@@ -1,8 +1,7 @@
 import { join, resolve } from 'node:path';
 import { AppError } from '@lookalike/core';
-import { DistanceService, DuplicateGroups } from '@lookalike/distance';
-import { SearchService } from '@lookalike/search';
-import { uploadsDir } from '@lookalike/services';
+import { DuplicateGroups } from '@lookalike/distance';
+import { queryServices, uploadsDir, type QueryDeps } from '@lookalike/services';
 import { clientRoutes, contentSecurityPolicy as uiContentSecurityPolicy } from '@lookalike/web';
 import express, { type Express } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
@@ -31,6 +30,22 @@ export type { AppDeps, ReadinessCheck, RouteContext } from './context.js';
 export { servicesDeps } from './context.js';
 
 const NO_CALIBRATIONS = "the API was started without the towers' calibrations";
+
+/** The query side's pieces from the app's dependencies (a search service given is reused). */
+function queryDeps(deps: AppDeps): QueryDeps {
+  return {
+    config: deps.config,
+    store: deps.store,
+    encoders: deps.encoders,
+    text: deps.text,
+    preparer: deps.preparer,
+    search: deps.search,
+    calibrations: deps.calibrations ?? {
+      robust: { status: 'uncalibrated', reason: NO_CALIBRATIONS },
+      clean: { status: 'uncalibrated', reason: NO_CALIBRATIONS },
+    },
+  };
+}
 
 /**
  * Builds the Express application: the search API under `/v1`, operations endpoints (`/healthz`, `/readyz`,
@@ -61,37 +76,12 @@ export function createApp(deps: AppDeps): Express {
   const metrics = createMetrics(deps.runner);
   app.use(metrics.middleware);
 
-  const search =
-    deps.search ??
-    new SearchService({
-      store: deps.store,
-      encoders: deps.encoders,
-      text: deps.text,
-      // The services' collections index `screening.verdict` (INDEXED_FIELDS) whether or not screening is on.
-      screened: true,
-      decode: {
-        maxBytes: config.images.maxBytes,
-        maxPixels: config.images.maxPixels,
-        allowSvg: config.images.allowSvg,
-      },
-      preprocess: config.images.preprocess,
-      ...(deps.preparer ? { preparer: deps.preparer } : {}),
-    });
+  const query = queryServices(queryDeps(deps));
+  const search = query.search;
+  const distance = deps.distance ?? query.distance;
   deps.runner.events.on('completed', (_id, name, result) => {
     if (name === 'ingest-batch' && (result as { done?: number } | undefined)?.done !== 0) search.invalidate();
   });
-
-  const distance =
-    deps.distance ??
-    new DistanceService({
-      store: deps.store,
-      embedUpload: (bytes, roles) => search.embedUpload(bytes, roles),
-      models: { robust: deps.encoders.robust.info.id, clean: deps.encoders.clean.info.id },
-      calibrations: deps.calibrations ?? {
-        robust: { status: 'uncalibrated', reason: NO_CALIBRATIONS },
-        clean: { status: 'uncalibrated', reason: NO_CALIBRATIONS },
-      },
-    });
 
   const uploads = resolve(uploadsDir(config));
   const ctx: RouteContext = {

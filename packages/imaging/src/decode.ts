@@ -30,6 +30,11 @@ export interface DecodeLimits {
   allowSvg?: boolean;
 }
 
+/** The decode limits of a configuration's image intake (MAX_UPLOAD_BYTES… in `config.images`), and nothing else. */
+export function decodeLimitsOf(images: Required<DecodeLimits>): Required<DecodeLimits> {
+  return { maxBytes: images.maxBytes, maxPixels: images.maxPixels, allowSvg: images.allowSvg };
+}
+
 /** The limits {@link decodeImage} applies when none are given. */
 export const DEFAULT_LIMITS: Readonly<Required<DecodeLimits>> = {
   maxBytes: 25 * 1024 * 1024,

@@ -4,6 +4,7 @@
  */
 export {
   decodeImage,
+  decodeLimitsOf,
   declaredPixels,
   sniffFormat,
   DEFAULT_LIMITS,

@@ -21,7 +21,7 @@ import { PixelSpaceModel } from '@lookalike/attacks';
 import { createAuditHandlers, FileAuditStore, type QualityGate } from '@lookalike/audit';
 import { CALIBRATION_FILE, loadCalibration, type CalibrationState } from '@lookalike/distance';
 import { ModelRegistry, OnnxImageEncoder, OnnxTextEncoder } from '@lookalike/encoder';
-import { PreprocessPool, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
+import { PreprocessPool, decodeLimitsOf, preprocessHash, type ImagePreparer } from '@lookalike/imaging';
 import {
   createIngestHandlers,
   createReindexHandlers,
@@ -143,11 +143,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     indexedFields: INDEXED_FIELDS,
   };
   const roots = [...config.ingest.roots, uploadsDir(config)];
-  const decode = {
-    maxBytes: config.images.maxBytes,
-    maxPixels: config.images.maxPixels,
-    allowSvg: config.images.allowSvg,
-  };
+  const decode = decodeLimitsOf(config.images);
   const fetchLimits = {
     maxBytes: config.ingest.fetchMaxBytes,
     timeoutMs: config.ingest.fetchTimeoutMs,
@@ -384,6 +380,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
 }
 
 export { auditDefaults, captionScreen, duplicatePolicy } from './policies.js';
+export { queryServices, type QueryDeps } from './query.js';
 export type { ReindexControl, ServiceOptions, Services } from './types.js';
 export { GenerationStore, type GenerationStoreOptions } from './generation-store.js';
 export { ReindexRequiredError } from '@lookalike/ingest';

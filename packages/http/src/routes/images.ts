@@ -3,7 +3,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { AppError, ERROR_CODES, NotFoundError, ValidationError, type ErrorCode, type JobStatus } from '@lookalike/core';
-import { decodeImage, type DecodeLimits } from '@lookalike/imaging';
+import { decodeImage, decodeLimitsOf, type DecodeLimits } from '@lookalike/imaging';
 import type { BatchResult } from '@lookalike/ingest';
 import type { JobRunner } from '@lookalike/queue';
 import { z } from 'zod';
@@ -219,11 +219,7 @@ export function imageRoutes({
           { path: 'image', message: 'required' },
         ]);
       const fields = parse(uploadFieldsSchema, req.body ?? {}, 'upload form');
-      const { id, location } = await saveUpload(req.file.buffer, uploadsDir, {
-        maxBytes: config.images.maxBytes,
-        maxPixels: config.images.maxPixels,
-        allowSvg: config.images.allowSvg,
-      });
+      const { id, location } = await saveUpload(req.file.buffer, uploadsDir, decodeLimitsOf(config.images));
       const runId = `upload-${randomUUID()}`;
       const item = {
         location,
