@@ -23,6 +23,9 @@
  * bench/results/quality.md and prints the tables.
  *
  *   npm run bench:quality [-- --count 2000 --seed 20261 --queries 400 --attack-queries 50 --models models]
+ *
+ * One file over 400 lines on purpose: one benchmark, read top to bottom as its report is (set-up, each measured
+ * part, the tables); the metrics themselves are in `quality-metrics.ts`, with tests.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

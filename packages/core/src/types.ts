@@ -1,6 +1,9 @@
 /**
  * Domain types shared by every Lookalike package. Vectors are `Float32Array`s; ids of images are the lowercase hex
  * sha256 of their bytes, so the same file always maps to the same point.
+ *
+ * One file over 400 lines on purpose: the shared vocabulary, types and constants only, no behaviour; one place
+ * to read what a payload, an audit or a job result holds.
  */
 
 /** The two image towers every image is embedded with. */

@@ -1,3 +1,12 @@
+/**
+ * The embedded vector store (`VectorStore` on one machine, no services): a LanceDB table per collection is the
+ * source of truth, and a {@link VectorIndex} beside it answers searches; every read catches the index up from the
+ * table's write sequence first, so a crash or another writing process loses nothing from search, and a background
+ * optimize compacts the table and snapshots the index.
+ *
+ * One file over 400 lines on purpose: it is one class, the port's methods and the catch-up they all go through;
+ * the filter translation (`where.ts`), the index (`vector-index.ts`) and the collection metadata live apart.
+ */
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';

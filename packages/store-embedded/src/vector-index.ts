@@ -4,6 +4,9 @@
  * field values with posting lists for keyword and bool fields. Points live in slots; a slot's usearch key is its
  * number. The LanceDB table stays the source of truth: this index is persisted beside it as a snapshot that records
  * the write sequence number it covers, and the store catches it up from the table (see `EmbeddedVectorStore`).
+ *
+ * One file over 400 lines on purpose: one data structure (slots, the usearch graphs, the float32 rows, payloads
+ * and posting lists) whose invariants every method keeps together; splitting it would spread them over files.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';

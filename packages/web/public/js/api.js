@@ -1,6 +1,9 @@
 /**
  * The Lookalike API as the UI uses it. Every failure becomes an {@link ApiError} carrying the API's own
  * `error.code` and `error.message`, so the page can show what the server said.
+ *
+ * Over 400 lines on purpose: more than half of them are JSDoc (the types of the API's answers, which the UI's type
+ * check reads); the calls themselves are one small function per endpoint.
  */
 
 /** @typedef {import('./state.js').Filter} Filter */

@@ -3,6 +3,9 @@
  * first, each as a row of its members with the distance each joined at and its review. "Keep this one" keeps a
  * member and marks the others as duplicates; nothing is deleted. `?unreviewed=true` lists only groups with members
  * nobody reviewed yet, `?offset=` pages.
+ *
+ * One file over 400 lines on purpose: one page (its list, its group rows and the review actions they share);
+ * the API calls, DOM helpers and formatting are in `api.js`, `dom.js` and `format.js`.
  */
 import * as api from './api.js';
 import { h, replace } from './dom.js';
