@@ -5,6 +5,9 @@ import { readModel, writeModel } from './onnx.js';
 import { A, makeTensor, n, tinyModel, type TinyGraph } from './testing.js';
 import { buildVjpModel } from './vjp.js';
 
+// The VJP graph builder against two independent oracles (finite differences, the transpose of affine maps), one
+// tiny graph per op family. Over 400 lines on purpose: one table of graphs and their checks, read as a list.
+
 const N = 2;
 
 function rand(len: number, seed: number, scale = 1, offset = -0.5): Float32Array {

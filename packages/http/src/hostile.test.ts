@@ -4,6 +4,8 @@
  * result, a good image in the same sequence or batch still succeeds, nothing is fetched from private addresses,
  * and the process's memory stays bounded. Complements routes/search.test.ts and routes/ingest.test.ts, which cover
  * text, BMP, truncated PNG, empty and header-bomb uploads to search and `../` / symlinked ingest roots.
+ *
+ * Over 400 lines on purpose: one catalogue of hostile inputs against one server, read as a list.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';

@@ -22,6 +22,7 @@ import { createApp } from '../src/app.js';
 
 // The web UI as people use it: the real API (embedded store, the committed tiny towers, in-process jobs) over a
 // 40-image synthetic catalog, driven in the system Chromium (`@lookalike/testkit`). Screenshots land in test-artifacts/ui/ for review.
+// Over 400 lines on purpose: one tour of the UI over one shared catalog and browser, page by page.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/ui/', import.meta.url));
 const K = 12;
