@@ -73,9 +73,11 @@ that best separates targets under {m0['calibration']['lowBelow']:g} (balanced ac
 
 Aim: SRCC ≥ 0.9 — {'met' if best >= 0.9 else 'missed'} (best {best:.3f}). JPEG is the weak kind: at the towers'
 {m0['input']['size']} px a 256 px photo's 8 × 8 compression blocks are three pixels wide; a quality model that
-reads them needs a native-resolution crop beside the tower input. A head alone on the frozen embedding reached SRCC
-0.69 (robust) and 0.74 (clean) on the tuning seed; LoRA rank 8 for 6 epochs 0.76, rank 16 for 10 epochs 0.77 (6,000
-images). Held-out numbers (seed 41), the gate under attack and the ingest cost: `npm run bench:quality-score`.
+reads them needs a native-resolution crop beside the tower input. A head alone on the frozen tower
+(`train_quality.py --rank 0`, the same 12,000 images and budget) reached SRCC 0.63 (robust) and 0.70 (clean) on the
+tuning seed (0.69 / 0.74 in an earlier exploratory run on 6,000 images with another head); LoRA rank 8 for 6 epochs
+0.76, rank 16 for 10 epochs 0.77 (6,000 images). Held-out, the head alone on the robust tower moves 0.21 under the
+audit's attack against 0.60 with the adapters, yet loses 87.5 % of its decisions (`bench:quality-score`). Held-out numbers (seed 41), the gate under attack and the ingest cost: `npm run bench:quality-score`.
 """
 
 
