@@ -195,7 +195,7 @@ export function createIngestHandlers(deps: IngestDeps): IngestHandlers {
   ): Promise<{ grouping: Grouping | undefined; points: Point[] } | undefined> {
     if (fresh.length === 0) return undefined;
     const images = fresh.map((f) => f.image);
-    const [vectors, scores] = await Promise.all([inputs.embed(images), inputs.score(images)]);
+    const { vectors, scores } = await inputs.run(images);
     const qualities = gradeQuality(deps.quality, scores, fresh.length);
     const screenings = await screenCaptions(deps.screening, fresh, vectors);
     const points = fresh.map((f, i) => pointOf(f, vectors[i]!, provenance, now, screenings[i], qualities[i]));

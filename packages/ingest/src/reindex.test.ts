@@ -174,8 +174,8 @@ async function all(store: VectorStore, withVectors = false): Promise<StoredPoint
 async function embeddingOf(encoders: Record<EncoderRole, ImageEncoder>, location: string) {
   const inputs = new TowerInputs(encoders);
   const [prepared] = await preparer.prepare([new Uint8Array(await readFile(location))], inputs.specs, {}, 'fast');
-  const [vectors] = await inputs.embed([prepared as never]);
-  return vectors!;
+  const { vectors } = await inputs.run([prepared as never]);
+  return vectors[0]!;
 }
 
 const towersOfNext = (): Towers => towersOf(next, 'fast');

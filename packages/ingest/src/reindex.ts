@@ -361,7 +361,7 @@ export function createReindexHandlers(deps: ReindexDeps): Pick<Required<JobHandl
       });
       if (fresh.length) {
         const images = fresh.map((f) => f.image);
-        const [vectors, scores] = await Promise.all([inputs.embed(images), inputs.score(images)]);
+        const { vectors, scores } = await inputs.run(images);
         const qualities = gradeQuality(deps.quality, scores, fresh.length);
         const points: Point[] = fresh.map(({ point }, i) => ({
           id: point.id,

@@ -36,21 +36,24 @@ export class TowerInputs {
     if (scorer) this.scorerSpec = add(scorer.info);
   }
 
-  /** Both towers' vectors of each image, in order; the images were prepared for {@link specs}. */
-  async embed(images: readonly PreparedImage[]): Promise<Point['vectors'][]> {
-    if (images.length === 0) return [];
-    const batch = (j: number) => this.batch(images, j);
-    const vectors = await Promise.all(ENCODER_ROLES.map((r) => this.encoders[r].embed(batch(this.specOf[r]))));
-    return images.map(
-      (_, i) => Object.fromEntries(ENCODER_ROLES.map((r, k) => [r, vectors[k]![i]!])) as Point['vectors'],
-    );
-  }
-
-  /** The quality model's score of each image, in order; undefined without a quality model. */
-  async score(images: readonly PreparedImage[]): Promise<number[] | undefined> {
-    if (!this.scorer) return undefined;
-    if (images.length === 0) return [];
-    return this.scorer.score(this.batch(images, this.scorerSpec));
+  /**
+   * Both towers' vectors of each image, in order, and the quality model's score of each (undefined without a quality
+   * model); the images were prepared for {@link specs}. Each distinct spec's pixels are stacked once, whichever
+   * models read them.
+   */
+  async run(images: readonly PreparedImage[]): Promise<{ vectors: Point['vectors'][]; scores: number[] | undefined }> {
+    if (images.length === 0) return { vectors: [], scores: this.scorer ? [] : undefined };
+    const batches = this.specs.map((_, j) => this.batch(images, j));
+    const [vectors, scores] = await Promise.all([
+      Promise.all(ENCODER_ROLES.map((r) => this.encoders[r].embed(batches[this.specOf[r]]!))),
+      this.scorer?.score(batches[this.scorerSpec]!),
+    ]);
+    return {
+      vectors: images.map(
+        (_, i) => Object.fromEntries(ENCODER_ROLES.map((r, k) => [r, vectors[k]![i]!])) as Point['vectors'],
+      ),
+      scores,
+    };
   }
 
   /** `[N, 3, S, S]` in [0,1] for spec `j`, stacked from the images' own arrays. */
