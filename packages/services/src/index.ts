@@ -202,55 +202,40 @@ export async function createServices(config: Config, options: ServiceOptions = {
         .catch((err: unknown) => logger.warn({ err }, 'The caption screen could not refit after the re-index.')),
   });
 
-  // The audit's attackers: each tower's VJP model, built on first use and cached under DATA_DIR/cache/vjp.
+  // The audit's attackers: each tower's VJP model, and each tower's quality model as a score model, built on first
+  // use and cached under DATA_DIR/cache/vjp, on the tower's preprocessing.
+  const attacker = (
+    role: EncoderRole,
+    manifest: { id: string; files: { model: { path: string } }; output: { normalized: boolean } },
+    output: 'embedding' | 'score',
+  ) =>
+    PixelSpaceModel.open(
+      manifest.id,
+      registry.file(manifest.id, manifest.files.model),
+      encoders[role].info.preprocess,
+      {
+        cacheDir: join(config.paths.data, 'cache', 'vjp'),
+        threads: config.encoder.threads,
+        outputNormalized: manifest.output.normalized,
+        output,
+      },
+    );
+  const perRole = async <T>(open: (role: EncoderRole) => Promise<T>): Promise<Record<EncoderRole, T>> => {
+    const opened = await Promise.all(ENCODER_ROLES.map(open));
+    return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<EncoderRole, T>;
+  };
   let models: Promise<Record<EncoderRole, PixelSpaceModel>> | undefined;
-  const openModels = async (): Promise<Record<EncoderRole, PixelSpaceModel>> => {
-    const opened = await Promise.all(
-      ENCODER_ROLES.map((role) => {
-        const manifest = registry.image(modelIds[role]);
-        return PixelSpaceModel.open(
-          manifest.id,
-          registry.file(manifest.id, manifest.files.model),
-          encoders[role].info.preprocess,
-          {
-            cacheDir: join(config.paths.data, 'cache', 'vjp'),
-            threads: config.encoder.threads,
-            outputNormalized: manifest.output.normalized,
-          },
-        );
-      }),
-    );
-    return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<EncoderRole, PixelSpaceModel>;
-  };
-  // The audit's quality gates: each tower's quality model as an attacker sees it (a score model), at the threshold
-  // ingest grades with (QUALITY_THRESHOLD for QUALITY's tower, else the model's fitted one).
+  const openModels = () => perRole((role) => attacker(role, registry.image(modelIds[role]), 'embedding'));
+  // The gates grade at the threshold ingest grades with (QUALITY_THRESHOLD for QUALITY's tower, else the model's).
   let gates: Promise<Record<EncoderRole, QualityGate | string>> | undefined;
-  const openGates = async (): Promise<Record<EncoderRole, QualityGate | string>> => {
-    const opened = await Promise.all(
-      ENCODER_ROLES.map(async (role): Promise<QualityGate | string> => {
-        const manifest = registry.findQuality(modelIds[role]);
-        if (typeof manifest === 'string') return manifest;
-        await registry.verify(manifest.id);
-        const model = await PixelSpaceModel.open(
-          manifest.id,
-          registry.file(manifest.id, manifest.files.model),
-          encoders[role].info.preprocess,
-          {
-            cacheDir: join(config.paths.data, 'cache', 'vjp'),
-            threads: config.encoder.threads,
-            outputNormalized: false,
-            output: 'score',
-          },
-        );
-        const threshold = scorer?.info.tower === role ? scorer.info.threshold : manifest.threshold;
-        return { model, threshold };
-      }),
-    );
-    return Object.fromEntries(ENCODER_ROLES.map((r, i) => [r, opened[i]!])) as Record<
-      EncoderRole,
-      QualityGate | string
-    >;
-  };
+  const openGates = () =>
+    perRole(async (role): Promise<QualityGate | string> => {
+      const manifest = registry.findQuality(modelIds[role]);
+      if (typeof manifest === 'string') return manifest;
+      await registry.verify(manifest.id);
+      const threshold = scorer?.info.tower === role ? scorer.info.threshold : manifest.threshold;
+      return { model: await attacker(role, manifest, 'score'), threshold };
+    });
   // The audit reads a query's original as a re-index does: the same roots, SSRF rules and byte limit.
   const readImage = (payload: PointPayload): Promise<Uint8Array> =>
     readOriginal(payload.source, { roots, fetch: fetchLimits, maxBytes: decode.maxBytes });
