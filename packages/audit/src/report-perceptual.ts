@@ -1,9 +1,7 @@
 /** The perceptual part of the HTML report: 2AFC accuracy, the attacks on the duplicate decision, flipped decisions. */
 import { ENCODER_ROLES, type AuditResult, type PerceptualAudit, type TwoAfcMetrics } from '@lookalike/core';
+import { esc, pct } from './report-format.js';
 
-const esc = (s: unknown): string =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)} %`);
 const budget = (m: { norm: 'linf' | 'l2'; epsilon: number }) =>
   m.norm === 'linf' ? `ℓ∞ ${Math.round(m.epsilon * 255)}/255` : `ℓ2 ${m.epsilon.toPrecision(3)}`;
 

@@ -1,9 +1,6 @@
 /** The quality part of the HTML report: each tower's quality gate, its right decisions, and those an attack flips. */
 import { type AuditResult, type QualityAudit } from '@lookalike/core';
-
-const esc = (s: unknown): string =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)} %`);
+import { esc, pct } from './report-format.js';
 
 /** The one-sentence result: the share of right decisions each gate loses at ℓ∞ 4/255, or undefined without one. */
 export function qualityHeadline(q: QualityAudit | undefined): string | undefined {

@@ -13,9 +13,7 @@ import { curveSpec, renderSvg, trendSpec, type CurvePoint } from './charts.js';
 import { exampleEpsilon } from './batch.js';
 import { perceptualSection } from './report-perceptual.js';
 import { qualitySection } from './report-quality.js';
-
-const esc = (s: unknown): string =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+import { esc, pct } from './report-format.js';
 
 /** ε as a fraction of 255 when it is one (4/255), else as a decimal. */
 export function formatEpsilon(eps: number): string {
@@ -23,7 +21,6 @@ export function formatEpsilon(eps: number): string {
   const n = eps * 255;
   return Math.abs(n - Math.round(n)) < 1e-6 ? `${Math.round(n)}/255` : eps.toPrecision(3);
 }
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)} %`);
 const num = (x: number | undefined, digits = 3) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits));
 
 const ROWS: { label: string; value: (m: AuditMetrics) => string; better: 'higher' | 'lower' }[] = [
