@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { project, runAttack, type AttackConfig } from './attack.js';
 import { PixelSpaceModel } from './model.js';
 import { seededRandom } from './random.js';
+import { directionalDerivatives } from './testing.js';
 
 // The committed tiny clean tower (not robust: attacks move it easily) and held-out catalog images.
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -85,27 +86,8 @@ describe(PixelSpaceModel.name, () => {
           : Float32Array.from({ length: anchors.length }, (_, i) => anchors[(i + model.dim) % anchors.length]!);
       const at = Float32Array.from(x, (v) => Math.min(1, Math.max(0, v + (random() - 0.5) * 0.02)));
       const { grad } = await model.evaluate(at, N, target, goal);
-      const dir = Float32Array.from(at, () => (random() < 0.5 ? -1 : 1));
-      const h = 1e-3;
-      const plus = await model.lossOf(
-        Float32Array.from(at, (v, i) => v + h * dir[i]!),
-        N,
-        target,
-        goal,
-      );
-      const minus = await model.lossOf(
-        Float32Array.from(at, (v, i) => v - h * dir[i]!),
-        N,
-        target,
-        goal,
-      );
-      const per = x.length / N;
-      for (let q = 0; q < N; q++) {
-        let analytic = 0;
-        for (let i = q * per; i < (q + 1) * per; i++) analytic += grad![i]! * dir[i]!;
-        const numeric = (plus.loss[q]! - minus.loss[q]!) / (2 * h);
+      for (const { analytic, numeric } of await directionalDerivatives(model, at, N, target, goal, grad!, random))
         expect(Math.abs(analytic - numeric)).toBeLessThan(0.02 * Math.abs(analytic) + 1e-3);
-      }
     }
   });
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAttack } from './attack.js';
 import { PixelSpaceModel } from './model.js';
 import { seededRandom } from './random.js';
+import { directionalDerivatives } from './testing.js';
 
 // The committed quality model made from the clean tower (a score model: one number per image), attacked through
 // the VJP graph of its ONNX file, and held-out catalog photos.
@@ -56,27 +57,8 @@ describe('a score model', () => {
         expect(embedding[q]).toBeCloseTo(plain[q]!, 5);
         expect(loss[q]).toBeCloseTo((goal === 'raise' ? 1 : -1) * plain[q]!, 5);
       }
-      const dir = Float32Array.from(at, () => (random() < 0.5 ? -1 : 1));
-      const h = 1e-3;
-      const plus = await model.lossOf(
-        Float32Array.from(at, (v, i) => v + h * dir[i]!),
-        N,
-        none,
-        goal,
-      );
-      const minus = await model.lossOf(
-        Float32Array.from(at, (v, i) => v - h * dir[i]!),
-        N,
-        none,
-        goal,
-      );
-      const per = x.length / N;
-      for (let q = 0; q < N; q++) {
-        let analytic = 0;
-        for (let i = q * per; i < (q + 1) * per; i++) analytic += grad![i]! * dir[i]!;
-        const numeric = (plus.loss[q]! - minus.loss[q]!) / (2 * h);
+      for (const { analytic, numeric } of await directionalDerivatives(model, at, N, none, goal, grad!, random))
         expect(Math.abs(analytic - numeric)).toBeLessThan(0.02 * Math.abs(analytic) + 1e-3);
-      }
     }
   });
 
