@@ -1,4 +1,5 @@
 /** The search requests: JSON (by id or text) and multipart (by image). */
+import { QUALITY_FILTERS } from '@lookalike/search';
 import { z } from 'zod';
 import {
   MAX_TEXT_LENGTH,
@@ -11,7 +12,7 @@ import {
 } from './common.js';
 
 /** `quality`: which images by the quality grade ingest gave them. */
-export const qualitySchema = z.enum(['any', 'ok', 'low']).meta({
+export const qualitySchema = z.enum(QUALITY_FILTERS).meta({
   description:
     'Which images by the quality grade ingest gave them: `ok` leaves out the photos graded `low` (blurred, noisy, ' +
     'compressed hard, badly exposed or flat; images never scored stay in), `low` returns only those, `any` (the ' +
