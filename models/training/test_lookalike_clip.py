@@ -196,6 +196,23 @@ class ConvTowerChecks(unittest.TestCase):
                 got = OnnxModule(path)(x)
             self.assertLess((want - got).abs().max().item(), 1e-5)
 
+    def test_a_tower_rebuilt_from_its_export_computes_the_same_function(self) -> None:
+        from lookalike_clip.from_onnx import conv_tower_from_onnx
+
+        tower = self._tower()
+        with tempfile.TemporaryDirectory() as tmp:
+            export_image_tower(tower, os.path.join(tmp, "model.onnx"))
+            arch = {"family": "CNN", **tower.cfg.__dict__, "widths": list(tower.cfg.widths)}
+            with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
+                json.dump({"architecture": arch, "training": {}}, f)
+            rebuilt, _ = conv_tower_from_onnx(tmp)
+        x = torch.randn(3, 3, 32, 32)
+        with torch.no_grad():
+            want = F.normalize(tower(x), dim=-1)
+            got = F.normalize(rebuilt(x), dim=-1)
+        self.assertLess((want - got).abs().max().item(), 1e-5)
+        self.assertEqual(set(rebuilt.state_dict()), set(tower.state_dict()))
+
     def test_config_round_trips_through_clip(self) -> None:
         vision = ConvConfig(image_size=32, stem_width=8, widths=(8, 16), blocks=1, output_dim=12)
         model = CLIP(vision, TextConfig(vocab_size=20, context_length=8, width=16, layers=1, heads=2, output_dim=12))

@@ -3,10 +3,11 @@
 Minimises ``‖φ_θ(x+δ) − φ_clean(x)‖²₂`` (unnormalised embeddings, summed over dims, mean over the batch) with δ from
 ℓ∞ PGD in [0, 1] pixel space before normalisation: uniform random start, ``--pgd-steps`` sign steps of
 ``--pgd-step-size`` with momentum 0.9 on the sign of the gradient, projection to the ε-ball, clamp to [0, 1]
-(Schlarmann et al., ICML 2024; RobustVLM ``train/pgd_train.py``). φ_clean is frozen; the text tower is untouched, so
-the robust image tower stays aligned with it. Trains on the catalog's originals and twins alike.
+(Schlarmann et al., ICML 2024; RobustVLM ``train/pgd_train.py``). φ_clean is frozen. Trains on the catalog's
+originals and twins alike, and writes an image-tower checkpoint (``train_image.py``'s format, with the FARE recipe
+and the clean tower's): the text tower is trained afterwards against both towers (``train_text.py --robust``).
 
-    python3 train_fare.py --data work/train --clean work/clean.pt --out work/fare4.pt
+    python3 train_fare.py --data work/train --clean work/image.pt --out work/fare4-image.pt
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import torch
 
 from lookalike_clip.data import Normalizer, label_tensors, load_catalog, load_images, random_resized_crop, to_unit
 from lookalike_clip.losses import fare_loss, pgd_fare, supcon_loss
-from lookalike_clip.model import load_checkpoint, save_checkpoint
+from lookalike_clip.from_onnx import load_image_tower, save_image_tower
 from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
-    p.add_argument("--clean", required=True, help="clean checkpoint from train_clip.py")
+    p.add_argument("--clean", required=True, help="the clean image tower: train_image.py's checkpoint, a CLIP checkpoint or a model folder")
     p.add_argument("--out", required=True)
     p.add_argument("--eps", type=float, default=4.0, help="ℓ∞ radius in 1/255 units")
     p.add_argument("--pgd-steps", type=int, default=10)
@@ -56,9 +57,9 @@ def main() -> None:
     device = pick_device(args.device)
     t_start = time.time()
 
-    model, blob = load_checkpoint(args.clean)
-    model.to(device)
-    size = model.visual.image_size
+    tower, clean_recipe, _ = load_image_tower(args.clean)
+    tower.to(device)
+    size = tower.image_size
     cat = load_catalog(args.data)
     items = [it for it in cat.items if it.twin_file]
     images = torch.cat(
@@ -69,13 +70,11 @@ def main() -> None:
     log(f"{images.shape[0]} images at {size} px")
 
     norm = Normalizer().to(device)
-    frozen = copy.deepcopy(model.visual).eval().requires_grad_(False)
-    tower = model.visual.train()
+    frozen = copy.deepcopy(tower).eval().requires_grad_(False)
+    tower.train()
     for m in tower.modules():  # BatchNorm keeps the clean statistics: adversarial batches must not shift them
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-    model.text.requires_grad_(False)
-    model.logit_scale.requires_grad_(False)
     opt = torch.optim.AdamW(tower.parameters(), lr=args.lr, weight_decay=args.wd)
 
     eps, alpha = args.eps / 255, args.pgd_step_size / 255
@@ -162,9 +161,9 @@ def main() -> None:
         "device": str(device),
         "torch": torch.__version__,
     }
-    save_checkpoint(args.out, model, {"recipe": recipe, "clean_recipe": blob.get("recipe")})
+    save_image_tower(args.out, tower.eval(), {"recipe": recipe, "clean_recipe": clean_recipe})
     with open(args.out + ".json", "w", encoding="utf-8") as f:
-        json.dump({"config": model.config(), "recipe": recipe}, f, indent=1)
+        json.dump({"recipe": recipe}, f, indent=1)
     log(f"saved {args.out} after {step} steps in {wall / 60:.1f} min")
 
 

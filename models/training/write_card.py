@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 
-from card_sections import attack_check_section, minutes, pct, quality_section
+from card_sections import BEFORE, FACET_LABELS, TRIED, attack_check_section, minutes, pct, quality_section
 
 CLEAN, ROBUST, TEXT = "defect-cnn-clean", "defect-cnn-fare4", "defect-cnn-text"
 
@@ -20,6 +20,12 @@ def facet_row(name: str, vals: dict) -> str:
 
 def aim(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
+
+
+def tuning_text(rt: dict) -> str:
+    """What the text recipe's tuning run chose, on which seed (never the held-out one)."""
+    t = rt.get("tuning")
+    return f" The robust tower's share of the loss was chosen on a tuning catalog of seed {t['dataSeed']} ({t['chose']})." if t else ""
 
 
 def main() -> None:
@@ -116,8 +122,8 @@ product's: for a photo of a defective part, find the same kind of part with the 
 
 Each folder holds `model.onnx` and `manifest.json` (`schemaVersion` 1: id, role, files with sha256, input
 contract, output, architecture, training recipe); the text tower's folder also holds `tokenizer.json` and
-`tokenizer_config.json`. `{CLEAN}` and `{ROBUST}` share `{TEXT}`: the text tower was trained against the clean
-tower, and FARE keeps the robust tower's embeddings next to the clean ones.
+`tokenizer_config.json`. `{CLEAN}` and `{ROBUST}` share `{TEXT}`: the text tower was trained last, against both
+locked image towers (the robust tower's share of its loss: {rt.get('robustWeight', 0):g}; the product searches the robust tower by default).
 
 ### I/O contract
 
@@ -165,10 +171,7 @@ image-side hard negative (CLIP-IN's edited twins); label heads (linear, on the e
 {ri.get('headWeights')}) keep the position and the colour readable for the text tower at a weight under the contrastive
 term. Augmentation: {ri.get('augmentation')}. Last logged training accuracies: {ri.get('history', [{}])[-1] if ri.get('history') else '—'}.
 
-**2. Text tower** ({minutes(rt.get('wallSeconds', 0))}, LiT): {rt.get('method')}; {rt.get('epochs')} epochs, {rt.get('steps')} steps of
-{rt.get('batchCaptions')} captions, AdamW lr {rt.get('lr')}. Loss: {rt.get('loss')}; captions: {rt.get('captionDropout')}.
-
-**3. FARE robust image tower** ({minutes(rf.get('wallSeconds', 0))}, {rf.get('device')}, stopped early: {rf.get('stoppedEarly')}): the
+**2. FARE robust image tower** ({minutes(rf.get('wallSeconds', 0))}, {rf.get('device')}, stopped early: {rf.get('stoppedEarly')}): the
 clean tower fine-tuned with FARE's loss ‖φ_θ(x+δ) − φ_clean(x)‖² (φ_clean frozen){', divided by the batch mean ‖φ_clean(x)‖²' if rf.get('relativeFare') else ''},
 plus {rf.get('cleanWeight')} × the same on the clean image (an anchor) and {rf.get('supconWeight')} × SupCon (same part+defect) on the
 attacked embeddings. δ: ℓ∞ PGD, ε = {rf.get('epsilon')} (ramped from 0 over the first {100 * rf.get('epsWarmupFrac', 0):.0f} % of steps),
@@ -176,6 +179,9 @@ attacked embeddings. δ: ℓ∞ PGD, ε = {rf.get('epsilon')} (ramped from 0 ove
 clamped to [0, 1] in pixel space. BatchNorm: {rf.get('batchNorm')}. {rf.get('epochs')} epochs over {rf.get('images')} images
 ({rf.get('steps')} steps of {rf.get('batch')}), AdamW lr {rf.get('lr')}, weight decay {rf.get('weightDecay')}, {rf.get('warmupSteps')} warm-up steps,
 cosine.
+
+**3. Text tower** ({minutes(rt.get('wallSeconds', 0))}, LiT): {rt.get('method')}; {rt.get('epochs')} epochs, {rt.get('steps')} steps of
+{rt.get('batchCaptions')} captions, AdamW lr {rt.get('lr')}. Loss: {rt.get('loss')}; captions: {rt.get('captionDropout')}.{tuning_text(rt)}
 
 Wall time on this 2-core CPU (shared with other work): data generation {minutes(timing['dataSeconds'])}, training
 {minutes(timing['trainSeconds'])}, export + evaluation + fixtures {minutes(timing['exportEvalSeconds'])}; whole command
