@@ -28,10 +28,24 @@ import writeFileAtomic from 'write-file-atomic';
 const CONNECTIVITY = 16;
 /** Beam width while inserting. */
 const EXPANSION_ADD = 128;
-/** Beam width while searching, at least k; ef 64 on i8 gave recall@10 0.99 at 100k in issue #22's measurements. */
+/**
+ * Beam width while searching (usearch widens it to the candidates asked for). ef 64 on i8 gave recall@10 0.998 at
+ * 100k clustered points (bench:search-scale). ef 32 was faster there (0.065 against 0.106 ms, recall 0.993) but fell
+ * under 0.95 on this package's test of 20k random 32-dim vectors, so the graph keeps 64.
+ */
 const EXPANSION_SEARCH = 64;
 /** Candidates taken from the quantised graph per result, re-ranked on the float32 vectors. */
 const RERANK = 2;
+/**
+ * The unfiltered walk's beam grows with the archive, because a fixed beam finds less of the true top 10 in a bigger
+ * graph: asking usearch for more candidates widens its beam to that many (and they are all re-ranked exactly). At 1M
+ * clustered points, 50 per cluster (bench:search-scale --seeds 20000), candidates 32 → recall@10 0.895, 48 → 0.956,
+ * 64 → 0.972, 96 → 0.989, 128 → 1.000; at 100k, 32 gave 0.993. So 32 × (points / 100k)^0.4 (61 at 500k, 81 at 1M),
+ * never under the graph's own {@link EXPANSION_SEARCH}.
+ */
+function unfilteredBeam(points: number): number {
+  return Math.min(512, Math.ceil(32 * Math.max(1, points / 100_000) ** 0.4));
+}
 /**
  * Candidates passing the filter a filtered walk asks the graph for, per result: its candidates are the graph's
  * approximate nearest of all points, so it needs more of them than an unfiltered walk to find the filtered nearest
@@ -373,7 +387,7 @@ export class VectorIndex {
    */
   search(vector: Float32Array, role: EncoderRole, k: number, filter?: Filter, exact = false): IndexHit[] {
     const q = this.unit(vector);
-    const unfilteredWalk = Math.max(k * RERANK, k + 10);
+    const unfilteredWalk = Math.max(k * RERANK, k + 10, unfilteredBeam(this.size));
     const f = filter && this.withoutVacuous(filter);
     if (!f) return this.hits(exact ? this.exactAll(q, role, k) : this.walk(q, role, k, unfilteredWalk));
     const keep = this.predicate(f);
