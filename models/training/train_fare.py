@@ -21,7 +21,8 @@ import torch
 
 from lookalike_clip.data import Normalizer, label_tensors, load_catalog, load_images, random_resized_crop, to_unit
 from lookalike_clip.losses import fare_loss, pgd_fare, supcon_loss
-from lookalike_clip.from_onnx import load_image_tower, save_image_tower
+from lookalike_clip.model import save_image_tower
+from lookalike_clip.from_onnx import load_image_tower
 from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 

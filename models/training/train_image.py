@@ -20,7 +20,6 @@ The heads are dropped at export. Augmentation: light random-resized crop and bri
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import time
 
@@ -30,7 +29,7 @@ from torch import nn
 
 from lookalike_clip.data import Normalizer, label_tensors, load_catalog, load_images, photometric_jitter, random_resized_crop, to_unit
 from lookalike_clip.losses import supcon_loss
-from lookalike_clip.model import ConvConfig, ConvTower
+from lookalike_clip.model import ConvConfig, ConvTower, read_blob, save_image_tower
 from lookalike_clip.util import TimedSchedule, log, pick_device, setup_torch
 
 
@@ -101,8 +100,7 @@ def main() -> None:
     tower = ConvTower(cfg)
     previous = None
     if args.init:
-        kwargs = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
-        blob = torch.load(args.init, map_location="cpu", **kwargs)
+        blob = read_blob(args.init)
         saved = dict(blob["config"]["vision"])
         saved["widths"] = tuple(saved["widths"])
         cfg = ConvConfig(**saved)
@@ -189,7 +187,7 @@ def main() -> None:
     }
     if previous is not None:
         recipe = {**recipe, "warmRestartOf": previous, "wallSeconds": round(wall + previous.get("wallSeconds", 0), 1)}
-    torch.save({"kind": "image", "config": {"vision": {**cfg.__dict__, "widths": list(cfg.widths)}}, "state_dict": tower.state_dict(), "recipe": recipe}, args.out)
+    save_image_tower(args.out, tower, {"recipe": recipe})
     with open(args.out + ".json", "w", encoding="utf-8") as f:
         json.dump({"config": {**cfg.__dict__, "widths": list(cfg.widths)}, "recipe": recipe}, f, indent=1)
     log(f"saved {args.out} after {step} steps in {wall / 60:.1f} min")

@@ -10,7 +10,6 @@ locks the image towers, so their BatchNorm never updates.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 
@@ -19,7 +18,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from .model import ConvTower, image_tower, load_checkpoint
+from .model import ConvTower, clip_from_blob, image_tower, read_blob
 
 
 def _module_path(conv_output: str) -> str:
@@ -54,7 +53,8 @@ def conv_tower_from_onnx(model_dir: str) -> tuple[ConvTower, dict]:
     seen = set()
     with torch.no_grad():
         for node in convs:
-            owner = modules[_module_path(node.output[0])]
+            owner_path = _module_path(node.output[0])
+            owner = modules[owner_path]
             weight, bias = consts[node.input[1]], consts[node.input[2]]
             owner.conv.weight.copy_(torch.from_numpy(weight))
             bn = owner.bn
@@ -62,7 +62,7 @@ def conv_tower_from_onnx(model_dir: str) -> tuple[ConvTower, dict]:
             bn.bias.copy_(torch.from_numpy(bias))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
-            seen.add(_module_path(node.output[0]) + ".conv")
+            seen.add(owner_path + ".conv")
         matmuls = [n for n in graph.node if n.op_type == "MatMul"]
         if len(matmuls) != 1:
             raise ValueError(f"{model_dir}: expected one MatMul (the projection), found {len(matmuls)}")
@@ -82,21 +82,13 @@ def load_image_tower(path: str) -> tuple[ConvTower, dict | None, dict | None]:
         if "fare" in training:
             return tower, training["fare"], training.get("clean")
         return tower, training.get("image"), None
-    kwargs = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
-    blob = torch.load(path, map_location="cpu", **kwargs)
+    blob = read_blob(path)
     if blob.get("kind") == "image":
         tower = image_tower(blob["config"]["vision"])
         tower.load_state_dict(blob["state_dict"], strict=True)
     else:
-        clip, blob = load_checkpoint(path)
-        tower = clip.visual
+        tower = clip_from_blob(blob).visual
     if not isinstance(tower, ConvTower):
         raise SystemExit(f"{path}: not a CNN image tower")
     return tower, blob.get("recipe"), blob.get("clean_recipe")
 
-
-def save_image_tower(path: str, tower: ConvTower, extra: dict) -> None:
-    """Writes ``tower`` in ``train_image.py``'s checkpoint format (``kind`` image, vision config, state dict) plus
-    ``extra`` (its recipe and, for a robust tower, ``clean_recipe``)."""
-    cfg = tower.cfg
-    torch.save({"kind": "image", "config": {"vision": {**cfg.__dict__, "widths": list(cfg.widths)}}, "state_dict": tower.state_dict(), **extra}, path)

@@ -321,11 +321,26 @@ def save_checkpoint(path: str, model: CLIP, extra: Optional[dict] = None) -> Non
     torch.save({"config": model.config(), "state_dict": model.state_dict(), **(extra or {})}, path)
 
 
-def load_checkpoint(path: str, map_location: str = "cpu") -> tuple[CLIP, dict]:
-    # Our own checkpoints hold a config dict and run metadata besides tensors; torch >= 2.6 defaults to
-    # weights_only=True, which refuses some of those, so ask for the full load explicitly where the argument exists.
+def save_image_tower(path: str, tower: ConvTower, extra: dict) -> None:
+    """Writes an image tower alone (``kind`` image, vision config, state dict) plus ``extra`` (its recipe and, for a
+    robust tower, ``clean_recipe``): what ``train_image.py`` and ``train_fare.py`` write."""
+    cfg = tower.cfg
+    torch.save({"kind": "image", "config": {"vision": {**cfg.__dict__, "widths": list(cfg.widths)}}, "state_dict": tower.state_dict(), **extra}, path)
+
+
+def read_blob(path: str, map_location: str = "cpu") -> dict:
+    """A checkpoint file as saved. Our own checkpoints hold a config dict and run metadata besides tensors; torch >= 2.6
+    defaults to weights_only=True, which refuses some of those, so ask for the full load where the argument exists."""
     kwargs = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
-    blob = torch.load(path, map_location=map_location, **kwargs)
+    return torch.load(path, map_location=map_location, **kwargs)
+
+
+def clip_from_blob(blob: dict) -> CLIP:
     model = CLIP.from_config(blob["config"])
     model.load_state_dict(blob["state_dict"], strict=True)
-    return model, blob
+    return model
+
+
+def load_checkpoint(path: str, map_location: str = "cpu") -> tuple[CLIP, dict]:
+    blob = read_blob(path, map_location)
+    return clip_from_blob(blob), blob
